@@ -1,0 +1,303 @@
+// Package config is the one place that reads the environment. Every variable
+// the pipeline understands is declared once in Vars, with a description, a
+// default and whether it is secret; Load turns the environment into a Config
+// that is passed down to every other package.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/socioprophet/sourceos/internal/redact"
+)
+
+// Secret holds a value that must never be printed. Its String, GoString and
+// MarshalText methods all redact; Reveal is the only way to read it.
+type Secret struct{ v string }
+
+// NewSecret wraps v.
+func NewSecret(v string) Secret { return Secret{v: v} }
+
+// Reveal returns the secret value. Call it only where the value is used.
+func (s Secret) Reveal() string { return s.v }
+
+// IsSet reports whether a value was given.
+func (s Secret) IsSet() bool { return s.v != "" }
+
+func (s Secret) String() string {
+	if s.v == "" {
+		return ""
+	}
+	return redact.Mask
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText keeps JSON and text encoders from printing the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Config is the effective configuration of one run.
+type Config struct {
+	// Build
+	Flake              string // SOURCEOS_FLAKE
+	Edition            string // EDITION
+	Arch               string // ARCH
+	Target             string // TARGET
+	Version            string // VERSION
+	Out                string // OUT
+	SourceRev          string // SOURCE_REV
+	SourceRepo         string // SOURCE_REPO
+	BuildID            string // BUILD_ID
+	BuildUID           string // BUILD_UID
+	GCSPrefix          string // GCS_PREFIX
+	Channel            string // SOURCEOS_CHANNEL
+	AllowModuleSnippet bool   // SOURCEOS_ALLOW_MODULE_SNIPPET
+
+	// Nix binary cache
+	CacheBucket      string   // NIX_CACHE_BUCKET
+	CachePrefix      string   // NIX_CACHE_PREFIX
+	CacheDir         string   // NIX_CACHE_DIR
+	CacheSecretKey   Secret   // NIX_CACHE_SECRET_KEY
+	CacheURL         string   // NIX_CACHE_URL
+	CachePubKey      string   // NIX_CACHE_PUBKEY
+	CacheCompression string   // NIX_CACHE_COMPRESSION
+	CacheUpstreams   []string // NIX_CACHE_UPSTREAMS
+	CacheStrict      bool     // NIX_CACHE_STRICT
+	CacheJobs        int      // NIX_CACHE_JOBS
+
+	// Signing
+	SignSecretKey    Secret // SOURCEOS_SIGN_SECRET_KEY
+	SignPassword     Secret // SOURCEOS_SIGN_PASSWORD
+	SignPubKey       string // SOURCEOS_SIGN_PUBKEY
+	RequireSignature bool   // SOURCEOS_REQUIRE_SIGNATURE
+	VerifyJSON       bool   // SOURCEOS_VERIFY_JSON
+	AllowLegacySig   bool   // SOURCEOS_VERIFY_ALLOW_LEGACY
+
+	// Environment of the run
+	StorageEmulatorHost string // STORAGE_EMULATOR_HOST
+	CI                  bool   // CI
+
+	sources map[string]string // variable name -> "env", "file", "default"
+}
+
+// Var declares one environment variable.
+type Var struct {
+	Name        string
+	Group       string
+	Default     string
+	Description string
+	// Secret variables are redacted everywhere, kept out of child
+	// environments and may also be given as a file through <Name>_FILE.
+	Secret bool
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+}
+
+// Vars lists every variable the pipeline reads, in the order they are shown.
+var Vars = []Var{
+	str("SOURCEOS_FLAKE", "build", ".", "Flake to build: a path, `path:…` or any flake ref. Default: this repository.", func(c *Config) *string { return &c.Flake }),
+	str("EDITION", "build", "desktop", "Edition to build: desktop, server or edge.", func(c *Config) *string { return &c.Edition }),
+	str("ARCH", "build", "x86_64", "CPU architecture: x86_64 or aarch64.", func(c *Config) *string { return &c.Arch }),
+	str("TARGET", "build", "iso", "What to build: iso or netboot.", func(c *Config) *string { return &c.Target }),
+	str("VERSION", "build", "0.0.0-dev", "Version stamped into artifacts and provenance.", func(c *Config) *string { return &c.Version }),
+	str("OUT", "build", "out", "Directory that receives artifacts and their sidecars.", func(c *Config) *string { return &c.Out }),
+	str("SOURCE_REV", "build", "", "Commit of the source repository being built (provenance).", func(c *Config) *string { return &c.SourceRev }),
+	str("SOURCE_REPO", "build", "", "URL of the source repository being built (provenance).", func(c *Config) *string { return &c.SourceRepo }),
+	str("BUILD_ID", "build", "", "Identifier of this build (trusted comment, provenance invocation id).", func(c *Config) *string { return &c.BuildID }),
+	str("BUILD_UID", "build", "", "Identifier of the user a custom build belongs to.", func(c *Config) *string { return &c.BuildUID }),
+	str("GCS_PREFIX", "build", "", "gs://bucket/prefix that artifacts are uploaded to; empty: no upload.", func(c *Config) *string { return &c.GCSPrefix }),
+	str("SOURCEOS_CHANNEL", "build", "dev", "Release channel recorded in the OSImage document: stable, candidate or dev.", func(c *Config) *string { return &c.Channel }),
+	boolean("SOURCEOS_ALLOW_MODULE_SNIPPET", "build", "Allow a custom build spec's moduleSnippet.", func(c *Config) *bool { return &c.AllowModuleSnippet }),
+
+	str("NIX_CACHE_BUCKET", "cache", "", "GCS bucket of the Nix binary cache.", func(c *Config) *string { return &c.CacheBucket }),
+	str("NIX_CACHE_PREFIX", "cache", "nix-cache", "Object prefix of the cache inside the bucket.", func(c *Config) *string { return &c.CachePrefix }),
+	str("NIX_CACHE_DIR", "cache", "", "Local directory cache (same layout) used instead of a bucket.", func(c *Config) *string { return &c.CacheDir }),
+	secret("NIX_CACHE_SECRET_KEY", "cache", "Cache signing key, Nix `name:base64` format.", func(c *Config) *Secret { return &c.CacheSecretKey }),
+	str("NIX_CACHE_URL", "cache", "", "Public URL of the cache, for substituters.", func(c *Config) *string { return &c.CacheURL }),
+	str("NIX_CACHE_PUBKEY", "cache", "", "Cache public key, Nix `name:base64` format.", func(c *Config) *string { return &c.CachePubKey }),
+	str("NIX_CACHE_COMPRESSION", "cache", "zstd", "NAR compression: zstd, xz or none.", func(c *Config) *string { return &c.CacheCompression }),
+	list("NIX_CACHE_UPSTREAMS", "cache", "https://cache.nixos.org", "Space-separated caches whose paths are not pushed; empty turns the check off.", func(c *Config) *[]string { return &c.CacheUpstreams }),
+	boolean("NIX_CACHE_STRICT", "cache", "Make any cache push failure fail the command.", func(c *Config) *bool { return &c.CacheStrict }),
+	integer("NIX_CACHE_JOBS", "cache", "16", "Concurrent uploads at most.", func(c *Config) *int { return &c.CacheJobs }),
+
+	secret("SOURCEOS_SIGN_SECRET_KEY", "sign", "minisign secret key (file contents).", func(c *Config) *Secret { return &c.SignSecretKey }),
+	secret("SOURCEOS_SIGN_PASSWORD", "sign", "Password of an encrypted minisign secret key.", func(c *Config) *Secret { return &c.SignPassword }),
+	str("SOURCEOS_SIGN_PUBKEY", "sign", "", "minisign public key: the `RW…` line or a path to a .pub file.", func(c *Config) *string { return &c.SignPubKey }),
+	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
+	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
+	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
+
+	str("STORAGE_EMULATOR_HOST", "env", "", "host:port of a GCS emulator; the GCS client then talks to it instead of Google.", func(c *Config) *string { return &c.StorageEmulatorHost }),
+	boolean("CI", "env", "Set by CI: tests that need a missing tool fail instead of skipping.", func(c *Config) *bool { return &c.CI }),
+}
+
+// Env looks a variable up; os.LookupEnv has this shape.
+type Env func(name string) (string, bool)
+
+// FromEnv loads the configuration from the process environment.
+func FromEnv() (*Config, error) { return Load(os.LookupEnv, os.ReadFile) }
+
+// Load builds a Config from env. A secret variable may instead name a file in
+// <NAME>_FILE, read with readFile; giving both is an error.
+func Load(env Env, readFile func(string) ([]byte, error)) (*Config, error) {
+	c := &Config{sources: map[string]string{}}
+	var errs []error
+	for _, v := range Vars {
+		val, src, err := lookup(v, env, readFile)
+		if err == nil {
+			err = v.set(c, val)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
+			continue
+		}
+		c.sources[v.Name] = src
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+func lookup(v Var, env Env, readFile func(string) ([]byte, error)) (val, src string, err error) {
+	val, ok := env(v.Name)
+	if v.Secret {
+		path, hasFile := env(v.Name + "_FILE")
+		switch {
+		case hasFile && path != "" && ok && val != "":
+			return "", "", fmt.Errorf("set either %s or %s_FILE, not both", v.Name, v.Name)
+		case hasFile && path != "":
+			b, err := readFile(path)
+			if err != nil {
+				return "", "", fmt.Errorf("read %s_FILE: %w", v.Name, err)
+			}
+			return strings.TrimRight(string(b), "\r\n") + "\n", "file", nil
+		}
+	}
+	if ok {
+		return val, "env", nil
+	}
+	return v.Default, "default", nil
+}
+
+// Lookup returns the declaration of a variable.
+func Lookup(name string) (Var, bool) {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Var{}, false
+}
+
+// SecretNames lists the variables that must not reach child processes,
+// including their _FILE forms.
+func SecretNames() []string {
+	var names []string
+	for _, v := range Vars {
+		if v.Secret {
+			names = append(names, v.Name, v.Name+"_FILE")
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SecretValues returns the secret values that are set, for redaction.
+func (c *Config) SecretValues() []string {
+	var out []string
+	for _, v := range Vars {
+		if v.Secret {
+			if s := v.get(c); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Redactor returns a redactor for every secret value of c.
+func (c *Config) Redactor() *redact.Redactor { return redact.New(c.SecretValues()...) }
+
+// Entry is one line of the effective configuration.
+type Entry struct {
+	Name   string `json:"name"`
+	Group  string `json:"group"`
+	Value  string `json:"value"`
+	Source string `json:"source"` // env, file or default
+	Secret bool   `json:"secret,omitempty"`
+}
+
+// Effective lists every variable with its value, secrets redacted.
+func (c *Config) Effective() []Entry {
+	out := make([]Entry, 0, len(Vars))
+	for _, v := range Vars {
+		val := v.get(c)
+		if v.Secret && val != "" {
+			val = redact.Mask
+		}
+		out = append(out, Entry{Name: v.Name, Group: v.Group, Value: val, Source: c.sources[v.Name], Secret: v.Secret})
+	}
+	return out
+}
+
+func str(name, group, def, desc string, field func(*Config) *string) Var {
+	return Var{Name: name, Group: group, Default: def, Description: desc,
+		set: func(c *Config, v string) error { *field(c) = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return *field(c) }}
+}
+
+func secret(name, group, desc string, field func(*Config) *Secret) Var {
+	return Var{Name: name, Group: group, Description: desc, Secret: true,
+		set: func(c *Config, v string) error { *field(c) = Secret{v: v}; return nil },
+		get: func(c *Config) string { return field(c).v }}
+}
+
+func list(name, group, def, desc string, field func(*Config) *[]string) Var {
+	return Var{Name: name, Group: group, Default: def, Description: desc,
+		set: func(c *Config, v string) error { *field(c) = strings.Fields(v); return nil },
+		get: func(c *Config) string { return strings.Join(*field(c), " ") }}
+}
+
+func boolean(name, group, desc string, field func(*Config) *bool) Var {
+	return Var{Name: name, Group: group, Default: "0", Description: desc,
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			*field(c) = b
+			return err
+		},
+		get: func(c *Config) string {
+			if *field(c) {
+				return "1"
+			}
+			return "0"
+		}}
+}
+
+func integer(name, group, def, desc string, field func(*Config) *int) Var {
+	return Var{Name: name, Group: group, Default: def, Description: desc,
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 1 {
+				return fmt.Errorf("want a positive integer, got %q", v)
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no", "off":
+		return false, nil
+	case "1", "true", "yes", "on":
+		return true, nil
+	}
+	return false, fmt.Errorf("want 1/0, true/false, yes/no or on/off, got %q", v)
+}

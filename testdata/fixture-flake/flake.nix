@@ -1,0 +1,87 @@
+# Offline stand-in for the SourceOS flake, used by the test suite.
+#
+# It has the real flake's output names but builds everything with /bin/sh, so
+# the whole pipeline (build, sign, cache push, substitute) runs with real Nix
+# and no network. Nothing here is a NixOS image: the "ISO" is a few KiB of
+# bytes in the place where the real one lives.
+{
+  description = "SourceOS offline test fixture";
+
+  outputs = { self }:
+    let
+      system = "x86_64-linux";
+      sh = "/bin/sh";
+
+      # mk: a derivation whose builder is a shell script.
+      mk = name: script: env: derivation ({
+        inherit name system;
+        builder = sh;
+        args = [ "-c" script ];
+        PATH = "/usr/bin:/bin";
+      } // env);
+
+      editions = [ "desktop" "server" "edge" ];
+
+      # A small closure of store paths referencing each other:
+      # system -> etc -> sw -> lib, system -> kernel.
+      lib = edition: mk "sourceos-${edition}-lib-1.0" ''
+        mkdir -p $out/lib
+        i=0; while [ $i -lt 64 ]; do echo "lib ${edition} line $i" >> $out/lib/libsourceos.so; i=$((i+1)); done
+      '' { };
+      sw = edition: mk "sourceos-${edition}-sw-2.1" ''
+        mkdir -p $out/bin
+        printf '#!/bin/sh\n# links %s\necho hello from ${edition}\n' "$lib" > $out/bin/hello
+        chmod +x $out/bin/hello
+        ln -s hello $out/bin/hi
+      '' { lib = lib edition; };
+      etc = edition: mk "sourceos-${edition}-etc" ''
+        mkdir -p $out/etc
+        echo "PATH=$sw/bin" > $out/etc/profile
+        echo "ID=sourceos" > $out/etc/os-release
+      '' { sw = sw edition; };
+      kernel = mk "linux-6.6.1" ''
+        mkdir -p $out
+        echo "fake bzImage" > $out/bzImage
+      '' { };
+      initrd = edition: mk "initrd-${edition}" ''
+        mkdir -p $out
+        echo "fake initrd of $toplevel" > $out/initrd
+      '' { toplevel = systemOf edition; };
+      systemOf = edition: mk "nixos-system-sourceos-${edition}-25.05" ''
+        mkdir -p $out
+        ln -s $etc/etc $out/etc
+        ln -s $kernel/bzImage $out/kernel
+        echo "${edition}" > $out/edition
+      '' { etc = etc edition; inherit kernel; };
+
+      # The ISO's bytes do not reference the system (as with a real squashfs
+      # image); only the directory layout matters: iso/<name>.iso.
+      iso = edition: mk "sourceos-${edition}-x86_64.iso" ''
+        mkdir -p $out/iso
+        i=0; while [ $i -lt 256 ]; do echo "sourceos ${edition} iso sector $i" >> $out/iso/sourceos-${edition}-x86_64.iso; i=$((i+1)); done
+      '' { };
+
+      # Netboot: kernel, initrd and an iPXE script, as nixpkgs' netboot
+      # module lays them out.
+      netboot = edition: mk "sourceos-${edition}-netboot" ''
+        mkdir -p $out
+        cp $kernel/bzImage $out/bzImage
+        cp $initrd/initrd $out/initrd
+        printf '#!ipxe\nkernel bzImage init=/nix/store/fake-init console=ttyS0\ninitrd initrd\nboot\n' > $out/netboot.ipxe
+      '' { inherit kernel; initrd = initrd edition; };
+
+      # A derivation that fails, for the failure-path tests.
+      broken = mk "sourceos-broken" ''
+        echo "building the broken thing"; echo "error: this derivation fails on purpose" >&2; exit 1
+      '' { };
+
+      perEdition = f: builtins.listToAttrs (map (e: { name = "sourceos-${e}-${f.suffix}"; value = f.drv e; }) editions);
+    in
+    {
+      packages.${system} =
+        perEdition { suffix = "iso"; drv = iso; }
+        // perEdition { suffix = "system"; drv = systemOf; }
+        // perEdition { suffix = "netboot"; drv = netboot; }
+        // { sourceos-broken-iso = broken; sourceos-broken-system = broken; };
+    };
+}
