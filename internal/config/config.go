@@ -78,6 +78,9 @@ type Config struct {
 	VerifyJSON       bool   // SOURCEOS_VERIFY_JSON
 	AllowLegacySig   bool   // SOURCEOS_VERIFY_ALLOW_LEGACY
 
+	// Checks
+	CheckJSON bool // SOURCEOS_CHECK_JSON
+
 	// Environment of the run
 	StorageEmulatorHost string // STORAGE_EMULATOR_HOST
 	CI                  bool   // CI
@@ -112,6 +115,7 @@ var Vars = []Var{
 	str("BUILD_UID", "build", "", "Identifier of the user a custom build belongs to.", func(c *Config) *string { return &c.BuildUID }),
 	str("GCS_PREFIX", "build", "", "gs://bucket/prefix that artifacts are uploaded to; empty: no upload.", func(c *Config) *string { return &c.GCSPrefix }),
 	str("SOURCEOS_CHANNEL", "build", "dev", "Release channel recorded in the OSImage document: stable, candidate or dev.", func(c *Config) *string { return &c.Channel }),
+	str("SOURCEOS_HOSTNAME", "build", "", "Host name of the image, recorded in provenance; default: the edition's.", func(c *Config) *string { return &c.Hostname }),
 	boolean("SOURCEOS_ALLOW_MODULE_SNIPPET", "build", "Allow a custom build spec's moduleSnippet.", func(c *Config) *bool { return &c.AllowModuleSnippet }),
 
 	str("NIX_CACHE_BUCKET", "cache", "", "GCS bucket of the Nix binary cache.", func(c *Config) *string { return &c.CacheBucket }),
@@ -131,6 +135,8 @@ var Vars = []Var{
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
 	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
 	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
+
+	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
 
 	str("STORAGE_EMULATOR_HOST", "env", "", "host:port of a GCS emulator; the GCS client then talks to it instead of Google.", func(c *Config) *string { return &c.StorageEmulatorHost }),
 	boolean("CI", "env", "Set by CI: tests that need a missing tool fail instead of skipping.", func(c *Config) *bool { return &c.CI }),
