@@ -56,6 +56,7 @@ type Config struct {
 	BuildUID           string // BUILD_UID
 	GCSPrefix          string // GCS_PREFIX
 	Channel            string // SOURCEOS_CHANNEL
+	Hostname           string // SOURCEOS_HOSTNAME
 	AllowModuleSnippet bool   // SOURCEOS_ALLOW_MODULE_SNIPPET
 
 	// Nix binary cache
