@@ -5,6 +5,7 @@
 package testrig
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,18 +85,30 @@ func FixtureFlake(t testing.TB) string {
 	return "path:" + filepath.Join(RepoRoot(t), "testdata", "fixture-flake")
 }
 
-// FixtureFlakeCopy copies the fixture flake into a temporary directory, for
-// tests that change it, and returns its flake reference.
+// FixtureFlakeCopy copies the fixture flake (with its subdirectories) into
+// a temporary directory, for tests that change it, and returns the copy's
+// directory.
 func FixtureFlakeCopy(t testing.TB) string {
 	t.Helper()
+	src := filepath.Join(RepoRoot(t), "testdata", "fixture-flake")
 	dst := t.TempDir()
-	src := filepath.Join(RepoRoot(t), "testdata", "fixture-flake", "flake.nix")
-	b, err := os.ReadFile(src)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("copy fixture flake: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dst, "flake.nix"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return "path:" + dst
+	return dst
 }

@@ -75,9 +75,36 @@
         echo "building the broken thing"; echo "error: this derivation fails on purpose" >&2; exit 1
       '' { };
 
+      # Custom images for build:custom: the content depends on the spec (data
+      # only), and on the module snippet when there is one.
+      custom = spec: snippet:
+        let
+          e = spec.edition;
+          config = mk "sourceos-custom-config" ''
+            mkdir -p $out
+            printf '%s\n' "$specJSON" > $out/spec.json
+            printf '%s\n' "$snippetJSON" > $out/snippet.json
+          '' { specJSON = builtins.toJSON spec; snippetJSON = builtins.toJSON snippet; };
+          toplevel = mk "nixos-system-${spec.hostname}-25.05" ''
+            mkdir -p $out
+            ln -s $base $out/base
+            ln -s $config $out/config
+          '' { base = systemOf e; inherit config; };
+          image = mk "sourceos-${e}-x86_64.iso" ''
+            mkdir -p $out/iso
+            i=0; while [ $i -lt 64 ]; do echo "sourceos custom ${spec.hostname} sector $i" >> $out/iso/sourceos-${e}-x86_64.iso; i=$((i+1)); done
+          '' { };
+        in
+        {
+          "sourceos-${e}-iso" = image;
+          "sourceos-${e}-system" = toplevel;
+        };
+
       perEdition = f: builtins.listToAttrs (map (e: { name = "sourceos-${e}-${f.suffix}"; value = f.drv e; }) editions);
     in
     {
+      lib.customImages = custom;
+
       packages.${system} =
         perEdition { suffix = "iso"; drv = iso; }
         // perEdition { suffix = "system"; drv = systemOf; }

@@ -1,0 +1,69 @@
+package contracts_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/socioprophet/sourceos/internal/contracts"
+)
+
+func TestArgv(t *testing.T) {
+	files := contracts.EvalFiles{Module: "/t/module-eval.nix", NixOS: "/t/nixos-eval.nix"}
+	mod, err := contracts.ModuleEvalCmd("nix-instantiate", files, contracts.ModuleRequest{
+		Root: "/r", File: "/r/hosts/h/default.nix", Name: `h"; abort "x`, Packages: []string{"tailscale"}, Paths: [][]string{{"a", "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nixos, err := contracts.NixOSEvalCmd("nix-instantiate", files, contracts.NixOSRequest{Flake: "path:/r", Name: "h", Paths: [][]string{{"a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		// The request, whatever it holds, is a string argument, never code.
+		{"module eval", append([]string{mod.Name}, mod.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json", "/t/module-eval.nix",
+			"--argstr", "request", `{"root":"/r","file":"/r/hosts/h/default.nix","name":"h\"; abort \"x","packages":["tailscale"],"paths":[["a","b"]]}`}},
+		{"nixos eval", append([]string{nixos.Name}, nixos.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json",
+			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
+			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},
+		{"probe", func() []string {
+			c := contracts.ProbeCmd("nix", contracts.FlakeRef("/r"))
+			return append([]string{c.Name}, c.Args...)
+		}(),
+			[]string{"nix", "--extra-experimental-features", "nix-command flakes", "--option", "download-attempts", "1",
+				"flake", "metadata", "--json", "--no-write-lock-file", "path:/r"}},
+		{"shellcheck", func() []string {
+			c := contracts.ShellcheckCmd("shellcheck", "/r", []string{"a.sh", "b"})
+			return append([]string{c.Name, c.Dir}, c.Args...)
+		}(),
+			[]string{"shellcheck", "/r", "--severity=warning", "--format=json1", "--external-sources", "a.sh", "b"}},
+		{"nix parse", func() []string {
+			c := contracts.NixParseCmd("nix-instantiate", "/r", "x.nix")
+			return append([]string{c.Name, c.Dir}, c.Args...)
+		}(),
+			[]string{"nix-instantiate", "/r", "--parse", "x.nix"}},
+	}
+	for _, c := range cases {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestFlakeRef(t *testing.T) {
+	dir := t.TempDir()
+	if got := contracts.FlakeRef(dir); got != "path:"+dir {
+		t.Errorf("plain directory: %q", got)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := contracts.FlakeRef(dir); got != "git+file://"+dir {
+		t.Errorf("git checkout: %q", got)
+	}
+}

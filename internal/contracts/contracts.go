@@ -1,0 +1,162 @@
+// Package contracts checks the repository's meaning rather than its
+// spelling: host contracts by evaluating the hosts with real Nix, channel
+// and builder manifests against their JSON schemas, every shell script with
+// shellcheck, every .nix file with the Nix parser, and the workflows with
+// actionlint. Every check runs and every failure is reported at once.
+package contracts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/socioprophet/sourceos/internal/execx"
+)
+
+// Check names, in the order they run.
+const (
+	CheckHosts     = "hosts"
+	CheckManifests = "manifests"
+	CheckShell     = "shell"
+	CheckNix       = "nix"
+	CheckWorkflows = "workflows"
+)
+
+// AllChecks lists every check in the order they run.
+var AllChecks = []string{CheckHosts, CheckManifests, CheckShell, CheckNix, CheckWorkflows}
+
+// HostMode selects how host contracts are evaluated.
+type HostMode string
+
+const (
+	// ModeAuto evaluates the flake's nixosConfigurations when the flake's
+	// nixpkgs input can be fetched, and the host modules themselves
+	// otherwise.
+	ModeAuto HostMode = "auto"
+	// ModeNixOS evaluates the flake's nixosConfigurations (needs nixpkgs).
+	ModeNixOS HostMode = "nixos"
+	// ModeModule evaluates each host module and the repository modules it
+	// imports against stub arguments, with no nixpkgs.
+	ModeModule HostMode = "module"
+)
+
+// Options configures a run.
+type Options struct {
+	// Root is the repository root.
+	Root string
+	// Run runs external commands (nix, nix-instantiate, shellcheck).
+	Run execx.Runner
+	// Checks selects checks by name; empty runs all of them.
+	Checks []string
+	// HostMode is how host contracts are evaluated; empty means ModeAuto.
+	HostMode HostMode
+	// Tools are the external commands' names or paths; empty uses PATH.
+	Tools Tools
+}
+
+// Tools names the external commands the checks run.
+type Tools struct {
+	Nix            string // default "nix"
+	NixInstantiate string // default "nix-instantiate"
+	Shellcheck     string // default "shellcheck"
+}
+
+func (t Tools) withDefaults() Tools {
+	if t.Nix == "" {
+		t.Nix = "nix"
+	}
+	if t.NixInstantiate == "" {
+		t.NixInstantiate = "nix-instantiate"
+	}
+	if t.Shellcheck == "" {
+		t.Shellcheck = "shellcheck"
+	}
+	return t
+}
+
+// Run runs the selected checks over the tree at opts.Root. The error is
+// for unusable options only; failures of the tree are in the report.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	checks, err := selectChecks(opts.Checks)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Root == "" || opts.Run == nil {
+		return nil, fmt.Errorf("contracts: Root and Run are required")
+	}
+	opts.Tools = opts.Tools.withDefaults()
+	if opts.HostMode == "" {
+		opts.HostMode = ModeAuto
+	}
+	rep := &Report{Results: []Result{}}
+	for _, name := range checks {
+		res, mode := runCheck(ctx, name, opts)
+		if name == CheckHosts {
+			rep.HostMode = string(mode)
+		}
+		rep.add(res)
+	}
+	return rep, nil
+}
+
+func runCheck(ctx context.Context, name string, opts Options) (Result, HostMode) {
+	switch name {
+	case CheckHosts:
+		return checkHosts(ctx, opts)
+	case CheckManifests:
+		return checkManifests(opts.Root), ""
+	case CheckShell:
+		return checkShell(ctx, opts), ""
+	case CheckNix:
+		return checkNixParse(ctx, opts), ""
+	default:
+		return checkWorkflows(opts), ""
+	}
+}
+
+func selectChecks(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return AllChecks, nil
+	}
+	for _, n := range names {
+		if !slices.Contains(AllChecks, n) {
+			return nil, fmt.Errorf("contracts: unknown check %q (known: %v)", n, AllChecks)
+		}
+	}
+	out := []string{}
+	for _, n := range AllChecks {
+		if slices.Contains(names, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// MainOptions configures Main.
+type MainOptions struct {
+	Options
+	// JSON selects the JSON report instead of text lines.
+	JSON bool
+	Out  io.Writer
+}
+
+// Main runs the checks, writes the report, and returns a *FailedError when
+// anything failed: what a mage target returns.
+func Main(ctx context.Context, opts MainOptions) error {
+	rep, err := Run(ctx, opts.Options)
+	if err != nil {
+		return err
+	}
+	write := rep.WriteText
+	if opts.JSON {
+		write = rep.WriteJSON
+	}
+	if err := write(opts.Out); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if !rep.OK() {
+		return &FailedError{Failed: rep.Failed}
+	}
+	return nil
+}

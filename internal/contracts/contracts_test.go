@@ -1,0 +1,354 @@
+package contracts_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+// treeFiles are the parts of the repository the checks read; the mutation
+// tests work on a copy of them.
+var treeFiles = []string{
+	"flake.nix", "hosts", "modules", "editions", "channels", "builders", "scripts",
+	"schemas/channel.schema.json", "schemas/builder.schema.json",
+}
+
+// treeCopy copies the repository's tree into a temporary directory.
+func treeCopy(t *testing.T) string {
+	t.Helper()
+	src, dst := testrig.RepoRoot(t), t.TempDir()
+	for _, rel := range treeFiles {
+		if err := copyPath(filepath.Join(src, rel), filepath.Join(dst, rel)); err != nil {
+			t.Fatalf("copy %s: %v", rel, err)
+		}
+	}
+	return dst
+}
+
+func copyPath(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode().Perm())
+	})
+}
+
+// realTools makes nix, nix-instantiate and shellcheck usable (failing under CI=true when missing).
+func realTools(t *testing.T) contracts.Tools {
+	t.Helper()
+	testrig.Nix(t)
+	return contracts.Tools{
+		NixInstantiate: testrig.RequireTool(t, "nix-instantiate"),
+		Shellcheck:     testrig.RequireTool(t, "shellcheck"),
+	}
+}
+
+func run(t *testing.T, root string, tools contracts.Tools, checks ...string) *contracts.Report {
+	t.Helper()
+	rep, err := contracts.Run(context.Background(), contracts.Options{
+		Root: root, Run: &execx.Exec{}, Checks: checks, HostMode: contracts.ModeModule, Tools: tools,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func lines(rep *contracts.Report) []string {
+	var out []string
+	for _, r := range rep.Results {
+		for _, f := range r.Failures {
+			out = append(out, f.String())
+		}
+	}
+	return out
+}
+
+// edit replaces old with new in a file of the tree, failing if old is absent.
+func edit(t *testing.T, root, file, old, new string) {
+	t.Helper()
+	p := filepath.Join(root, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s does not contain %q", file, old)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t *testing.T, root, file, content string) {
+	t.Helper()
+	p := filepath.Join(root, file)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const exitHost = "hosts/exit-x86_64/default.nix"
+const roleLine = `sourceos.mesh.role = lib.mkForce "exit";`
+const meshLines = `  sourceos.mesh.enable = true;
+  sourceos.mesh.role = lib.mkForce "exit";
+  sourceos.mesh.package = pkgs.tailscale;`
+
+// TestRepoContracts: the real tree passes every gate (host contracts in
+// module mode, which is what runs offline).
+func TestRepoContracts(t *testing.T) {
+	tools := realTools(t)
+	rep := run(t, testrig.RepoRoot(t), tools)
+	if !rep.OK() {
+		t.Fatalf("the repository fails its contracts:\n%s", strings.Join(lines(rep), "\n"))
+	}
+	if rep.HostMode != string(contracts.ModeModule) || len(rep.Results) != len(contracts.AllChecks) {
+		t.Errorf("mode %q, %d results", rep.HostMode, len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Checked == 0 && r.Check != contracts.CheckWorkflows {
+			t.Errorf("check %s looked at nothing", r.Check)
+		}
+	}
+}
+
+// TestMutations changes a copy of the tree one way at a time and runs the
+// checks with real Nix, shellcheck and actionlint.
+func TestMutations(t *testing.T) {
+	tools := realTools(t)
+	cases := []struct {
+		name  string
+		check string
+		edit  func(t *testing.T, root string)
+		want  []string // substrings of failure lines; nil means the check passes
+	}{
+		{"unchanged", contracts.CheckHosts, func(*testing.T, string) {}, nil},
+		{"role relay", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "relay";`)
+		}, []string{exitHost + `:13: exit-x86_64: sourceos.mesh.role: expected "exit", found "relay"`}},
+		{"role missing", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, "")
+		}, []string{`exit-x86_64: sourceos.mesh.role: expected "exit", found not set`}},
+		{"plain exit", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
+		}, nil},
+		{"mkDefault exit", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkDefault "exit";`)
+		}, nil},
+		{"mkOverride exit", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkOverride 10 "exit";`)
+		}, nil},
+		{"nested attribute sets", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, meshLines, `  sourceos = {
+    mesh = {
+      enable = true;
+      role = "exit";
+      package = pkgs.tailscale;
+    };
+  };`)
+		}, nil},
+		{"nested under mkForce", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, meshLines, `  sourceos.mesh = lib.mkForce { enable = true; role = "exit"; package = pkgs.tailscale; };`)
+		}, nil},
+		{"with lib", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, "{ lib, pkgs, ... }:\n{", "{ lib, pkgs, ... }:\nwith lib;\n{")
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = mkForce "exit";`)
+		}, nil},
+		{"mkMerge and mkIf", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, meshLines, `  sourceos.mesh = lib.mkMerge [
+    { enable = true; package = pkgs.tailscale; }
+    (lib.mkIf true { role = lib.mkForce "exit"; })
+    (lib.mkIf false { role = lib.mkForce "relay"; })
+  ];`)
+		}, nil},
+		{"role under mkIf false", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf false "exit";`)
+		}, []string{`sourceos.mesh.role: expected "exit", found not set`}},
+		{"role derived from config", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, "{ lib, pkgs, ... }:", "{ config, lib, pkgs, ... }:")
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf config.sourceos.mesh.enable (lib.mkForce "exit");`)
+		}, nil},
+		{"profile overrides the host", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
+			edit(t, r, "modules/profiles/stable.nix", `sourceos.build.channel = "stable";`,
+				"sourceos.build.channel = \"stable\";\n  sourceos.mesh.role = lib.mkForce \"peer\";")
+			edit(t, r, "modules/profiles/stable.nix", "{ ... }:", "{ lib, ... }:")
+		}, []string{`modules/profiles/stable.nix:7: exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}},
+		{"conflicting definitions", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, "modules/profiles/stable.nix", `sourceos.build.channel = "stable";`,
+				"sourceos.build.channel = \"stable\";\n  sourceos.mesh.role = lib.mkForce \"peer\";")
+			edit(t, r, "modules/profiles/stable.nix", "{ ... }:", "{ lib, ... }:")
+		}, []string{`sourceos.mesh.role: conflicting definitions at the same priority`}},
+		{"hostName changed", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, `networking.hostName = "exit-x86_64";`, `networking.hostName = "exit-01";`)
+		}, []string{exitHost + `:10: exit-x86_64: networking.hostName: expected "exit-x86_64", found "exit-01"`}},
+		{"other mesh package", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, "pkgs.tailscale", "pkgs.nebula")
+		}, []string{`sourceos.mesh.package: expected package tailscale, found package nebula`}},
+		{"stable profile not imported", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, "../../modules/profiles/stable.nix", "../../modules/profiles/canary.nix")
+		}, []string{`exit-x86_64: imports: required module not imported: expected modules/profiles/stable.nix`}},
+		{"host evaluation error", contracts.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkForce undefinedThing;`)
+		}, []string{exitHost + `:13: exit-x86_64: module-level evaluation: evaluation failed: undefined variable 'undefinedThing'`}},
+		{"host without contract", contracts.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, "hosts/new-host/default.nix", "{ ... }: { networking.hostName = \"new-host\"; }\n")
+		}, []string{`hosts/contracts.json: new-host: host directory hosts/new-host/ has no contract`}},
+
+		{"script with unused variable", contracts.CheckShell, func(t *testing.T, r string) {
+			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\nPROBE=1\n")
+		}, []string{`scripts/deploy-probe.sh:4: SC2034 (warning): PROBE appears unused`}},
+		{"script with reasoned disable", contracts.CheckShell, func(t *testing.T, r string) {
+			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\n# shellcheck disable=SC2034  # diagnostic probe, read in a debugger\nPROBE=1\n")
+		}, nil},
+		{"script with unreasoned disable", contracts.CheckShell, func(t *testing.T, r string) {
+			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\n# shellcheck disable=SC2034\nPROBE=1\n")
+		}, []string{`scripts/deploy-probe.sh:4: shellcheck directive: a disable directive needs a reason`}},
+		{"extensionless script found by shebang", contracts.CheckShell, func(t *testing.T, r string) {
+			write(t, r, "tools/run", "#!/bin/sh\necho start\nunused=1\n")
+		}, []string{`tools/run:3: SC2034`}},
+
+		{"channel field of the wrong type", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "channels/stable.json", `"capabilities": [`, `"capabilities": "uefi-boot", "was": [`)
+		}, []string{`channels/stable.json:3: field capabilities: got string, want array`, `additional properties 'was' not allowed`}},
+		{"channel field missing", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "channels/dev.json", `"source_rev": "refs/heads/main"`, `"source_revision": "refs/heads/main"`)
+		}, []string{`channels/dev.json:1: (document): missing property 'source_rev'`}},
+		{"channel value out of pattern", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "channels/candidate.json", `"sourceos-edge-iso",`, `"sourceos-edge-qcow2",`)
+		}, []string{`channels/candidate.json:7: field artifact_set.2: 'sourceos-edge-qcow2' does not match pattern`}},
+		{"channel named unlike its file", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "channels/candidate.json", `"channel": "candidate"`, `"channel": "dev"`)
+		}, []string{`channels/candidate.json:2: field channel: must equal the file's base name: expected "candidate", found "dev"`}},
+		{"channel manifest not JSON", contracts.CheckManifests, func(t *testing.T, r string) {
+			write(t, r, "channels/dev.json", "{\n  \"channel\": \"dev\",\n  \"capabilities\": [\"a\",]\n}\n")
+		}, []string{`channels/dev.json:3: invalid JSON`}},
+		{"builder for a missing host", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "builders/canary-x86_64.json", `"host_config": "canary-x86_64"`, `"host_config": "canary-riscv64"`)
+		}, []string{`builders/canary-x86_64.json:7: field host_config: names no host: expected hosts/canary-riscv64/default.nix, found none`}},
+		{"builder on a channel without manifest", contracts.CheckManifests, func(t *testing.T, r string) {
+			if err := os.Remove(filepath.Join(r, "channels/dev.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{`builders/canary-x86_64.json:5: field channel: names no channel manifest: expected channels/dev.json`}},
+		{"builder system unlike its host", contracts.CheckManifests, func(t *testing.T, r string) {
+			edit(t, r, "builders/builder-aarch64.json", `"system": "aarch64-linux"`, `"system": "x86_64-linux"`)
+		}, []string{`builders/builder-aarch64.json:3: field system: must match the system of host builder-aarch64: expected "aarch64-linux", found "x86_64-linux"`}},
+
+		{"nix syntax error", contracts.CheckNix, func(t *testing.T, r string) {
+			edit(t, r, "modules/profiles/builder.nix", "boot.tmp.cleanOnBoot = true;", "boot.tmp.cleanOnBoot = ;")
+		}, []string{`modules/profiles/builder.nix:5: expected a Nix expression that parses, found syntax error, unexpected ';'`}},
+
+		{"workflow passes", contracts.CheckWorkflows, func(t *testing.T, r string) {
+			write(t, r, ".github/workflows/ci.yml", workflow(""))
+		}, nil},
+		{"workflow with an unknown action input", contracts.CheckWorkflows, func(t *testing.T, r string) {
+			write(t, r, ".github/workflows/ci.yml", workflow("        with:\n          not-an-input: x\n"))
+		}, []string{`.github/workflows/ci.yml:12: action: input "not-an-input" is not defined in action "actions/checkout@v4"`}},
+		{"workflow run script with a shellcheck warning", contracts.CheckWorkflows, func(t *testing.T, r string) {
+			write(t, r, ".github/workflows/ci.yml", workflow("")+"      - run: |\n          unused=1\n          echo done\n")
+		}, []string{`.github/workflows/ci.yml:12: shellcheck: shellcheck reported issue in this script: SC2034`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			root := treeCopy(t)
+			c.edit(t, root)
+			rep := run(t, root, tools, c.check)
+			got := lines(rep)
+			if c.want == nil {
+				if !rep.OK() {
+					t.Fatalf("want pass, got:\n%s", strings.Join(got, "\n"))
+				}
+				return
+			}
+			for _, w := range c.want {
+				if !containsLine(got, w) {
+					t.Errorf("no failure line contains %q; got:\n%s", w, strings.Join(got, "\n"))
+				}
+			}
+		})
+	}
+}
+
+func workflow(with string) string {
+	return "name: ci\n" +
+		"on: push\n" +
+		"permissions:\n" +
+		"  contents: read\n" +
+		"jobs:\n" +
+		"  build:\n" +
+		"    runs-on: ubuntu-latest\n" +
+		"    steps:\n" +
+		"      - uses: actions/checkout@v4\n" +
+		"        with:\n" +
+		"          fetch-depth: 1\n" + strings.Replace(with, "        with:\n", "", 1)
+}
+
+func containsLine(lines []string, sub string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAllChecksReportTogether: failures of several checks come out of one
+// run, and Main turns them into an error after writing every line.
+func TestAllChecksReportTogether(t *testing.T) {
+	tools := realTools(t)
+	root := treeCopy(t)
+	edit(t, root, exitHost, roleLine, `sourceos.mesh.role = "relay";`)
+	write(t, root, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\necho start\nPROBE=1\n")
+	edit(t, root, "channels/stable.json", `"channel": "stable"`, `"channel": 7`)
+	var out strings.Builder
+	err := contracts.Main(context.Background(), contracts.MainOptions{
+		Options: contracts.Options{Root: root, Run: &execx.Exec{}, HostMode: contracts.ModeModule, Tools: tools},
+		Out:     &out,
+	})
+	var fe *contracts.FailedError
+	if !errorsAs(err, &fe) || fe.Failed != 3 {
+		t.Fatalf("err = %v, want 3 failures; report:\n%s", err, out.String())
+	}
+	for _, w := range []string{"== hosts: 4 checked, 1 failed", "== shell:", "== manifests:", "found \"relay\"", "SC2034", "field channel", "contracts: 3 failures in 3 of 5 checks"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("report lacks %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	_ = contracts.Main(context.Background(), contracts.MainOptions{
+		Options: contracts.Options{Root: root, Run: &execx.Exec{}, HostMode: contracts.ModeModule, Tools: tools, Checks: []string{contracts.CheckHosts}},
+		JSON:    true, Out: &out,
+	})
+	var rep contracts.Report
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil || rep.Failed != 1 || rep.HostMode != "module" {
+		t.Errorf("JSON report: %v %+v", err, rep)
+	}
+}

@@ -1,0 +1,70 @@
+// Package provenance builds and checks the documents that describe a SourceOS
+// image: the in-toto Statement v1 with its SLSA provenance v1 predicate, the
+// CycloneDX 1.6 SBOM of the image's Nix closure, and the OSImage document
+// (sourceos-spec v2). It performs no I/O beyond parsing the bytes it is given;
+// callers write the results where they belong.
+package provenance
+
+import "time"
+
+// Subject is an artifact named in a statement. Digests are lowercase hex.
+type Subject struct {
+	Name           string
+	SHA256, SHA512 string
+}
+
+// BuildInfo describes one build: what was asked for, from which source, by
+// which builder and when.
+type BuildInfo struct {
+	Edition, Arch, Target, Hostname, Version, Channel string
+	// FlakeRef and FlakeAttr name what was built, e.g. "path:/src" and
+	// "packages.x86_64-linux.sourceos-desktop-iso".
+	FlakeRef, FlakeAttr   string
+	SourceRepo, SourceRev string
+	// FlakeLock holds the contents of flake.lock, nil if there is none.
+	FlakeLock []byte
+	// BuildID identifies this invocation; BuilderID is a URI naming the builder.
+	BuildID, BuilderID    string
+	StartedOn, FinishedOn time.Time
+}
+
+// StorePath is one path of a Nix closure as `nix path-info` reports it.
+// NarHash is "sha256:<nix32>"; References and Deriver are full store paths.
+type StorePath struct {
+	Path       string
+	NarHash    string
+	NarSize    uint64
+	References []string
+	Deriver    string
+}
+
+// Statement and predicate type URIs.
+const (
+	StatementType     = "https://in-toto.io/Statement/v1"
+	SLSAPredicateType = "https://slsa.dev/provenance/v1"
+	// BuildType names our build process: evaluating a flake attribute and
+	// building it with Nix. Its external parameters are documented in
+	// the README section "Provenance".
+	BuildType = "https://sourceos.dev/build/nix-flake/v1"
+)
+
+// ParsedStatement is the part of a checked statement callers need.
+type ParsedStatement struct {
+	Subjects      []Subject
+	PredicateType string
+	Predicate     []byte
+}
+
+// OSImageInput is everything the OSImage document is made from.
+type OSImageInput struct {
+	Build BuildInfo
+	Image Subject
+	// Signed states whether the image carries a signature; it is written
+	// explicitly into the document, never inferred.
+	Signed bool
+	// StatementRef and SLSAPredicateRef locate the statement and predicate
+	// sidecars (file names or URLs); SBOMRef and SignatureRef likewise, and
+	// may be empty when there is no SBOM or no signature.
+	StatementRef, SLSAPredicateRef, SBOMRef, SignatureRef string
+	Created                                               time.Time
+}

@@ -1,0 +1,270 @@
+package provenance
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OSImageSpecVersion is the sourceos-spec version our OSImage documents follow.
+const OSImageSpecVersion = "2.1.0"
+
+// Annotation keys we add to ociAnnotations beyond the ones the schema names.
+const (
+	// AnnotationSigned is "true" or "false": whether the image is signed.
+	// It is always present; a missing signatureRef never implies anything.
+	AnnotationSigned = "com.socioprophet.os.signed"
+	// AnnotationStatement and AnnotationSLSAPredicate hold where the
+	// statement and the predicate can be fetched (URL or file name); the
+	// provenance refs themselves are URNs.
+	AnnotationStatement     = "com.socioprophet.os.provenance.statement"
+	AnnotationSLSAPredicate = "com.socioprophet.os.provenance.slsa-predicate"
+	// AnnotationSHA256 is the image's SHA-256, lowercase hex.
+	AnnotationSHA256 = "com.socioprophet.os.sha256"
+)
+
+// substrateCapabilities are what every SourceOS image offers its host.
+var substrateCapabilities = []string{"nix-store", "systemd"}
+
+// hostProfiles maps an edition to its OSImage host profile.
+var hostProfiles = map[string]string{
+	"desktop": "workstation",
+	"server":  "vm-base",
+	"edge":    "edge-appliance",
+}
+
+// artifacts maps a build target to its OSImage artifact kind; only targets
+// that produce a disk or installer image have one.
+var artifacts = map[string]string{
+	"iso": "iso", "qcow2": "qcow2", "raw": "raw", "oci": "oci", "ami": "ami", "vmdk": "vmdk",
+}
+
+// urnUnsafe matches runs of characters an OSImage id may not contain.
+var urnUnsafe = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// OSImageDocument is the OSImage document (sourceos-spec v2).
+type OSImageDocument struct {
+	ID                    string            `json:"id"`
+	Type                  string            `json:"type"`
+	SpecVersion           string            `json:"specVersion"`
+	ShortID               string            `json:"shortId"`
+	Family                string            `json:"family"`
+	Epoch                 int64             `json:"epoch"`
+	HostProfile           string            `json:"hostProfile"`
+	Artifact              string            `json:"artifact"`
+	Architecture          string            `json:"architecture"`
+	OSRelease             OSRelease         `json:"osRelease"`
+	OCIAnnotations        map[string]any    `json:"ociAnnotations"`
+	SubstrateCapabilities []string          `json:"substrateCapabilities"`
+	Provenance            OSImageProvenance `json:"provenance"`
+}
+
+// OSRelease holds the os-release fields of the image.
+type OSRelease struct {
+	ID           string   `json:"ID"`
+	IDLike       []string `json:"ID_LIKE,omitempty"`
+	VersionID    string   `json:"VERSION_ID"`
+	ImageID      string   `json:"IMAGE_ID"`
+	ImageVersion string   `json:"IMAGE_VERSION"`
+	BuildID      string   `json:"BUILD_ID,omitempty"`
+	ReleaseType  string   `json:"RELEASE_TYPE,omitempty"`
+}
+
+// OSImageProvenance points at the image's attestations.
+type OSImageProvenance struct {
+	StatementRef     string `json:"statementRef"`
+	SLSAPredicateRef string `json:"slsaPredicateRef"`
+	SBOMRef          string `json:"sbomRef,omitempty"`
+	SignatureRef     string `json:"signatureRef,omitempty"`
+}
+
+// Signed reports the document's explicit signed state: true or false from
+// the AnnotationSigned key, or an error when the key is missing or invalid.
+func (d *OSImageDocument) Signed() (bool, error) {
+	v, ok := d.OCIAnnotations[AnnotationSigned].(string)
+	if !ok {
+		return false, fmt.Errorf("osimage: annotation %s missing or not a string", AnnotationSigned)
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil || (v != "true" && v != "false") {
+		return false, fmt.Errorf("osimage: annotation %s is %q, want \"true\" or \"false\"", AnnotationSigned, v)
+	}
+	return b, nil
+}
+
+// StatementURN names the in-toto statement about the image with SHA-256
+// imageSHA256 (lowercase hex).
+func StatementURN(imageSHA256 string) string {
+	return "urn:srcos:attestation:in-toto:sha256:" + imageSHA256
+}
+
+// SLSAPredicateURN names the SLSA provenance v1 predicate of the image with
+// SHA-256 imageSHA256 (lowercase hex).
+func SLSAPredicateURN(imageSHA256 string) string {
+	return "urn:srcos:slsa:provenance-v1:sha256:" + imageSHA256
+}
+
+// HostProfile returns the OSImage host profile of an edition.
+func HostProfile(edition string) (string, error) {
+	p, ok := hostProfiles[edition]
+	if !ok {
+		return "", fmt.Errorf("osimage: edition %q has no host profile (want desktop, server or edge)", edition)
+	}
+	return p, nil
+}
+
+// OSImage returns the OSImage document for in. The document is validated
+// against schemas/OSImage.json before it is returned. The epoch is the
+// creation time in Unix seconds, so shortId is so<epoch>-<hostProfile>.
+func OSImage(in OSImageInput) ([]byte, error) {
+	doc, err := osImageDocument(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := encode(doc)
+	if err != nil {
+		return nil, fmt.Errorf("osimage: %w", err)
+	}
+	if err := ValidateOSImage(out); err != nil {
+		return nil, fmt.Errorf("osimage: emitted document is invalid: %w", err)
+	}
+	return out, nil
+}
+
+func osImageDocument(in OSImageInput) (*OSImageDocument, error) {
+	if err := checkOSImageInput(in); err != nil {
+		return nil, err
+	}
+	b := in.Build
+	profile, err := HostProfile(b.Edition)
+	if err != nil {
+		return nil, err
+	}
+	artifact, ok := artifacts[b.Target]
+	if !ok {
+		return nil, fmt.Errorf("osimage: target %q is not an image artifact", b.Target)
+	}
+	arch, err := architecture(b.Arch)
+	if err != nil {
+		return nil, err
+	}
+	epoch := in.Created.Unix()
+	return &OSImageDocument{
+		ID:                    osImageID(b.Edition, arch, b.Version, in.Image.SHA256),
+		Type:                  "OSImage",
+		SpecVersion:           OSImageSpecVersion,
+		ShortID:               "so" + strconv.FormatInt(epoch, 10) + "-" + profile,
+		Family:                "sourceos",
+		Epoch:                 epoch,
+		HostProfile:           profile,
+		Artifact:              artifact,
+		Architecture:          arch,
+		OSRelease:             osRelease(b),
+		OCIAnnotations:        ociAnnotations(in),
+		SubstrateCapabilities: append([]string(nil), substrateCapabilities...),
+		Provenance: OSImageProvenance{
+			StatementRef:     StatementURN(in.Image.SHA256),
+			SLSAPredicateRef: SLSAPredicateURN(in.Image.SHA256),
+			SBOMRef:          in.SBOMRef,
+			SignatureRef:     in.SignatureRef,
+		},
+	}, nil
+}
+
+// checkOSImageInput rejects inputs that would make a misleading document.
+func checkOSImageInput(in OSImageInput) error {
+	if err := checkSubject(in.Image); err != nil {
+		return fmt.Errorf("osimage: image: %w", err)
+	}
+	switch {
+	case in.Build.Version == "":
+		return errors.New("osimage: build version is empty")
+	case in.Created.Unix() < 1:
+		return errors.New("osimage: creation time is not set")
+	case in.StatementRef == "" || in.SLSAPredicateRef == "":
+		return errors.New("osimage: statement and SLSA predicate locations are required")
+	case in.Signed && in.SignatureRef == "":
+		return errors.New("osimage: signed image without a signatureRef")
+	case !in.Signed && in.SignatureRef != "":
+		return errors.New("osimage: unsigned image with a signatureRef")
+	}
+	return nil
+}
+
+// architecture accepts x86_64 and aarch64, also as Nix systems (x86_64-linux).
+func architecture(arch string) (string, error) {
+	a := strings.TrimSuffix(arch, "-linux")
+	if a != "x86_64" && a != "aarch64" {
+		return "", fmt.Errorf("osimage: architecture %q is not x86_64 or aarch64", arch)
+	}
+	return a, nil
+}
+
+// osImageID is urn:srcos:osimage:sourceos-<edition>-<arch>-<version>-<sha256
+// prefix>, lowercased, with characters the pattern forbids turned into dashes.
+func osImageID(edition, arch, version, sha256 string) string {
+	s := strings.ToLower(strings.Join([]string{"sourceos", edition, arch, version, sha256[:16]}, "-"))
+	return "urn:srcos:osimage:" + urnUnsafe.ReplaceAllString(s, "-")
+}
+
+func osRelease(b BuildInfo) OSRelease {
+	return OSRelease{
+		ID:           "sourceos",
+		IDLike:       []string{"nixos"},
+		VersionID:    b.Version,
+		ImageID:      "sourceos-" + b.Edition,
+		ImageVersion: b.Version,
+		BuildID:      b.BuildID,
+		ReleaseType:  releaseType(b.Channel),
+	}
+}
+
+// releaseType maps a channel to os-release's RELEASE_TYPE vocabulary.
+func releaseType(channel string) string {
+	switch channel {
+	case "":
+		return ""
+	case "stable":
+		return "stable"
+	default:
+		return "development"
+	}
+}
+
+func ociAnnotations(in OSImageInput) map[string]any {
+	b := in.Build
+	a := map[string]any{
+		"org.opencontainers.image.version":  b.Version,
+		"org.opencontainers.image.revision": b.SourceRev,
+		"org.opencontainers.image.source":   b.SourceRepo,
+		"org.opencontainers.image.created":  in.Created.UTC().Format(time.RFC3339),
+		"org.opencontainers.image.title":    in.Image.Name,
+		"com.socioprophet.os.capabilities":  append([]string(nil), substrateCapabilities...),
+		AnnotationSigned:                    strconv.FormatBool(in.Signed),
+		AnnotationSHA256:                    in.Image.SHA256,
+		AnnotationStatement:                 in.StatementRef,
+		AnnotationSLSAPredicate:             in.SLSAPredicateRef,
+	}
+	if b.Channel != "" {
+		a["com.socioprophet.os.channel"] = b.Channel
+	}
+	return a
+}
+
+// ParseOSImage validates doc against the schema and decodes it.
+func ParseOSImage(doc []byte) (*OSImageDocument, error) {
+	if err := ValidateOSImage(doc); err != nil {
+		return nil, err
+	}
+	var d OSImageDocument
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("osimage: %w", err)
+	}
+	return &d, nil
+}

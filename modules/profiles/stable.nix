@@ -1,0 +1,7 @@
+# Stable profile: hosts that follow the stable channel.
+{ ... }:
+{
+  imports = [ ./hardened.nix ];
+
+  sourceos.build.channel = "stable";
+}
