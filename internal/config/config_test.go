@@ -3,6 +3,7 @@ package config_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,8 +128,10 @@ func TestEveryVarDeclaredOnceWithDescription(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the README's configuration table")
+
 // The README's configuration table is generated from Vars; this keeps them in
-// sync (regenerate with `go run magefile.go config:docs`).
+// sync. Regenerate it with: go test ./internal/config -run Readme -update
 func TestReadmeTableInSync(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -141,6 +144,13 @@ func TestReadmeTableInSync(t *testing.T) {
 		t.Fatal("README lacks the config:begin/config:end markers")
 	}
 	if got, want := s[i+len(begin):j], config.MarkdownTable(); got != want {
-		t.Errorf("README configuration table is stale; replace it with the output of `go run magefile.go config:docs`:\n%s", want)
+		if *update {
+			s = s[:i+len(begin)] + want + s[j:]
+			if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README configuration table is stale; regenerate it with go test ./internal/config -run Readme -update:\n%s", want)
 	}
 }
