@@ -8,6 +8,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/contracts"
 )
 
@@ -46,4 +47,13 @@ func runChecks(ctx context.Context, checks ...string) error {
 		JSON:    a.Cfg.CheckJSON,
 		Out:     a.Stdout,
 	})
+}
+
+// Flake runs nix flake check on SOURCEOS_FLAKE: every output evaluates and every check builds.
+func (Check) Flake(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	return build.FlakeCheck(ctx, buildDeps(a))
 }

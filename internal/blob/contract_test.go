@@ -1,0 +1,252 @@
+package blob_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+// backends opens a fresh, empty store of every kind.
+func backends(t *testing.T) map[string]func(t *testing.T) blob.Store {
+	return map[string]func(t *testing.T) blob.Store{
+		"dir": func(t *testing.T) blob.Store {
+			s, err := blob.Open(context.Background(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"gcs": func(t *testing.T) blob.Store {
+			testrig.StartGCS(t, "bkt")
+			s, err := blob.Open(context.Background(), "gs://bkt/some/prefix")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	}
+}
+
+func TestContract(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			for _, c := range contract {
+				t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+			}
+		})
+	}
+}
+
+var contract = []struct {
+	name string
+	fn   func(t *testing.T, s blob.Store)
+}{
+	{"PutOpenStat", testPutOpenStat},
+	{"Missing", testMissing},
+	{"CreateOnly", testCreateOnly},
+	{"Overwrite", testOverwrite},
+	{"FailedReaderStoresNothing", testFailedReader},
+	{"List", testList},
+	{"Delete", testDelete},
+	{"ConcurrentCreateOnly", testConcurrentCreateOnly},
+	{"InvalidKeys", testInvalidKeys},
+	{"Large", testLarge},
+}
+
+var ctx = context.Background()
+
+func put(t *testing.T, s blob.Store, key, body string, opt blob.PutOptions) error {
+	t.Helper()
+	return s.Put(ctx, key, strings.NewReader(body), opt)
+}
+
+func read(t *testing.T, s blob.Store, key string) string {
+	t.Helper()
+	r, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("open %s: %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func testPutOpenStat(t *testing.T, s blob.Store) {
+	if err := put(t, s, "a/b.narinfo", "hello", blob.PutOptions{ContentType: "text/x-nix-narinfo"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, "a/b.narinfo"); got != "hello" {
+		t.Fatalf("read %q", got)
+	}
+	info, err := s.Stat(ctx, "a/b.narinfo")
+	if err != nil || info.Size != 5 || info.Key != "a/b.narinfo" || info.Updated.IsZero() {
+		t.Fatalf("stat = %+v, %v", info, err)
+	}
+	if u := s.URL("a/b.narinfo"); !strings.HasSuffix(u, "/a/b.narinfo") || !(strings.HasPrefix(u, "gs://bkt/some/prefix/") || strings.HasPrefix(u, "file:///")) {
+		t.Fatalf("URL = %s", u)
+	}
+}
+
+func testMissing(t *testing.T, s blob.Store) {
+	if _, err := s.Open(ctx, "nope"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("open missing: %v", err)
+	}
+	if _, err := s.Stat(ctx, "nope"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("stat missing: %v", err)
+	}
+	if err := s.Delete(ctx, "nope"); err != nil {
+		t.Fatalf("delete missing: %v", err)
+	}
+}
+
+func testCreateOnly(t *testing.T, s blob.Store) {
+	opt := blob.PutOptions{CreateOnly: true}
+	if err := put(t, s, "k", "first", opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "k", "second", opt); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("second create-only put: %v, want ErrExists", err)
+	}
+	if got := read(t, s, "k"); got != "first" {
+		t.Fatalf("create-only put overwrote: %q", got)
+	}
+}
+
+func testOverwrite(t *testing.T, s blob.Store) {
+	for _, body := range []string{"one", "two"} {
+		if err := put(t, s, "k", body, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := read(t, s, "k"); got != "two" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		n := min(len(p), f.n)
+		f.n -= n
+		return n, nil
+	}
+	return 0, errors.New("source broke")
+}
+
+func testFailedReader(t *testing.T, s blob.Store) {
+	err := s.Put(ctx, "partial", &failingReader{n: 100 << 10}, blob.PutOptions{CreateOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "source broke") {
+		t.Fatalf("put with a failing reader: %v", err)
+	}
+	if _, err := s.Stat(ctx, "partial"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("a failed put left an object: %v", err)
+	}
+	var keys []string
+	_ = s.List(ctx, "", func(i blob.Info) error { keys = append(keys, i.Key); return nil })
+	if len(keys) != 0 {
+		t.Fatalf("a failed put left %v", keys)
+	}
+}
+
+func testList(t *testing.T, s blob.Store) {
+	for _, k := range []string{"x.narinfo", "y.narinfo", "nar/z.nar.zst", "nix-cache-info"} {
+		if err := put(t, s, k, k, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(prefix string) []string {
+		var keys []string
+		if err := s.List(ctx, prefix, func(i blob.Info) error {
+			if i.Size != int64(len(i.Key)) {
+				t.Errorf("%s: size %d", i.Key, i.Size)
+			}
+			keys = append(keys, i.Key)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	if got := strings.Join(list(""), " "); got != "nar/z.nar.zst nix-cache-info x.narinfo y.narinfo" {
+		t.Fatalf("list all = %s", got)
+	}
+	if got := strings.Join(list("nar/"), " "); got != "nar/z.nar.zst" {
+		t.Fatalf("list nar/ = %s", got)
+	}
+	if got := strings.Join(list("ni"), " "); got != "nix-cache-info" {
+		t.Fatalf("list ni = %s", got)
+	}
+	stop := errors.New("stop")
+	if err := s.List(ctx, "", func(blob.Info) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("list did not return fn's error: %v", err)
+	}
+}
+
+func testDelete(t *testing.T, s blob.Store) {
+	if err := put(t, s, "d/k", "x", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "d/k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, "d/k"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testConcurrentCreateOnly(t *testing.T, s blob.Store) {
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = put(t, s, "race", strings.Repeat("x", 1000+i), blob.PutOptions{CreateOnly: true})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, blob.ErrExists):
+			t.Fatalf("racing put: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d writers won the race, want 1", won)
+	}
+}
+
+func testInvalidKeys(t *testing.T, s blob.Store) {
+	for _, k := range []string{"", "/abs", "../up", "a/../../b", "dir/"} {
+		if err := put(t, s, k, "x", blob.PutOptions{}); err == nil {
+			t.Errorf("put %q accepted", k)
+		}
+	}
+}
+
+func testLarge(t *testing.T, s blob.Store) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), (20<<20)/16+3) // > one GCS chunk
+	if err := s.Put(ctx, "big", bytes.NewReader(body), blob.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, "big"); got != string(body) {
+		t.Fatalf("large object differs (%d bytes read, %d written)", len(got), len(body))
+	}
+}

@@ -1,0 +1,260 @@
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+)
+
+// GCS is a Store in a Google Cloud Storage bucket, below an optional
+// prefix. The client honours STORAGE_EMULATOR_HOST by itself.
+type GCS struct {
+	client *storage.Client
+	bucket *storage.BucketHandle
+	name   string
+	prefix string // "" or "a/b" (no trailing slash)
+	opt    options
+}
+
+func openGCS(ctx context.Context, bucket, prefix string, o options) (*GCS, error) {
+	c, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("blob: GCS client: %w", err)
+	}
+	return &GCS{client: c, bucket: c.Bucket(bucket), name: bucket, prefix: prefix, opt: o}, nil
+}
+
+// Close releases the client.
+func (g *GCS) Close() error { return g.client.Close() }
+
+func (g *GCS) object(key string) string {
+	if g.prefix == "" {
+		return key
+	}
+	return g.prefix + "/" + key
+}
+
+// handle returns an object handle whose retries follow g's policy, honour
+// Retry-After (sleeping within ctx) and report throttling.
+func (g *GCS) handle(ctx context.Context, key string) *storage.ObjectHandle {
+	r := g.opt.retry
+	return g.bucket.Object(g.object(key)).Retryer(
+		storage.WithPolicy(storage.RetryAlways),
+		storage.WithMaxAttempts(r.MaxAttempts),
+		storage.WithBackoff(gax.Backoff{Initial: r.Initial, Max: r.Max, Multiplier: 2}),
+		storage.WithErrorFunc(func(err error) bool { return g.shouldRetry(ctx, err) }),
+	)
+}
+
+// shouldRetry decides whether err is transient; before a retry it waits
+// for the server's Retry-After, if any, and tells the throttle.
+func (g *GCS) shouldRetry(ctx context.Context, err error) bool {
+	if !Transient(err) {
+		return false
+	}
+	if g.opt.throttle != nil {
+		g.opt.throttle.Throttled()
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		if d := retryAfter(ge.Header, time.Now()); d > 0 {
+			sleep(ctx, min(d, g.opt.retry.MaxRetryAfter))
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// Transient reports whether err is worth retrying: HTTP 408, 429, 5xx,
+// dropped or reset connections.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if storage.ShouldRetry(err) {
+		return true
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return ge.Code == 408 || ge.Code == 429 || ge.Code >= 500
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	s := err.Error()
+	for _, frag := range []string{"connection reset", "broken pipe", "unexpected EOF", "server closed", "http2: stream closed", "timeout awaiting response headers"} {
+		if strings.Contains(s, frag) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Put streams r to the object. The upload is committed only when r reaches
+// EOF; any error cancels it, so nothing is stored. CreateOnly uses the
+// precondition DoesNotExist; a 412 becomes ErrExists.
+func (g *GCS) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := g.handle(wctx, key)
+	if opt.CreateOnly {
+		h = h.If(storage.Conditions{DoesNotExist: true})
+	}
+	w := h.NewWriter(wctx)
+	w.ContentType = opt.ContentType
+	w.CacheControl = opt.CacheControl
+	hint := opt.SizeHint
+	if l, ok := r.(interface{ Len() int }); ok && hint <= 0 {
+		hint = int64(l.Len()) // strings.Reader, bytes.Reader, bytes.Buffer
+	}
+	w.ChunkSize = chunkSize(hint)
+	if _, err := io.Copy(w, r); err != nil {
+		cancel() // abandons the upload
+		_ = w.Close()
+		return fmt.Errorf("blob: upload %s: %w", g.URL(key), err)
+	}
+	if err := w.Close(); err != nil {
+		if isPrecondition(err) {
+			return fmt.Errorf("%s: %w", g.URL(key), ErrExists)
+		}
+		return fmt.Errorf("blob: upload %s: %w", g.URL(key), err)
+	}
+	return nil
+}
+
+// chunkSize is the upload buffer: 8 MiB, or less for an object known to be
+// smaller (a multiple of 256 KiB, as GCS requires). Objects that fit in one
+// chunk go up in a single request that the client can retry from memory.
+func chunkSize(hint int64) int {
+	const max, unit = 8 << 20, 256 << 10
+	if hint <= 0 || hint >= max {
+		return max
+	}
+	return int((hint/unit + 1) * unit)
+}
+
+func isPrecondition(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusPreconditionFailed
+}
+
+// Open implements Store.
+func (g *GCS) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	r, err := g.handle(ctx, key).NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, fmt.Errorf("%s: %w", g.URL(key), ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: read %s: %w", g.URL(key), err)
+	}
+	return r, nil
+}
+
+// Stat implements Store.
+func (g *GCS) Stat(ctx context.Context, key string) (Info, error) {
+	if err := checkKey(key); err != nil {
+		return Info{}, err
+	}
+	a, err := g.handle(ctx, key).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return Info{}, fmt.Errorf("%s: %w", g.URL(key), ErrNotFound)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: stat %s: %w", g.URL(key), err)
+	}
+	return Info{Key: key, Size: a.Size, Updated: a.Updated}, nil
+}
+
+// List implements Store.
+func (g *GCS) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	full := g.object(prefix)
+	if prefix == "" && g.prefix != "" {
+		full = g.prefix + "/"
+	}
+	q := &storage.Query{Prefix: full}
+	if err := q.SetAttrSelection([]string{"Name", "Size", "Updated"}); err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	it := g.bucket.Retryer(storage.WithPolicy(storage.RetryAlways),
+		storage.WithMaxAttempts(g.opt.retry.MaxAttempts),
+		storage.WithErrorFunc(func(err error) bool { return g.shouldRetry(ctx, err) }),
+	).Objects(ctx, q)
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("blob: list %s: %w", g.URL(prefix), err)
+		}
+		key := strings.TrimPrefix(a.Name, g.prefix+"/")
+		if g.prefix == "" {
+			key = a.Name
+		}
+		if err := fn(Info{Key: key, Size: a.Size, Updated: a.Updated}); err != nil {
+			return err
+		}
+	}
+}
+
+// Delete implements Store.
+func (g *GCS) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := g.handle(ctx, key).Delete(ctx)
+	if err != nil && !errors.Is(err, storage.ErrObjectNotExist) {
+		return fmt.Errorf("blob: delete %s: %w", g.URL(key), err)
+	}
+	return nil
+}
+
+// URL implements Store.
+func (g *GCS) URL(key string) string {
+	o := g.object(key)
+	if key == "" {
+		o = g.prefix
+	}
+	return strings.TrimSuffix("gs://"+g.name+"/"+o, "/")
+}

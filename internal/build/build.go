@@ -1,0 +1,195 @@
+// Package build is the main job: build an edition image (or a netboot set)
+// with Nix, copy it out of the store while hashing it once, sign it and write
+// its provenance, upload it, and warm the Nix cache — as an ordered list of
+// small steps, each logged with a phase line, with a cheap preflight before
+// the long `nix build`.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/digest"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// Editions and targets the pipeline knows.
+var (
+	Editions = []string{"desktop", "server", "edge"}
+	Arches   = []string{"x86_64", "aarch64"}
+	Targets  = []string{"iso", "netboot"}
+)
+
+// Deps are the collaborators of a build.
+type Deps struct {
+	Cfg *config.Config
+	Run execx.Runner
+	Log *slog.Logger
+	// Stream receives the build log and phase lines (stderr).
+	Stream io.Writer
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Stream == nil {
+		d.Stream = io.Discard
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+// Request says what to build.
+type Request struct {
+	Edition string
+	Arch    string
+	Target  string // iso or netboot
+	// Flake is the flake reference to build from.
+	Flake string
+	// NixArgs are extra arguments for nix build (custom builds override
+	// the sourceos input and turn import-from-derivation off).
+	NixArgs []string
+	// Hostname is recorded in provenance.
+	Hostname string
+	// BuildUID names the user a custom build belongs to.
+	BuildUID string
+}
+
+// Artifact is one file the build wrote to OUT.
+type Artifact struct {
+	Name    string         `json:"name"`
+	Path    string         `json:"path"`
+	Kind    string         `json:"kind"` // iso, kernel, initrd, ipxe, manifest
+	Digests digest.Digests `json:"-"`
+	SHA256  string         `json:"sha256"`
+	Size    int64          `json:"size"`
+	// Sidecars are the files written beside it (signature, provenance…).
+	Sidecars []string `json:"sidecars,omitempty"`
+	// URLs maps every uploaded file name to where it went.
+	URLs map[string]string `json:"urls,omitempty"`
+}
+
+// State is what the steps of one build share.
+type State struct {
+	Deps
+	Req     Request
+	Out     string
+	Started time.Time
+	// Outputs maps output kinds (iso, system, netboot) to store paths.
+	Outputs map[string]string
+	// Artifacts is the registry later steps select from.
+	Artifacts []*Artifact
+	// Closure is the runtime closure of the built outputs.
+	Closure []nixstore.PathInfo
+	Signed  bool
+	// Cache is the cache push summary, when the cache step ran.
+	Cache any
+	// Notes are one-line remarks for the summary (skips and degradations).
+	Notes []string
+}
+
+// Step is one stage of the pipeline.
+type Step interface {
+	String() string
+	Run(ctx context.Context, s *State) error
+}
+
+// Skipper is implemented by steps that may not apply; a skip is logged.
+type Skipper interface {
+	Skip(s *State) (bool, string)
+}
+
+// Validate checks a request before anything runs.
+func (r Request) Validate() error {
+	var errs []error
+	if !oneOf(r.Edition, Editions) {
+		errs = append(errs, fmt.Errorf("edition %q: want one of %v", r.Edition, Editions))
+	}
+	if !oneOf(r.Arch, Arches) {
+		errs = append(errs, fmt.Errorf("ARCH %q: want one of %v", r.Arch, Arches))
+	}
+	if !oneOf(r.Target, Targets) {
+		errs = append(errs, fmt.Errorf("TARGET %q: want one of %v", r.Target, Targets))
+	}
+	if r.Flake == "" {
+		errs = append(errs, errors.New("SOURCEOS_FLAKE is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, list []string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Run executes steps in order. A failing step stops the pipeline; artifacts
+// written before a failure that happened ahead of the upload are removed, so
+// OUT never holds a half-finished release.
+func Run(ctx context.Context, d Deps, req Request, steps []Step) (*State, error) {
+	d = d.withDefaults()
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := filepath.Abs(d.Cfg.Out)
+	if err != nil {
+		return nil, fmt.Errorf("OUT %q: %w", d.Cfg.Out, err)
+	}
+	s := &State{Deps: d, Req: req, Out: out, Started: d.Now(), Outputs: map[string]string{}}
+	for i, step := range steps {
+		if sk, ok := step.(Skipper); ok {
+			if skip, why := sk.Skip(s); skip {
+				fmt.Fprintf(d.Stream, "==> [%d/%d] %s: skipped (%s)\n", i+1, len(steps), step, why)
+				s.Notes = append(s.Notes, fmt.Sprintf("%s skipped: %s", step, why))
+				continue
+			}
+		}
+		fmt.Fprintf(d.Stream, "==> [%d/%d] %s\n", i+1, len(steps), step)
+		t0 := d.Now()
+		if err := step.Run(ctx, s); err != nil {
+			s.cleanup()
+			return s, fmt.Errorf("%s: %w", step, err)
+		}
+		fmt.Fprintf(d.Stream, "    %s done in %s\n", step, d.Now().Sub(t0).Round(time.Millisecond))
+	}
+	return s, nil
+}
+
+// cleanup removes what this run wrote to OUT when it failed before upload.
+func (s *State) cleanup() {
+	for _, a := range s.Artifacts {
+		if len(a.URLs) > 0 {
+			continue
+		}
+		_ = os.Remove(a.Path)
+		for _, sc := range a.Sidecars {
+			_ = os.Remove(filepath.Join(s.Out, sc))
+		}
+	}
+}
+
+// Artifact returns the registered artifact of a kind, or nil.
+func (s *State) Artifact(kind string) *Artifact {
+	for _, a := range s.Artifacts {
+		if a.Kind == kind {
+			return a
+		}
+	}
+	return nil
+}

@@ -1,0 +1,356 @@
+package build_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+// rig is one end-to-end build environment: real Nix, the fixture flake, a
+// fake GCS server with an artifact bucket and a cache bucket, and fresh keys.
+type rig struct {
+	t        *testing.T
+	gcs      *testrig.GCS
+	out      string
+	env      map[string]string
+	signPub  string
+	cachePub string
+	log      bytes.Buffer
+}
+
+func newRig(t *testing.T) *rig {
+	testrig.Nix(t)
+	r := &rig{t: t, gcs: testrig.StartGCS(t, "artifacts", "cache"), out: t.TempDir()}
+	kp, err := sign.Generate(sign.GenerateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheSecret, cachePub, err := nixcache.GenerateKey("sourceos-test-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.signPub, r.cachePub = string(kp.PublicKey), cachePub
+	r.env = map[string]string{
+		"SOURCEOS_FLAKE":           testrig.FixtureFlake(t),
+		"OUT":                      r.out,
+		"VERSION":                  "1.2.3",
+		"BUILD_ID":                 "b-42",
+		"GCS_PREFIX":               "gs://artifacts/builds/b-42",
+		"NIX_CACHE_BUCKET":         "cache",
+		"NIX_CACHE_SECRET_KEY":     cacheSecret,
+		"NIX_CACHE_UPSTREAMS":      "",
+		"NIX_CACHE_STRICT":         "1",
+		"SOURCEOS_SIGN_SECRET_KEY": string(kp.SecretKey),
+		"STORAGE_EMULATOR_HOST":    r.gcs.Host,
+	}
+	return r
+}
+
+func (r *rig) deps() build.Deps {
+	r.t.Helper()
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := r.env[k]; return v, ok }, os.ReadFile)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	red := cfg.Redactor()
+	w := red.Writer(&r.log)
+	return build.Deps{Cfg: cfg, Stream: w, Log: slog.New(slog.NewTextHandler(w, nil)),
+		Run: &execx.Exec{SecretNames: config.SecretNames(), Redactor: red, Log: w}}
+}
+
+// verify runs the same verification as `mage verify` on an artifact.
+func (r *rig) verify(path string) {
+	r.t.Helper()
+	rep, err := release.Verify(context.Background(), release.VerifyOptions{Artifact: path, PublicKey: r.signPub})
+	if err != nil {
+		js, _ := json.MarshalIndent(rep, "", " ")
+		r.t.Fatalf("verify %s: %v\n%s", filepath.Base(path), err, js)
+	}
+}
+
+// objects lists the artifact bucket's keys under the build prefix.
+func (r *rig) objects() []string {
+	r.t.Helper()
+	var keys []string
+	objs, _, err := r.gcs.Server.ListObjectsWithOptions("artifacts", fakestorage.ListOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, o := range objs {
+		keys = append(keys, strings.TrimPrefix(o.Name, "builds/b-42/"))
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// substitute has real Nix fetch paths from the cache over HTTP into an
+// empty scratch store, trusting only our cache key.
+func (r *rig) substitute(paths ...string) {
+	r.t.Helper()
+	store := filepath.Join(r.t.TempDir(), "store")
+	args := append([]string{"copy", "--from", "http://" + r.gcs.Host + "/cache/nix-cache", "--to", store,
+		"--option", "trusted-public-keys", r.cachePub}, paths...)
+	cmd := exec.Command("nix", args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.t.Fatalf("nix copy from the cache: %v\n%s", err, out)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join(store, p)); err != nil {
+			r.t.Fatalf("%s not substituted into the scratch store: %v", p, err)
+		}
+	}
+}
+
+func TestBuildDesktopEndToEnd(t *testing.T) {
+	r := newRig(t)
+	sum, err := build.Edition(context.Background(), r.deps(), "desktop")
+	if err != nil {
+		t.Fatalf("build:desktop: %v\n%s", err, r.log.String())
+	}
+	iso := filepath.Join(r.out, "sourceos-desktop-x86_64.iso")
+	r.verify(iso)
+	if !sum.Signed || sum.Closure < 5 {
+		t.Errorf("summary: signed=%v closure=%d", sum.Signed, sum.Closure)
+	}
+	want := []string{"sourceos-desktop-x86_64.iso", "sourceos-desktop-x86_64.iso.intoto.dsse.json",
+		"sourceos-desktop-x86_64.iso.intoto.json", "sourceos-desktop-x86_64.iso.minisig",
+		"sourceos-desktop-x86_64.iso.osimage.json", "sourceos-desktop-x86_64.iso.sbom.json",
+		"sourceos-desktop-x86_64.iso.sha256", "sourceos-desktop-x86_64.iso.slsa.json"}
+	if got := r.objects(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("uploaded objects:\n got %v\nwant %v", got, want)
+	}
+	code, body := r.gcs.Get(t, "artifacts", "builds/b-42/sourceos-desktop-x86_64.iso")
+	local, _ := os.ReadFile(iso)
+	if code != 200 || !bytes.Equal(body, local) {
+		t.Errorf("uploaded ISO differs from OUT (status %d)", code)
+	}
+	r.substitute(sum.Outputs["system"], sum.Outputs["iso"])
+	var buf bytes.Buffer
+	if err := sum.Print(&buf); err != nil || !json.Valid(buf.Bytes()) || bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Errorf("summary is not one JSON line: %q", buf.String())
+	}
+	for _, phase := range []string{"==> [1/", "nix build system", "nix build iso", "upload to GCS_PREFIX", "push closure"} {
+		if !strings.Contains(r.log.String(), phase) {
+			t.Errorf("log lacks phase %q", phase)
+		}
+	}
+}
+
+func TestBuildNetbootEndToEnd(t *testing.T) {
+	r := newRig(t)
+	r.env["TARGET"] = "netboot"
+	sum, err := build.Edition(context.Background(), r.deps(), "server")
+	if err != nil {
+		t.Fatalf("netboot: %v\n%s", err, r.log.String())
+	}
+	for _, name := range []string{"sourceos-server-x86_64-kernel", "sourceos-server-x86_64-initrd", "netboot-manifest.json"} {
+		r.verify(filepath.Join(r.out, name))
+	}
+	var m build.NetbootManifest
+	raw, err := os.ReadFile(filepath.Join(r.out, "netboot-manifest.json"))
+	if err != nil || json.Unmarshal(raw, &m) != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if m.Kernel.File != "sourceos-server-x86_64-kernel" || len(m.Kernel.SHA256) != 64 || !strings.Contains(m.KernelArgs, "console=ttyS0") {
+		t.Errorf("manifest %+v", m)
+	}
+	ipxe, _ := os.ReadFile(filepath.Join(r.out, "sourceos-server-x86_64.ipxe"))
+	if !strings.Contains(string(ipxe), "kernel sourceos-server-x86_64-kernel ") {
+		t.Errorf("iPXE script does not boot the release names: %q", ipxe)
+	}
+	if !contains(r.objects(), "netboot-manifest.json.minisig") {
+		t.Errorf("manifest signature not uploaded: %v", r.objects())
+	}
+	r.substitute(sum.Outputs["netboot"])
+}
+
+func TestBuildCustomEndToEnd(t *testing.T) {
+	r := newRig(t)
+	specPath := filepath.Join(t.TempDir(), "spec.json")
+	writeFile(t, specPath, `{"edition":"server","arch":"x86_64","hostname":"web-01","packages":["htop"],"services":["openssh"],"users":[{"name":"alice","groups":["wheel"]}]}`)
+	sum, err := build.Custom(context.Background(), r.deps(), specPath)
+	if err != nil {
+		t.Fatalf("build:custom: %v\n%s", err, r.log.String())
+	}
+	r.verify(filepath.Join(r.out, "sourceos-server-x86_64.iso"))
+	// The spec reached the image as data.
+	cfgJSON, err := os.ReadFile(filepath.Join(sum.Outputs["system"], "config", "spec.json"))
+	if err != nil || !strings.Contains(string(cfgJSON), `"hostname":"web-01"`) {
+		t.Fatalf("spec not in the system closure: %s %v", cfgJSON, err)
+	}
+	r.substitute(sum.Outputs["system"])
+}
+
+func TestBuildCustomRefusesHostileSnippet(t *testing.T) {
+	r := newRig(t)
+	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
+	specPath := filepath.Join(t.TempDir(), "spec.json")
+	js, _ := json.Marshal(map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h",
+		"moduleSnippet": `{ ... }: { x = builtins.readFile /etc/shadow; }`})
+	writeFile(t, specPath, string(js))
+	_, err := build.Custom(context.Background(), r.deps(), specPath)
+	if err == nil || !strings.Contains(err.Error(), "builtins") || !strings.Contains(err.Error(), "/etc/shadow") {
+		t.Fatalf("want snippet refused, got %v", err)
+	}
+	if entries, _ := os.ReadDir(r.out); len(entries) != 0 {
+		t.Errorf("OUT not empty after refusal: %v", entries)
+	}
+}
+
+func TestBuildCustomWithSnippet(t *testing.T) {
+	r := newRig(t)
+	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
+	specPath := filepath.Join(t.TempDir(), "spec.json")
+	js, _ := json.Marshal(map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "kiosk",
+		"moduleSnippet": `{ ... }: { services.kiosk.url = "https://example.org"; }`})
+	writeFile(t, specPath, string(js))
+	sum, err := build.Custom(context.Background(), r.deps(), specPath)
+	if err != nil {
+		t.Fatalf("build:custom with snippet: %v\n%s", err, r.log.String())
+	}
+	got, _ := os.ReadFile(filepath.Join(sum.Outputs["system"], "config", "snippet.json"))
+	if !strings.Contains(string(got), "example.org") {
+		t.Errorf("snippet not evaluated into the system: %q", got)
+	}
+}
+
+func TestBuildFailureLeavesNothing(t *testing.T) {
+	r := newRig(t)
+	dir := testrig.FixtureFlakeCopy(t)
+	flake := filepath.Join(dir, "flake.nix")
+	src, _ := os.ReadFile(flake)
+	// Make the desktop ISO the derivation that exits 1.
+	patched := strings.Replace(string(src), "// { sourceos-broken-iso = broken;", "// { sourceos-desktop-iso = broken; sourceos-broken-iso = broken;", 1)
+	if patched == string(src) {
+		t.Fatal("fixture flake changed: cannot patch in the broken ISO")
+	}
+	writeFile(t, flake, patched)
+	r.env["SOURCEOS_FLAKE"] = "path:" + dir
+	_, err := build.Edition(context.Background(), r.deps(), "desktop")
+	if err == nil {
+		t.Fatal("a failing derivation did not fail the build")
+	}
+	if !strings.Contains(err.Error(), "this derivation fails on purpose") {
+		t.Errorf("error lacks the build log tail: %v", err)
+	}
+	if entries, _ := os.ReadDir(r.out); len(entries) != 0 {
+		t.Errorf("OUT holds %d entries after a failed build", len(entries))
+	}
+	if objs := r.objects(); len(objs) != 0 {
+		t.Errorf("uploaded %v after a failed build", objs)
+	}
+}
+
+// A fake nix on PATH records its environment and runs the real one: with
+// signing and cache secrets set, neither reaches it.
+func TestSecretsNeverReachNix(t *testing.T) {
+	r := newRig(t)
+	realNix, _ := exec.LookPath("nix")
+	bin := t.TempDir()
+	record := filepath.Join(t.TempDir(), "env")
+	writeFile(t, filepath.Join(bin, "nix"), "#!/bin/sh\nenv >> "+record+"\nexec "+realNix+" \"$@\"\n")
+	if err := os.Chmod(filepath.Join(bin, "nix"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Setenv("SOURCEOS_SIGN_SECRET_KEY", r.env["SOURCEOS_SIGN_SECRET_KEY"])
+	t.Setenv("NIX_CACHE_SECRET_KEY", r.env["NIX_CACHE_SECRET_KEY"])
+	if _, err := build.Edition(context.Background(), r.deps(), "edge"); err != nil {
+		t.Fatalf("build: %v\n%s", err, r.log.String())
+	}
+	env, err := os.ReadFile(record)
+	if err != nil || len(env) == 0 {
+		t.Fatalf("fake nix was not run: %v", err)
+	}
+	secretLine := strings.Split(strings.TrimSpace(r.env["SOURCEOS_SIGN_SECRET_KEY"]), "\n")[1]
+	cacheB64 := strings.SplitN(r.env["NIX_CACHE_SECRET_KEY"], ":", 2)[1]
+	for _, s := range []string{"SOURCEOS_SIGN_SECRET_KEY=", "NIX_CACHE_SECRET_KEY=", secretLine, cacheB64} {
+		if strings.Contains(string(env), s) {
+			t.Errorf("nix's environment contains %q", s[:min(len(s), 24)])
+		}
+	}
+	for _, s := range []string{secretLine, cacheB64} {
+		if strings.Contains(r.log.String(), s) {
+			t.Errorf("the build log contains key material %q", s[:12])
+		}
+	}
+	for _, e := range mustReadDir(t, r.out) {
+		b, _ := os.ReadFile(filepath.Join(r.out, e))
+		if bytes.Contains(b, []byte(secretLine)) || bytes.Contains(b, []byte(cacheB64)) {
+			t.Errorf("%s holds key material", e)
+		}
+	}
+}
+
+func TestUnconfiguredBuildIsUnsignedAndStillSucceeds(t *testing.T) {
+	r := newRig(t)
+	for _, k := range []string{"SOURCEOS_SIGN_SECRET_KEY", "NIX_CACHE_SECRET_KEY", "NIX_CACHE_BUCKET", "NIX_CACHE_STRICT", "GCS_PREFIX"} {
+		delete(r.env, k)
+	}
+	sum, err := build.Edition(context.Background(), r.deps(), "desktop")
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, r.log.String())
+	}
+	if sum.Signed {
+		t.Error("unsigned build reported signed")
+	}
+	if !strings.Contains(r.log.String(), "skipped") {
+		t.Error("skips not logged")
+	}
+	r.env["SOURCEOS_REQUIRE_SIGNATURE"] = "1"
+	_, err = build.Edition(context.Background(), r.deps(), "desktop")
+	if err == nil || !strings.Contains(err.Error(), "SOURCEOS_REQUIRE_SIGNATURE") {
+		t.Fatalf("required signature without key: %v", err)
+	}
+	var xe *execx.Error
+	if errors.As(err, &xe) {
+		t.Errorf("preflight should fail before running nix build, got %v", err)
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

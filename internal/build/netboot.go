@@ -1,0 +1,101 @@
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// NetbootManifest describes a netboot set: the files, their digests and the
+// kernel command line, so a PXE server can be configured from it alone.
+type NetbootManifest struct {
+	Edition    string        `json:"edition"`
+	Arch       string        `json:"arch"`
+	Version    string        `json:"version"`
+	Kernel     NetbootFile   `json:"kernel"`
+	Initrd     NetbootFile   `json:"initrd"`
+	IPXE       NetbootFile   `json:"ipxe"`
+	KernelArgs string        `json:"kernelArgs"`
+	Files      []NetbootFile `json:"files"`
+}
+
+// NetbootFile is one file of the set.
+type NetbootFile struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// KernelArgs returns the arguments of the first `kernel` line of an iPXE
+// script (everything after the kernel file name).
+func KernelArgs(ipxe string) (string, error) {
+	sc := bufio.NewScanner(strings.NewReader(ipxe))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "kernel" {
+			return strings.Join(f[2:], " "), nil
+		}
+	}
+	return "", fmt.Errorf("no kernel line in the iPXE script")
+}
+
+// IPXEScript boots the kernel and initrd named in the manifest.
+func IPXEScript(kernel, initrd, args string) string {
+	return fmt.Sprintf("#!ipxe\nkernel %s %s\ninitrd %s\nboot\n", kernel, args, initrd)
+}
+
+// copyNetboot writes kernel, initrd, an iPXE script for their release names,
+// and netboot-manifest.json to OUT.
+type copyNetboot struct{}
+
+func (copyNetboot) String() string { return "copy netboot set to OUT" }
+
+func (copyNetboot) Run(ctx context.Context, s *State) error {
+	src := s.Outputs["netboot"]
+	script, err := os.ReadFile(filepath.Join(src, "netboot.ipxe"))
+	if err != nil {
+		return fmt.Errorf("netboot output: %w", err)
+	}
+	args, err := KernelArgs(string(script))
+	if err != nil {
+		return fmt.Errorf("netboot output %s: %w", src, err)
+	}
+	base := fmt.Sprintf("sourceos-%s-%s", s.Req.Edition, s.Req.Arch)
+	kernel, err := copyOut(filepath.Join(src, "bzImage"), s.Out, base+"-kernel", "kernel")
+	if err != nil {
+		return err
+	}
+	s.Artifacts = append(s.Artifacts, kernel)
+	initrd, err := copyOut(filepath.Join(src, "initrd"), s.Out, base+"-initrd", "initrd")
+	if err != nil {
+		return err
+	}
+	s.Artifacts = append(s.Artifacts, initrd)
+	ipxe, err := writeOut(s.Out, base+".ipxe", "ipxe", []byte(IPXEScript(kernel.Name, initrd.Name, args)))
+	if err != nil {
+		return err
+	}
+	s.Artifacts = append(s.Artifacts, ipxe)
+	m := NetbootManifest{Edition: s.Req.Edition, Arch: s.Req.Arch, Version: s.Cfg.Version,
+		Kernel: fileOf(kernel), Initrd: fileOf(initrd), IPXE: fileOf(ipxe), KernelArgs: args}
+	m.Files = []NetbootFile{m.Kernel, m.Initrd, m.IPXE}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	manifest, err := writeOut(s.Out, "netboot-manifest.json", "manifest", append(data, '\n'))
+	if err != nil {
+		return err
+	}
+	s.Artifacts = append(s.Artifacts, manifest)
+	fmt.Fprintf(s.Stream, "    kernel args: %s\n", args)
+	return nil
+}
+
+func fileOf(a *Artifact) NetbootFile {
+	return NetbootFile{File: a.Name, SHA256: a.SHA256, Size: a.Size}
+}

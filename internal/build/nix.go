@@ -1,0 +1,55 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Installable is the flake installable of one package output:
+// <flake>#packages.<arch>-linux.sourceos-<edition>-<kind>.
+func Installable(flake, arch, edition, kind string) string {
+	return fmt.Sprintf("%s#%s", flake, Attr(arch, edition, kind))
+}
+
+// Attr is the flake attribute path of a package output.
+func Attr(arch, edition, kind string) string {
+	return fmt.Sprintf("packages.%s-linux.sourceos-%s-%s", arch, edition, kind)
+}
+
+// BuildArgs is the argv (after "nix") that builds one installable and prints
+// its output paths as JSON. `nix build --json` works from Nix 2.8 on (2.8
+// has no --print-out-paths); -L streams the build log prefixed by the
+// derivation name.
+func BuildArgs(installable string, extra ...string) []string {
+	args := []string{"build", "--json", "--no-link", "--print-build-logs"}
+	args = append(args, extra...)
+	return append(args, installable)
+}
+
+// ParseBuildJSON returns the "out" path of the single derivation that
+// `nix build --json` printed.
+func ParseBuildJSON(data []byte) (string, error) {
+	var res []struct {
+		DrvPath string            `json:"drvPath"`
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return "", fmt.Errorf("parse nix build --json: %w (output %q)", err, clip(data))
+	}
+	if len(res) != 1 {
+		return "", fmt.Errorf("nix build --json: want 1 result, got %d", len(res))
+	}
+	out := res[0].Outputs["out"]
+	if !strings.HasPrefix(out, "/nix/store/") {
+		return "", fmt.Errorf("nix build --json: no out path in %q", clip(data))
+	}
+	return out, nil
+}
+
+func clip(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,135 @@
+package build
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBuildArgsAndInstallable(t *testing.T) {
+	inst := Installable("path:/src", "x86_64", "desktop", "iso")
+	if inst != "path:/src#packages.x86_64-linux.sourceos-desktop-iso" {
+		t.Fatalf("installable %q", inst)
+	}
+	got := strings.Join(BuildArgs(inst, "--option", "allow-import-from-derivation", "false"), " ")
+	want := "build --json --no-link --print-build-logs --option allow-import-from-derivation false " + inst
+	if got != want {
+		t.Fatalf("argv %q, want %q", got, want)
+	}
+}
+
+func TestParseBuildJSON(t *testing.T) {
+	cases := []struct {
+		in, want, err string
+	}{
+		{`[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/aaa-x"}}]`, "/nix/store/aaa-x", ""},
+		{`[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/aaa-x"},"startTime":0,"stopTime":0}]`, "/nix/store/aaa-x", ""},
+		{`[]`, "", "want 1 result"},
+		{`[{"outputs":{"dev":"/nix/store/d"}}]`, "", "no out path"},
+		{`not json`, "", "parse nix build"},
+	}
+	for _, c := range cases {
+		got, err := ParseBuildJSON([]byte(c.in))
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: err %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %q, %v", c.in, got, err)
+		}
+	}
+}
+
+func TestKernelArgs(t *testing.T) {
+	args, err := KernelArgs("#!ipxe\n# comment\nkernel bzImage init=/nix/store/x-init/init loglevel=4 console=ttyS0\ninitrd initrd\nboot\n")
+	if err != nil || args != "init=/nix/store/x-init/init loglevel=4 console=ttyS0" {
+		t.Fatalf("got %q, %v", args, err)
+	}
+	if _, err := KernelArgs("#!ipxe\nboot\n"); err == nil {
+		t.Fatal("script without kernel line accepted")
+	}
+	if s := IPXEScript("k", "i", "a=b"); s != "#!ipxe\nkernel k a=b\ninitrd i\nboot\n" {
+		t.Fatalf("script %q", s)
+	}
+}
+
+func TestFlakeRef(t *testing.T) {
+	cases := []struct{ in, ref string }{
+		{"/src/os", "path:/src/os"},
+		{"path:/src/os", "path:/src/os"},
+		{"github:socioprophet/sourceos/v1", "github:socioprophet/sourceos/v1"},
+		{"git+https://example.org/os.git?ref=main", "git+https://example.org/os.git?ref=main"},
+	}
+	for _, c := range cases {
+		if got := FlakeRef(c.in); got != c.ref {
+			t.Errorf("FlakeRef(%q) = %q, want %q", c.in, got, c.ref)
+		}
+	}
+	if got := FlakeRef("."); !strings.HasPrefix(got, "path:/") {
+		t.Errorf("FlakeRef(.) = %q, want an absolute path: ref", got)
+	}
+}
+
+func TestCustomTemplate(t *testing.T) {
+	// A remote flake: the template compiled into the binary, which is the
+	// repository's editions/custom/flake.nix.
+	got, err := CustomTemplate("github:socioprophet/sourceos")
+	want, rerr := os.ReadFile("../../editions/custom/flake.nix")
+	if err != nil || rerr != nil || !bytes.Equal(got, want) {
+		t.Fatalf("embedded template differs from editions/custom/flake.nix (%v, %v)", err, rerr)
+	}
+	// A local flake: its own template.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "editions", "custom"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "editions", "custom", "flake.nix"), []byte("{ }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := CustomTemplate("path:" + dir); err != nil || string(got) != "{ }\n" {
+		t.Fatalf("local template: %q, %v", got, err)
+	}
+	if _, err := CustomTemplate("path:" + t.TempDir()); err == nil {
+		t.Fatal("missing local template accepted")
+	}
+}
+
+func TestPrefixWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := newPrefixWriter(&b, "> ")
+	for _, chunk := range []string{"a\nb", "c\n", "\nd"} {
+		if _, err := w.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "> a\n> bc\n> \n> d\n" {
+		t.Fatalf("got %q", b.String())
+	}
+}
+
+func TestRequestValidate(t *testing.T) {
+	err := Request{Edition: "gaming", Arch: "mips", Target: "usb"}.Validate()
+	for _, want := range []string{"gaming", "mips", "usb", "SOURCEOS_FLAKE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if err := (Request{Edition: "edge", Arch: "aarch64", Target: "netboot", Flake: "."}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for in, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := humanBytes(in); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/release"
+)
+
+// signStep signs the artifacts and writes their provenance beside them,
+// reusing the digests computed while copying them out of the store.
+type signStep struct{}
+
+func (signStep) String() string { return "sign and write provenance" }
+
+func (signStep) Run(ctx context.Context, s *State) error {
+	kind := release.ISO
+	var arts []*Artifact
+	if s.Req.Target == "netboot" {
+		kind = release.Netboot
+		for _, k := range []string{"kernel", "initrd", "manifest"} {
+			arts = append(arts, s.Artifact(k))
+		}
+	} else {
+		arts = []*Artifact{s.Artifact("iso")}
+	}
+	opts := release.SignOptions{
+		Kind: kind, Build: s.buildInfo(), Closure: storePaths(s.Closure),
+		SecretKey: s.Cfg.SignSecretKey, Password: s.Cfg.SignPassword,
+		RequireSignature: s.Cfg.RequireSignature, GCSPrefix: s.Cfg.GCSPrefix,
+		Now: s.Now, Log: s.Log,
+	}
+	for _, a := range arts {
+		d := a.Digests
+		opts.Artifacts = append(opts.Artifacts, release.Artifact{Path: a.Path, Digests: &d})
+	}
+	res, err := release.Sign(ctx, opts)
+	if err != nil {
+		return err
+	}
+	s.Signed = res.Signed
+	for i, ar := range res.Artifacts {
+		for _, sc := range ar.Sidecars {
+			arts[i].Sidecars = append(arts[i].Sidecars, filepath.Base(sc))
+		}
+	}
+	if res.Signed {
+		fmt.Fprintf(s.Stream, "    signed with key %s\n", res.KeyID)
+	} else {
+		fmt.Fprintln(s.Stream, "    unsigned (no SOURCEOS_SIGN_SECRET_KEY): provenance written, OSImage says unsigned")
+	}
+	return nil
+}
+
+// buildInfo is the provenance of this build.
+func (s *State) buildInfo() provenance.BuildInfo {
+	kind := "iso"
+	if s.Req.Target == "netboot" {
+		kind = "netboot"
+	}
+	info := provenance.BuildInfo{
+		Edition: s.Req.Edition, Arch: s.Req.Arch, Target: s.Req.Target, Hostname: s.Req.Hostname,
+		Version: s.Cfg.Version, Channel: s.Cfg.Channel,
+		FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, kind),
+		SourceRepo: s.Cfg.SourceRepo, SourceRev: s.Cfg.SourceRev,
+		BuildID: s.Cfg.BuildID, BuilderID: release.LocalBuilderID,
+		StartedOn: s.Started, FinishedOn: s.Now(),
+	}
+	if p, ok := localPath(s.Req.Flake); ok {
+		if lock, err := os.ReadFile(filepath.Join(p, "flake.lock")); err == nil {
+			info.FlakeLock = lock
+		}
+	}
+	return info
+}
+
+func storePaths(infos []nixstore.PathInfo) []provenance.StorePath {
+	out := make([]provenance.StorePath, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, provenance.StorePath{Path: i.Path, NarHash: i.NarHash, NarSize: i.NarSize,
+			References: i.References, Deriver: i.Deriver})
+	}
+	return out
+}
+
+// cacheStep pushes the built closure to the Nix binary cache: best effort
+// (an unconfigured or failing cache is logged) unless NIX_CACHE_STRICT.
+type cacheStep struct{}
+
+func (cacheStep) String() string { return "push closure to the Nix cache" }
+
+func (cacheStep) Run(ctx context.Context, s *State) error {
+	var roots []string
+	for _, k := range []string{"system", "iso", "netboot"} {
+		if p := s.Outputs[k]; p != "" {
+			roots = append(roots, p)
+		}
+	}
+	o := nixcache.FromConfig(s.Cfg, s.Run, s.Log)
+	o.Progress = &nixcache.Reporter{W: s.Stream}
+	sum, err := nixcache.PushBestEffort(ctx, o, roots)
+	if err != nil {
+		return err
+	}
+	s.Cache = sum
+	return nil
+}

@@ -1,0 +1,93 @@
+package nixcache
+
+import (
+	"crypto/rand"
+	"fmt"
+	"sort"
+
+	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"github.com/nix-community/go-nix/pkg/nixhash"
+
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// Content types of cache objects. NARs carry no Content-Encoding: the
+// narinfo's Compression tells the client how to decode them.
+const (
+	narinfoType   = "text/x-nix-narinfo"
+	narType       = "application/x-nix-nar"
+	cacheInfoType = "text/x-nix-cache-info"
+)
+
+// CacheInfo is the nix-cache-info written at the cache root.
+const CacheInfo = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n"
+
+// narinfoKey is the object key of a path's narinfo.
+func narinfoKey(storePath string) string { return nixstore.HashPart(storePath) + ".narinfo" }
+
+// narKey is the object key of a NAR, named by the NarHash (known before
+// compressing, so the upload can stream to its final name).
+func narKey(narHash string, c codec) (string, error) {
+	h, err := nixhash.ParseAny(narHash, nil)
+	if err != nil {
+		return "", fmt.Errorf("NarHash %q: %w", narHash, err)
+	}
+	return "nar/" + h.Format(nixhash.NixBase32, false) + c.ext, nil
+}
+
+// stored describes an uploaded NAR.
+type stored struct {
+	URL      string
+	FileHash []byte // sha256 of the compressed file
+	FileSize uint64
+}
+
+// buildNarInfo assembles and signs the narinfo of pi: the path's own
+// signatures are kept and ours is added, sorted as Nix sorts them.
+func buildNarInfo(pi nixstore.PathInfo, c codec, s stored, sk signature.SecretKey) (*narinfo.NarInfo, error) {
+	narHash, err := nixhash.ParseAny(pi.NarHash, nil)
+	if err != nil {
+		return nil, fmt.Errorf("NarHash: %w", err)
+	}
+	ni := &narinfo.NarInfo{
+		StorePath:   pi.Path,
+		URL:         s.URL,
+		Compression: c.name,
+		FileHash:    nixhash.MustNewHashWithEncoding(nixhash.SHA256, s.FileHash, nixhash.NixBase32, true),
+		FileSize:    s.FileSize,
+		NarHash:     nixhash.MustNewHashWithEncoding(nixhash.SHA256, narHash.Digest(), nixhash.NixBase32, true),
+		NarSize:     pi.NarSize,
+		CA:          pi.CA,
+	}
+	for _, r := range pi.References {
+		ni.References = append(ni.References, nixstore.BaseName(r))
+	}
+	sort.Strings(ni.References)
+	if pi.Deriver != "" {
+		ni.Deriver = nixstore.BaseName(pi.Deriver)
+	}
+	ours, err := sk.Sign(rand.Reader, ni.Fingerprint())
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	ni.Signatures = mergeSignatures(pi.Signatures, ours)
+	return ni, nil
+}
+
+// mergeSignatures keeps the parseable existing signatures, adds ours
+// unless already present, and sorts them by their text.
+func mergeSignatures(existing []string, ours signature.Signature) []signature.Signature {
+	seen := map[string]bool{ours.String(): true}
+	out := []signature.Signature{ours}
+	for _, s := range existing {
+		sig, err := signature.ParseSignature(s)
+		if err != nil || seen[sig.String()] {
+			continue
+		}
+		seen[sig.String()] = true
+		out = append(out, sig)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}

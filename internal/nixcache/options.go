@@ -1,0 +1,194 @@
+// Package nixcache publishes Nix store closures as a Nix binary cache on a
+// blob.Store (a GCS bucket or a local directory) and audits such caches.
+//
+// A push streams each path's NAR (go-nix) through hashing and compression
+// straight into a create-only upload, so memory stays bounded whatever the
+// NAR size and nothing is copied to disk. A path's narinfo is written only
+// after its NAR is stored and after the narinfos of all its references
+// exist, so an interrupted push never publishes a path a client cannot
+// fetch, and the next push completes the job.
+package nixcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
+)
+
+// Options configure a push, an audit or the nix.conf printer.
+type Options struct {
+	// Bucket and Prefix name a GCS cache, gs://Bucket/Prefix.
+	Bucket, Prefix string
+	// Dir is a local directory cache, used when Bucket is empty.
+	Dir string
+	// Store overrides Bucket and Dir (tests, callers holding a store).
+	Store blob.Store
+	// SecretKey is the signing key, Nix "name:base64" format. It is kept in
+	// memory only.
+	SecretKey config.Secret
+	// PubKey is the cache's public key ("name:base64"), for Verify and
+	// NixConf; derived from SecretKey when empty.
+	PubKey string
+	// URL is the cache's public URL, for NixConf.
+	URL string
+	// Compression is zstd (default), xz or none.
+	Compression string
+	// Upstreams are caches whose paths are not pushed; empty disables the
+	// check.
+	Upstreams []string
+	// UpstreamTimeout bounds the reachability probe of each upstream
+	// (default 3s).
+	UpstreamTimeout time.Duration
+	// Strict makes PushBestEffort return push failures.
+	Strict bool
+	// Jobs is the maximum number of concurrent uploads (default 16).
+	Jobs int
+	// Retry tunes the retries of a remote store.
+	Retry blob.Retry
+
+	Runner     execx.Runner
+	Log        *slog.Logger
+	Progress   Progress
+	HTTPClient *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// FromConfig builds Options from the run's configuration.
+func FromConfig(c *config.Config, run execx.Runner, log *slog.Logger) Options {
+	return Options{
+		Bucket: c.CacheBucket, Prefix: c.CachePrefix, Dir: c.CacheDir,
+		SecretKey: c.CacheSecretKey, PubKey: c.CachePubKey, URL: c.CacheURL,
+		Compression: c.CacheCompression, Upstreams: c.CacheUpstreams,
+		Strict: c.CacheStrict, Jobs: c.CacheJobs, Runner: run, Log: log,
+	}
+}
+
+// NotConfiguredError says which variables must be set.
+type NotConfiguredError struct{ Missing []string }
+
+func (e *NotConfiguredError) Error() string {
+	return "Nix binary cache not configured: set " + strings.Join(e.Missing, " and ")
+}
+
+// ErrNotConfigured matches every *NotConfiguredError with errors.Is.
+var ErrNotConfigured = errors.New("Nix binary cache not configured")
+
+// Is makes errors.Is(err, ErrNotConfigured) true.
+func (e *NotConfiguredError) Is(target error) bool { return target == ErrNotConfigured }
+
+func (o Options) withDefaults() Options {
+	if o.Compression == "" {
+		o.Compression = "zstd"
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 16
+	}
+	if o.UpstreamTimeout <= 0 {
+		o.UpstreamTimeout = 3 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Prefix == "" {
+		o.Prefix = "nix-cache"
+	}
+	return o
+}
+
+// Location is where the cache lives: gs://bucket/prefix or a directory.
+func (o Options) Location() (string, error) {
+	switch {
+	case o.Store != nil:
+		return o.Store.URL(""), nil
+	case o.Bucket != "":
+		p := strings.Trim(o.Prefix, "/")
+		if p == "" {
+			p = "nix-cache"
+		}
+		return "gs://" + path.Join(o.Bucket, p), nil
+	case o.Dir != "":
+		return o.Dir, nil
+	}
+	return "", &NotConfiguredError{Missing: []string{"NIX_CACHE_BUCKET or NIX_CACHE_DIR"}}
+}
+
+// checkPush reports what a push lacks.
+func (o Options) checkPush() error {
+	var missing []string
+	if _, err := o.Location(); err != nil {
+		missing = append(missing, "NIX_CACHE_BUCKET or NIX_CACHE_DIR")
+	}
+	if !o.SecretKey.IsSet() {
+		missing = append(missing, "NIX_CACHE_SECRET_KEY")
+	}
+	if len(missing) > 0 {
+		return &NotConfiguredError{Missing: missing}
+	}
+	return nil
+}
+
+// open returns the configured store.
+func (o Options) open(ctx context.Context, throttle blob.Throttle) (blob.Store, error) {
+	if o.Store != nil {
+		return o.Store, nil
+	}
+	loc, err := o.Location()
+	if err != nil {
+		return nil, err
+	}
+	opts := []blob.Option{blob.WithRetry(o.Retry)}
+	if throttle != nil {
+		opts = append(opts, blob.WithThrottle(throttle))
+	}
+	return blob.Open(ctx, loc, opts...)
+}
+
+// secretKey parses the signing key without ever quoting it.
+func (o Options) secretKey() (signature.SecretKey, error) {
+	sk, err := signature.LoadSecretKey(strings.TrimSpace(o.SecretKey.Reveal()))
+	if err != nil {
+		return signature.SecretKey{}, errors.New("NIX_CACHE_SECRET_KEY is not a Nix secret key (want name:base64 of 64 bytes, as made by nix-store --generate-binary-cache-key)")
+	}
+	return sk, nil
+}
+
+// publicKey is PubKey, or the public half of SecretKey.
+func (o Options) publicKey() (signature.PublicKey, error) {
+	if o.PubKey != "" {
+		pk, err := signature.ParsePublicKey(strings.TrimSpace(o.PubKey))
+		if err != nil {
+			return pk, fmt.Errorf("NIX_CACHE_PUBKEY: %w", err)
+		}
+		return pk, nil
+	}
+	if o.SecretKey.IsSet() {
+		sk, err := o.secretKey()
+		if err != nil {
+			return signature.PublicKey{}, err
+		}
+		return sk.ToPublicKey(), nil
+	}
+	return signature.PublicKey{}, &NotConfiguredError{Missing: []string{"NIX_CACHE_PUBKEY (or NIX_CACHE_SECRET_KEY)"}}
+}

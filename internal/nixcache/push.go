@@ -1,0 +1,326 @@
+package nixcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// PushError reports the paths a push could not publish.
+type PushError struct {
+	Failed int
+	Errors []string
+}
+
+func (e *PushError) Error() string {
+	msg := fmt.Sprintf("cache push: %d path(s) failed", e.Failed)
+	if len(e.Errors) > 0 {
+		msg += ": " + e.Errors[0]
+		if len(e.Errors) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(e.Errors)-1)
+		}
+	}
+	return msg
+}
+
+// Push publishes the runtime closure of installables (store paths, or
+// flake installables that are already built). Unconfigured, it returns a
+// *NotConfiguredError naming what to set.
+func Push(ctx context.Context, o Options, installables []string) (Summary, error) {
+	o = o.withDefaults()
+	if err := o.checkPush(); err != nil {
+		return Summary{}, err
+	}
+	if len(installables) == 0 {
+		return Summary{}, errors.New("cache push: no store paths or installables given")
+	}
+	if o.Runner == nil {
+		return Summary{}, errors.New("cache push: no command runner")
+	}
+	infos, err := nixstore.Query(ctx, o.Runner, installables...)
+	if err != nil {
+		return Summary{}, fmt.Errorf("cache push: %w", err)
+	}
+	return PushPaths(ctx, o, infos)
+}
+
+// PushBestEffort is Push for the build pipeline: an unconfigured cache is a
+// logged no-op and a failed push is logged and not returned, unless
+// o.Strict, which makes both errors.
+func PushBestEffort(ctx context.Context, o Options, installables []string) (Summary, error) {
+	o = o.withDefaults()
+	if err := o.checkPush(); err != nil {
+		if o.Strict {
+			return Summary{}, err
+		}
+		o.Log.Info("cache push skipped", "reason", err.Error())
+		return Summary{}, nil
+	}
+	s, err := Push(ctx, o, installables)
+	if err != nil && !o.Strict {
+		o.Log.Warn("cache push failed; continuing (set NIX_CACHE_STRICT=1 to fail instead)", "err", err)
+		return s, nil
+	}
+	return s, err
+}
+
+// node is one path of the closure being pushed.
+type node struct {
+	pi   nixstore.PathInfo
+	done chan struct{} // closed when the path's narinfo exists (or never will)
+	ok   bool          // set before done is closed
+}
+
+type pusher struct {
+	o     Options
+	store blob.Store
+	codec codec
+	sk    signature.SecretKey
+	lim   *limiter
+	ups   *upstreams
+	nodes map[string]*node
+	narB  atomic.Int64
+	upB   atomic.Int64
+	mu    sync.Mutex
+	sum   Summary
+}
+
+// PushPaths publishes infos (a closure: every reference must be in infos or
+// already in the cache).
+func PushPaths(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summary, error) {
+	o = o.withDefaults()
+	start := o.Now()
+	p, err := newPusher(ctx, o)
+	if err != nil {
+		return Summary{}, err
+	}
+	ordered, err := nixstore.TopoSort(infos)
+	if err != nil {
+		return Summary{}, fmt.Errorf("cache push: %w", err)
+	}
+	if err := p.writeCacheInfo(ctx); err != nil {
+		return Summary{}, err
+	}
+	todo := p.classify(ctx, ordered)
+	p.run(ctx, todo)
+	p.sum.NarBytes, p.sum.UploadedBytes = p.narB.Load(), p.upB.Load()
+	p.sum.Seconds = o.Now().Sub(start).Seconds()
+	o.Progress.Done(p.sum)
+	if p.sum.Failed > 0 {
+		return p.sum, &PushError{Failed: p.sum.Failed, Errors: p.sum.Errors}
+	}
+	return p.sum, ctx.Err()
+}
+
+func newPusher(ctx context.Context, o Options) (*pusher, error) {
+	if err := o.checkPush(); err != nil {
+		return nil, err
+	}
+	c, err := codecFor(o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := o.secretKey()
+	if err != nil {
+		return nil, err
+	}
+	p := &pusher{o: o, codec: c, sk: sk, lim: newLimiter(o.Jobs, o.Now), nodes: map[string]*node{}}
+	if p.store, err = o.open(ctx, p.lim); err != nil {
+		return nil, fmt.Errorf("cache push: %w", err)
+	}
+	return p, nil
+}
+
+func (p *pusher) writeCacheInfo(ctx context.Context) error {
+	err := p.store.Put(ctx, "nix-cache-info", strings.NewReader(CacheInfo),
+		blob.PutOptions{CreateOnly: true, ContentType: cacheInfoType})
+	if err != nil && !errors.Is(err, blob.ErrExists) {
+		return fmt.Errorf("cache push: %w", err)
+	}
+	return nil
+}
+
+// classify decides, concurrently, which paths are already in the cache or
+// served upstream; it returns the nodes to push, in topological order.
+func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo) []*node {
+	all := make([]*node, len(ordered))
+	for i, pi := range ordered {
+		all[i] = &node{pi: pi, done: make(chan struct{})}
+		p.nodes[pi.Path] = all[i]
+	}
+	outcome := make([]Outcome, len(all))
+	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
+		if _, err := p.store.Stat(ctx, narinfoKey(all[i].pi.Path)); err == nil {
+			outcome[i] = Present
+		}
+	})
+	if len(p.o.Upstreams) > 0 {
+		p.ups = probeUpstreams(ctx, p.o.HTTPClient, p.o.Upstreams, p.o.UpstreamTimeout, p.o.Log)
+	}
+	if p.ups.enabled() {
+		parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
+			if outcome[i] == "" && p.ups.has(ctx, nixstore.HashPart(all[i].pi.Path)) {
+				outcome[i] = Upstream
+			}
+		})
+	}
+	var todo []*node
+	var bytes int64
+	for i, n := range all {
+		switch outcome[i] {
+		case Present:
+			p.sum.Present++
+		case Upstream:
+			p.sum.Upstream++
+		default:
+			todo = append(todo, n)
+			bytes += int64(n.pi.NarSize)
+			continue
+		}
+		n.ok = true
+		close(n.done)
+	}
+	p.o.Progress.Start(len(todo), bytes)
+	return todo
+}
+
+// run pushes every node: NARs concurrently (bounded by the adaptive
+// limiter), each narinfo once its NAR is stored and its references are
+// published.
+func (p *pusher) run(ctx context.Context, todo []*node) {
+	var wg sync.WaitGroup
+	for _, n := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := p.pushOne(ctx, n)
+			p.finish(n, err)
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *pusher) finish(n *node, err error) {
+	p.mu.Lock()
+	o := Pushed
+	switch {
+	case err == nil:
+		p.sum.Pushed++
+		n.ok = true
+	case errors.Is(err, errRaced):
+		o, err = Present, nil
+		p.sum.Present++
+		n.ok = true
+	default:
+		o = Failed
+		p.sum.Failed++
+		p.sum.Errors = append(p.sum.Errors, fmt.Sprintf("%s: %v", n.pi.Path, err))
+	}
+	p.mu.Unlock()
+	close(n.done)
+	p.o.Progress.Path(n.pi.Path, o, err)
+}
+
+// errRaced means another pusher published the narinfo first.
+var errRaced = errors.New("narinfo published concurrently")
+
+func (p *pusher) pushOne(ctx context.Context, n *node) error {
+	st, err := p.uploadNAR(ctx, n.pi)
+	if err != nil {
+		return err
+	}
+	if err := p.waitReferences(ctx, n); err != nil {
+		return err
+	}
+	return p.publish(ctx, n.pi, st)
+}
+
+// waitReferences blocks until every reference's narinfo exists.
+func (p *pusher) waitReferences(ctx context.Context, n *node) error {
+	for _, r := range n.pi.References {
+		if r == n.pi.Path {
+			continue
+		}
+		dep, ok := p.nodes[r]
+		if !ok {
+			if _, err := p.store.Stat(ctx, narinfoKey(r)); err != nil {
+				return fmt.Errorf("reference %s is neither in the closure nor in the cache: %w", r, err)
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-dep.done:
+		}
+		if !dep.ok {
+			return fmt.Errorf("reference %s was not published", r)
+		}
+	}
+	return nil
+}
+
+func (p *pusher) publish(ctx context.Context, pi nixstore.PathInfo, st stored) error {
+	ni, err := buildNarInfo(pi, p.codec, st, p.sk)
+	if err != nil {
+		return err
+	}
+	body := ni.String()
+	err = retry(ctx, p.lim, func() error {
+		return p.store.Put(ctx, narinfoKey(pi.Path), strings.NewReader(body),
+			blob.PutOptions{CreateOnly: true, ContentType: narinfoType, SizeHint: int64(len(body))})
+	})
+	if errors.Is(err, blob.ErrExists) {
+		return errRaced
+	}
+	return err
+}
+
+// retry runs fn up to 3 times while it fails transiently, telling the
+// limiter and backing off between attempts.
+func retry(ctx context.Context, lim *limiter, fn func() error) error {
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			lim.Throttled()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			}
+		}
+		if err = fn(); err == nil || !blob.Transient(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// parallel runs fn(0..n-1) on at most workers goroutines.
+func parallel(ctx context.Context, n, workers int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

@@ -1,0 +1,261 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/digest"
+	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/sign"
+)
+
+// ErrUnsigned is returned when a signature is required and no key is set.
+var ErrUnsigned = errors.New("no signing key (SOURCEOS_SIGN_SECRET_KEY) but SOURCEOS_REQUIRE_SIGNATURE is set")
+
+// KeyError means a signing key was given but cannot be used (bad key,
+// wrong or missing password). Nothing is written when it happens.
+type KeyError struct{ Err error }
+
+func (e *KeyError) Error() string { return "signing key: " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// SignOptions say what to sign and how.
+type SignOptions struct {
+	Kind      Kind
+	Artifacts []Artifact
+	Build     provenance.BuildInfo
+	// Closure is the image's runtime closure (ISO only); nil: no SBOM.
+	Closure []provenance.StorePath
+	// SecretKey holds the minisign secret key file's contents; unset
+	// means unsigned output. Password decrypts an encrypted key.
+	SecretKey, Password config.Secret
+	// RequireSignature turns unsigned output into an error.
+	RequireSignature bool
+	// GCSPrefix, when set, is where the sidecars are published; the
+	// OSImage document's refs point there.
+	GCSPrefix string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Log receives one line per signed artifact (discarded when nil).
+	Log *slog.Logger
+}
+
+// Result says what Sign wrote.
+type Result struct {
+	Signed    bool             `json:"signed"`
+	KeyID     string           `json:"keyId,omitempty"`
+	Artifacts []ArtifactResult `json:"artifacts"`
+}
+
+// ArtifactResult is one signed (or attested) artifact and its sidecars.
+type ArtifactResult struct {
+	Path     string         `json:"path"`
+	Digests  digest.Digests `json:"-"`
+	SHA256   string         `json:"sha256"`
+	Sidecars []string       `json:"sidecars"` // full paths
+}
+
+// Sign writes every sidecar of every artifact. Without a key it writes the
+// unsigned ones (checksum, statement, predicate, SBOM, OSImage saying
+// unsigned) and succeeds, unless RequireSignature is set. A key that does
+// not load is a *KeyError and nothing is written.
+func Sign(ctx context.Context, opts SignOptions) (*Result, error) {
+	opts.defaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	key, err := loadKey(opts)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		defer key.Wipe()
+	}
+	predicate, err := provenance.SLSAPredicate(opts.Build)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Signed: key != nil}
+	if key != nil {
+		res.KeyID = key.ID().String()
+	}
+	var files []file
+	var stale []string
+	for _, a := range opts.Artifacts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fs, ar, err := sidecars(opts, key, a, predicate)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+		res.Artifacts = append(res.Artifacts, ar)
+		stale = append(stale, staleSidecars(a.Path, fs)...)
+	}
+	// An earlier run's signature (or SBOM) beside output this run does not
+	// sign (or describe) would vouch for the wrong thing.
+	if err := removeIfExists(stale...); err != nil {
+		return nil, fmt.Errorf("remove stale sidecars: %w", err)
+	}
+	if err := writeAll(signaturesLast(files)); err != nil {
+		return nil, err
+	}
+	for _, ar := range res.Artifacts {
+		opts.Log.Info("attested", "artifact", filepath.Base(ar.Path), "sha256", ar.SHA256, "signed", res.Signed, "key", res.KeyID)
+	}
+	return res, nil
+}
+
+func (o *SignOptions) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (o *SignOptions) check() error {
+	if _, err := KindOf(string(o.Kind)); err != nil {
+		return err
+	}
+	if len(o.Artifacts) == 0 {
+		return errors.New("sign: no artifacts")
+	}
+	if o.Kind == ISO && len(o.Artifacts) != 1 {
+		return fmt.Errorf("sign: an ISO release is one artifact, got %d", len(o.Artifacts))
+	}
+	if !o.SecretKey.IsSet() && o.RequireSignature {
+		return ErrUnsigned
+	}
+	return nil
+}
+
+// loadKey returns nil when no key is configured.
+func loadKey(o SignOptions) (*sign.SecretKey, error) {
+	if !o.SecretKey.IsSet() {
+		return nil, nil
+	}
+	k, err := sign.ParseSecretKey([]byte(o.SecretKey.Reveal()), o.Password.Reveal())
+	if err != nil {
+		return nil, &KeyError{Err: err}
+	}
+	return k, nil
+}
+
+// sidecars builds the contents of one artifact's sidecars in memory.
+func sidecars(o SignOptions, key *sign.SecretKey, a Artifact, predicate []byte) ([]file, ArtifactResult, error) {
+	d, err := a.digests()
+	if err != nil {
+		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
+	}
+	name := filepath.Base(a.Path)
+	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}
+	statement, err := provenance.Statement([]provenance.Subject{subject}, predicate)
+	if err != nil {
+		return nil, ArtifactResult{}, err
+	}
+	fs := []file{
+		{a.Path + ExtSHA256, []byte(d.SHA256Hex() + "  " + name + "\n")},
+		{a.Path + ExtStatement, statement},
+		{a.Path + ExtSLSA, predicate},
+	}
+	if key != nil {
+		sigs, err := signatures(o, key, a.Path, d, statement)
+		if err != nil {
+			return nil, ArtifactResult{}, err
+		}
+		fs = append(fs, sigs...)
+	}
+	if o.Kind == ISO {
+		docs, err := isoDocuments(o, a.Path, subject, key != nil)
+		if err != nil {
+			return nil, ArtifactResult{}, err
+		}
+		fs = append(fs, docs...)
+	}
+	ar := ArtifactResult{Path: a.Path, Digests: d, SHA256: d.SHA256Hex()}
+	for _, f := range fs {
+		ar.Sidecars = append(ar.Sidecars, f.path)
+	}
+	return fs, ar, nil
+}
+
+// signatures are the .minisig (prehashed, from the digest already computed)
+// and the DSSE envelope of the statement.
+func signatures(o SignOptions, key *sign.SecretKey, path string, d digest.Digests, statement []byte) ([]file, error) {
+	comment := sign.Comment{Timestamp: o.Now(), File: filepath.Base(path), BuildID: o.Build.BuildID}
+	minisig, err := key.SignDigest(d.BLAKE2b512, comment)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", path, err)
+	}
+	env, err := key.SignEnvelope(sign.PayloadTypeInToto, statement)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", path, err)
+	}
+	return []file{{path + ExtMinisig, minisig}, {path + ExtDSSE, env}}, nil
+}
+
+// isoDocuments are the SBOM (when the closure is known) and the OSImage
+// document, whose refs name the other sidecars.
+func isoDocuments(o SignOptions, path string, image provenance.Subject, signed bool) ([]file, error) {
+	var fs []file
+	name := filepath.Base(path)
+	in := provenance.OSImageInput{
+		Build: o.Build, Image: image, Signed: signed, Created: o.Now(),
+		StatementRef:     Ref(o.GCSPrefix, name+ExtStatement),
+		SLSAPredicateRef: Ref(o.GCSPrefix, name+ExtSLSA),
+	}
+	if o.Closure != nil {
+		sbom, err := provenance.SBOM(image, o.Closure, o.Now())
+		if err != nil {
+			return nil, err
+		}
+		fs = append(fs, file{path + ExtSBOM, sbom})
+		in.SBOMRef = Ref(o.GCSPrefix, name+ExtSBOM)
+	}
+	if signed {
+		in.SignatureRef = Ref(o.GCSPrefix, name+ExtMinisig)
+	}
+	doc, err := provenance.OSImage(in)
+	if err != nil {
+		return nil, err
+	}
+	return append(fs, file{path + ExtOSImage, doc}), nil
+}
+
+// signaturesLast orders files so that signatures are renamed into place
+// after everything they vouch for.
+func signaturesLast(files []file) []file {
+	out := make([]file, 0, len(files))
+	var sigs []file
+	for _, f := range files {
+		if strings.HasSuffix(f.path, ExtMinisig) || strings.HasSuffix(f.path, ExtDSSE) {
+			sigs = append(sigs, f)
+			continue
+		}
+		out = append(out, f)
+	}
+	return append(out, sigs...)
+}
+
+// staleSidecars are the sidecar paths of artifact that this run does not
+// write.
+func staleSidecars(artifact string, written []file) []string {
+	var out []string
+	for _, ext := range SidecarExts {
+		p := artifact + ext
+		if !slices.ContainsFunc(written, func(f file) bool { return f.path == p }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

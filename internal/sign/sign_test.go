@@ -1,0 +1,384 @@
+package sign_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+var when = time.Unix(1767225600, 0)
+
+// minisignCLI runs the real minisign with stdin, returning combined output.
+func minisignCLI(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(testrig.RequireTool(t, "minisign"), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustCLI(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := minisignCLI(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("minisign %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func b2(p []byte) []byte { h := blake2b.Sum512(p); return h[:] }
+
+func generate(t *testing.T, password string) *sign.KeyPair {
+	t.Helper()
+	kp, err := sign.Generate(sign.GenerateOptions{Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func load(t *testing.T, contents []byte, password string) *sign.SecretKey {
+	t.Helper()
+	k, err := sign.ParseSecretKey(contents, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Wipe)
+	return k
+}
+
+func signed(t *testing.T, k *sign.SecretKey, msg []byte, file string) []byte {
+	t.Helper()
+	sig, err := k.SignDigest(b2(msg), sign.Comment{Timestamp: when, File: file, BuildID: "build-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+// The minisign CLI verifies our prehashed signatures, with the key given as
+// the RW… string and as a .pub file, and requiring prehashing (-H).
+func TestCLIVerifiesOurSignatures(t *testing.T) {
+	dir := t.TempDir()
+	kp := generate(t, "")
+	k := load(t, kp.SecretKey, "")
+	msg := bytes.Repeat([]byte("sourceos iso bytes\n"), 100000)
+	file := writeFile(t, dir, "sourceos-desktop-x86_64.iso", msg)
+	writeFile(t, dir, "sourceos-desktop-x86_64.iso.minisig", signed(t, k, msg, "sourceos-desktop-x86_64.iso"))
+	pub := writeFile(t, dir, "minisign.pub", kp.PublicKey)
+
+	out := mustCLI(t, "", "-V", "-H", "-m", file, "-P", kp.Public.String())
+	if !strings.Contains(out, "timestamp:1767225600\tfile:sourceos-desktop-x86_64.iso\tbuild:build-42\thashed") {
+		t.Errorf("CLI shows another trusted comment:\n%s", out)
+	}
+	mustCLI(t, "", "-V", "-m", file, "-p", pub)
+
+	other := generate(t, "")
+	if out, err := minisignCLI(t, "", "-V", "-m", file, "-P", other.Public.String()); err == nil {
+		t.Errorf("CLI accepted the signature with another key:\n%s", out)
+	}
+	writeFile(t, dir, "sourceos-desktop-x86_64.iso", append(msg, 'x'))
+	if out, err := minisignCLI(t, "", "-V", "-m", file, "-p", pub); err == nil {
+		t.Errorf("CLI accepted a changed file:\n%s", out)
+	}
+}
+
+// We verify what the CLI signs: prehashed by default, legacy (-l) only when
+// allowed, and we catch a changed file.
+func TestWeVerifyCLISignatures(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, "", "-G", "-W", "-p", filepath.Join(dir, "k.pub"), "-s", filepath.Join(dir, "k.key"))
+	pub, err := sign.ParsePublicKey(string(readFile(t, filepath.Join(dir, "k.pub"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("an artifact\n")
+	file := writeFile(t, dir, "a.iso", msg)
+
+	mustCLI(t, "", "-S", "-W", "-s", filepath.Join(dir, "k.key"), "-m", file, "-t", "timestamp:1\tfile:a.iso\thashed")
+	sig := readFile(t, file+".minisig")
+	s, err := sign.Verify(pub, sig, b2(msg), sign.VerifyOptions{File: "a.iso"})
+	if err != nil {
+		t.Fatalf("CLI signature rejected: %v", err)
+	}
+	if !s.Prehashed() {
+		t.Error("CLI default signature not prehashed")
+	}
+	if _, err := sign.Verify(pub, sig, b2([]byte("another artifact\n")), sign.VerifyOptions{}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("changed file: %v", err)
+	}
+	// The bare RW… line loads too.
+	line := strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dir, "k.pub")))), "\n")[1]
+	if p2, err := sign.ParsePublicKey(line); err != nil || !p2.Equal(pub) {
+		t.Errorf("RW line: %v", err)
+	}
+
+	mustCLI(t, "", "-S", "-l", "-W", "-s", filepath.Join(dir, "k.key"), "-m", file)
+	legacy := readFile(t, file+".minisig")
+	if _, err := sign.Verify(pub, legacy, b2(msg), sign.VerifyOptions{}); !errors.Is(err, sign.ErrLegacy) {
+		t.Errorf("legacy signature: %v, want ErrLegacy", err)
+	}
+	if _, err := sign.Verify(pub, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: msg}); err != nil {
+		t.Errorf("allowed legacy signature rejected: %v", err)
+	}
+	if _, err := sign.Verify(pub, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: []byte("x")}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("allowed legacy signature of another file: %v", err)
+	}
+}
+
+// Keys made by the CLI, plain and password-encrypted, sign for us and the
+// CLI verifies the result.
+func TestCLIKeysSign(t *testing.T) {
+	const password = "correct horse battery"
+	for _, tc := range []struct {
+		name, stdin, password string
+		args                  []string
+	}{
+		{"plain", "", "", []string{"-W"}},
+		{"encrypted", password + "\n" + password + "\n", password, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pubPath, keyPath := filepath.Join(dir, "k.pub"), filepath.Join(dir, "k.key")
+			mustCLI(t, tc.stdin, append([]string{"-G", "-p", pubPath, "-s", keyPath}, tc.args...)...)
+			k := load(t, readFile(t, keyPath), tc.password)
+			pub, err := sign.ParsePublicKey(string(readFile(t, pubPath)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.Public().Equal(pub) {
+				t.Fatalf("loaded key %s does not match the CLI's public key %s", k.ID(), pub.ID)
+			}
+			msg := []byte("signed with a CLI key\n")
+			file := writeFile(t, dir, "f.bin", msg)
+			writeFile(t, dir, "f.bin.minisig", signed(t, k, msg, "f.bin"))
+			mustCLI(t, "", "-V", "-H", "-m", file, "-p", pubPath)
+			if tc.password == "" {
+				return
+			}
+			if _, err := sign.ParseSecretKey(readFile(t, keyPath), "wrong"); !errors.Is(err, sign.ErrWrongPassword) {
+				t.Errorf("wrong password: %v", err)
+			}
+			if _, err := sign.ParseSecretKey(readFile(t, keyPath), ""); !errors.Is(err, sign.ErrPasswordRequired) {
+				t.Errorf("no password: %v", err)
+			}
+		})
+	}
+}
+
+// Keys we generate load in the CLI, which signs with them; we verify.
+func TestOurKeysLoadInCLI(t *testing.T) {
+	const password = "pa55word"
+	for _, tc := range []struct {
+		name, password, stdin string
+		args                  []string
+	}{
+		{"plain", "", "", []string{"-W"}},
+		{"encrypted", password, password + "\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			kp := generate(t, tc.password)
+			keyPath := filepath.Join(dir, "k.key")
+			if err := sign.WriteSecretKey(keyPath, kp.SecretKey); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("secret key mode: %v %v", st.Mode(), err)
+			}
+			if err := sign.WriteSecretKey(keyPath, kp.SecretKey); !errors.Is(err, sign.ErrExists) {
+				t.Errorf("overwrite: %v", err)
+			}
+			pubPath := writeFile(t, dir, "k.pub", kp.PublicKey)
+			msg := []byte("signed by the CLI with our key\n")
+			file := writeFile(t, dir, "f.bin", msg)
+			mustCLI(t, tc.stdin, append([]string{"-S", "-s", keyPath, "-m", file}, tc.args...)...)
+			mustCLI(t, "", "-V", "-m", file, "-p", pubPath)
+			if _, err := sign.Verify(kp.Public, readFile(t, file+".minisig"), b2(msg), sign.VerifyOptions{}); err != nil {
+				t.Error(err)
+			}
+			if k := load(t, kp.SecretKey, tc.password); !k.Public().Equal(kp.Public) {
+				t.Error("generated secret key does not match its public key")
+			}
+		})
+	}
+}
+
+func flipLine(sig []byte, line, at int) []byte {
+	lines := strings.Split(string(sig), "\n")
+	b := []byte(lines[line])
+	b[at] ^= 0x01
+	lines[line] = string(b)
+	return []byte(strings.Join(lines, "\n"))
+}
+
+// Each kind of tampering is caught by its own error.
+func TestVerifyCatchesTampering(t *testing.T) {
+	kp := generate(t, "")
+	k := load(t, kp.SecretKey, "")
+	msg := []byte("artifact")
+	good := signed(t, k, msg, "a.iso")
+	if _, err := sign.Verify(kp.Public, good, b2(msg), sign.VerifyOptions{File: "a.iso"}); err != nil {
+		t.Fatalf("good signature: %v", err)
+	}
+	other := generate(t, "")
+	// Re-sign the comment with a newline smuggled in.
+	s, _ := sign.ParseSignature(good)
+	s.TrustedComment = "timestamp:1\tfile:a.iso\x07"
+
+	for _, tc := range []struct {
+		name    string
+		pub     sign.PublicKey
+		sig     []byte
+		msg     []byte
+		file    string
+		wantErr error
+	}{
+		{"flipped artifact byte", kp.Public, good, []byte("artifacT"), "a.iso", sign.ErrBadSignature},
+		{"flipped signature byte", kp.Public, flipLine(good, 1, 20), msg, "a.iso", sign.ErrBadSignature},
+		{"flipped trusted comment byte", kp.Public, flipLine(good, 2, len("trusted comment: ")+3), msg, "a.iso", sign.ErrBadComment},
+		{"renamed artifact", kp.Public, good, msg, "b.iso", sign.ErrWrongFile},
+		{"different public key", other.Public, good, msg, "a.iso", sign.ErrKeyMismatch},
+		{"unprintable trusted comment", kp.Public, s.Marshal(), msg, "a.iso", sign.ErrUnprintable},
+		{"not a signature", kp.Public, []byte("hello\n"), msg, "a.iso", sign.ErrSignatureFormat},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sign.Verify(tc.pub, tc.sig, b2(tc.msg), sign.VerifyOptions{File: tc.file})
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("got %v, want %v", err, tc.wantErr)
+			}
+		})
+	}
+	// Same key id, different key material: the signature check catches it.
+	forged := sign.PublicKey{ID: kp.Public.ID, Key: other.Public.Key}
+	if _, err := sign.Verify(forged, good, b2(msg), sign.VerifyOptions{}); !errors.Is(err, sign.ErrBadSignature) {
+		t.Errorf("forged key id: %v", err)
+	}
+}
+
+func TestCommentRejectsUnsafeValues(t *testing.T) {
+	k := load(t, generate(t, "").SecretKey, "")
+	for _, c := range []sign.Comment{
+		{File: "a\nb"}, {File: "a\tb"}, {File: "a", BuildID: "x\ty"}, {File: "a", BuildID: "\x1b[31m"}, {File: ""},
+	} {
+		if _, err := k.SignDigest(b2(nil), c); err == nil {
+			t.Errorf("%q signed", c.String())
+		}
+	}
+	if _, err := k.SignDigest([]byte("short"), sign.Comment{File: "a"}); err == nil {
+		t.Error("short digest signed")
+	}
+	c := sign.Comment{Timestamp: when, File: "a.iso"}
+	if got := c.String(); got != "timestamp:1767225600\tfile:a.iso\thashed" {
+		t.Errorf("comment without build: %q", got)
+	}
+}
+
+func TestKeyErrors(t *testing.T) {
+	for _, in := range []string{"", "untrusted comment: x\n", "RWQnotbase64!!", "untrusted comment: x\nAAAA\n"} {
+		if _, err := sign.ParseSecretKey([]byte(in), ""); !errors.Is(err, sign.ErrKeyFormat) {
+			t.Errorf("secret %q: %v", in, err)
+		}
+		if _, err := sign.ParsePublicKey(in); !errors.Is(err, sign.ErrKeyFormat) {
+			t.Errorf("public %q: %v", in, err)
+		}
+	}
+	kp := generate(t, "")
+	k := load(t, kp.SecretKey, "")
+	secret := strings.Split(string(kp.SecretKey), "\n")[1]
+	for _, s := range []string{k.String(), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
+		if strings.Contains(s, secret[60:90]) {
+			t.Errorf("key material printed: %s", s)
+		}
+	}
+}
+
+func TestPAE(t *testing.T) {
+	// The example from the DSSE protocol description.
+	got := string(sign.PAE("http://example.com/HelloWorld", []byte("hello world")))
+	if want := "DSSEv1 29 http://example.com/HelloWorld 11 hello world"; got != want {
+		t.Errorf("PAE = %q, want %q", got, want)
+	}
+}
+
+func TestEnvelope(t *testing.T) {
+	kp := generate(t, "")
+	k := load(t, kp.SecretKey, "")
+	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)
+	env, err := k.SignEnvelope(sign.PayloadTypeInToto, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(env), `"keyid": "`+kp.Public.ID.Hex()+`"`) || len(kp.Public.ID.Hex()) != 16 {
+		t.Errorf("keyid missing or malformed:\n%s", env)
+	}
+	got, err := sign.VerifyEnvelope(kp.Public, env, sign.PayloadTypeInToto)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("round trip: %v %q", err, got)
+	}
+	if _, err := sign.VerifyEnvelope(kp.Public, env, "application/json"); !errors.Is(err, sign.ErrPayloadType) {
+		t.Errorf("payload type: %v", err)
+	}
+	if _, err := sign.VerifyEnvelope(generate(t, "").Public, env, sign.PayloadTypeInToto); !errors.Is(err, sign.ErrNoSignature) {
+		t.Errorf("other key: %v", err)
+	}
+	e, _, _ := sign.ParseEnvelope(env)
+	e.Payload = e.Payload[:10] + flip(e.Payload[10]) + e.Payload[11:]
+	if err := e.VerifySignature(kp.Public, mustDecode(t, e)); !errors.Is(err, sign.ErrNoSignature) {
+		t.Errorf("tampered payload: %v", err)
+	}
+	e2, p2, _ := sign.ParseEnvelope(env)
+	e2.PayloadType = "application/vnd.in-toto+jsoN"
+	if err := e2.VerifySignature(kp.Public, p2); !errors.Is(err, sign.ErrNoSignature) {
+		t.Errorf("payload type is not covered by the signature: %v", err)
+	}
+	if _, _, err := sign.ParseEnvelope([]byte("{")); !errors.Is(err, sign.ErrEnvelopeFormat) {
+		t.Errorf("bad JSON: %v", err)
+	}
+}
+
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}
+
+func mustDecode(t *testing.T, e *sign.Envelope) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

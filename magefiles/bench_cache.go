@@ -1,0 +1,22 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/execx"
+)
+
+// Cache benchmarks cache:push against nix copy (xz, zstd) and the in-memory hash+zstd floor, cold and warm, with peak RSS (a few minutes).
+func (Bench) Cache(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	_, err = a.Run.Run(ctx, execx.Cmd{Name: mg.GoCmd(), Stdout: a.Stdout, Stderr: a.Stderr,
+		Args: []string{"test", "-run", "^$", "-bench", "^BenchmarkCache$", "-benchtime", "1x", "-timeout", "30m", "./internal/nixcache/"}})
+	return err
+}

@@ -1,0 +1,69 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/app"
+	"github.com/socioprophet/sourceos/internal/nixcache"
+)
+
+// Cache pushes to and audits the Nix binary cache (GCS bucket or directory).
+type Cache mg.Namespace
+
+// cacheOptions builds the cache options of this run, with progress on stderr.
+func cacheOptions(a *app.App) nixcache.Options {
+	o := nixcache.FromConfig(a.Cfg, a.Run, a.Log)
+	st, err := os.Stderr.Stat()
+	term := err == nil && st.Mode()&os.ModeCharDevice != 0 && !a.Cfg.CI
+	o.Progress = &nixcache.Reporter{W: a.Stderr, Terminal: term, Interval: 5 * time.Second}
+	return o
+}
+
+// Push uploads the runtime closure of store paths or built installables (space separated), signed, and prints a JSON summary.
+func (Cache) Push(ctx context.Context, paths string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	s, err := nixcache.Push(ctx, cacheOptions(a), strings.Fields(paths))
+	fmt.Fprintln(a.Stdout, s.JSON())
+	return err
+}
+
+// Verify audits the cache: narinfos parse and verify with NIX_CACHE_PUBKEY, NARs exist with their sizes, references resolve.
+func (Cache) Verify(ctx context.Context) error { return verifyCache(ctx, false) }
+
+// VerifyDeep is cache:verify plus downloading every NAR and checking its hashes.
+func (Cache) VerifyDeep(ctx context.Context) error { return verifyCache(ctx, true) }
+
+func verifyCache(ctx context.Context, deep bool) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	rep, err := nixcache.Verify(ctx, cacheOptions(a), deep)
+	for _, p := range rep.Problems {
+		fmt.Fprintln(a.Stdout, p)
+	}
+	fmt.Fprintf(a.Stdout, "%d narinfos, %d NARs, %d problems\n", rep.Narinfos, rep.NARs, len(rep.Problems))
+	return err
+}
+
+// NixConf prints the nix.conf lines (extra-substituters, extra-trusted-public-keys) that pull from the cache.
+func (Cache) NixConf() error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	conf, err := nixcache.NixConf(cacheOptions(a))
+	fmt.Fprint(a.Stdout, conf)
+	return err
+}

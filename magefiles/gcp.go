@@ -1,0 +1,64 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/app"
+	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/gcpvm"
+	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
+)
+
+// Gcp runs self-serve custom builds that report to the user's GCS prefix: on a GCP build VM or in CI.
+type Gcp mg.Namespace
+
+// Build runs on a GCP build VM: builds the spec in the instance metadata with status.json in the user's GCS prefix, then deletes the VM.
+func (Gcp) Build(ctx context.Context) error {
+	return gcpvm.Run(ctx, gcpvm.Options{Build: customBuild(os.Stdout, os.Stderr), Env: os.LookupEnv})
+}
+
+// Custom runs build:custom for a spec (a file, or the JSON itself) and keeps status.json in GCS_PREFIX up to date.
+func (Gcp) Custom(ctx context.Context, spec string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	b, err := gcpvm.SpecArg(spec, os.ReadFile)
+	if err != nil {
+		return err
+	}
+	return gcpvm.Custom(ctx, gcpvm.CustomOptions{Cfg: a.Cfg, Spec: b, Build: customBuild(a.Stdout, a.Stderr),
+		Lane: laneName(a.Cfg), Stderr: a.Stderr})
+}
+
+// Abandon marks the custom build in GCS_PREFIX as failed when its lane stopped before a final status.
+func (Gcp) Abandon(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	return gcpvm.Abandon(ctx, gcpvm.AbandonOptions{Cfg: a.Cfg, Lane: laneName(a.Cfg), Stderr: a.Stderr,
+		Reason: "the build stopped before it finished (setup failed, cancelled or timed out); see the CI run"})
+}
+
+func laneName(cfg *config.Config) string {
+	if cfg.CI {
+		return "ci"
+	}
+	return "local"
+}
+
+// customBuild is what both custom lanes run: build:custom's code, then the
+// verify gate (internal/gcpvm/lane).
+func customBuild(stdout, stderr io.Writer) gcpvm.BuildFunc {
+	return lane.CustomBuild(
+		func(cfg *config.Config) build.Deps { return buildDeps(app.With(cfg, stdout, stderr)) },
+		func(sum *build.Summary) error { return sum.Print(stdout) })
+}
