@@ -88,8 +88,8 @@ func TestHostileValuesRefused(t *testing.T) {
 		"${builtins.readFile /etc/shadow}",
 		"a\nb", "a;b", "a b", "'' + x + ''", `\`,
 		strings.Repeat("a", 300),
-		"аdmin",     // Cyrillic a
-		"ｈｔｏｐ",      // full-width
+		"аdmin",      // Cyrillic a
+		"ｈｔｏｐ",       // full-width
 		"htop\u200b", // zero-width space
 		"../../etc", "/nix/store/abc-x", "<nixpkgs>", "htop.${x}", "a.b.c.d.e.f.g",
 	}
@@ -98,9 +98,11 @@ func TestHostileValuesRefused(t *testing.T) {
 		"package":  func(v string) map[string]any { return base(map[string]any{"packages": []string{v}}) },
 		"service":  func(v string) map[string]any { return base(map[string]any{"services": []string{v}}) },
 		"user":     func(v string) map[string]any { return base(map[string]any{"users": []any{map[string]any{"name": v}}}) },
-		"group":    func(v string) map[string]any { return base(map[string]any{"users": []any{map[string]any{"name": "bob", "groups": []string{v}}}}) },
-		"edition":  func(v string) map[string]any { return base(map[string]any{"edition": v}) },
-		"arch":     func(v string) map[string]any { return base(map[string]any{"arch": v}) },
+		"group": func(v string) map[string]any {
+			return base(map[string]any{"users": []any{map[string]any{"name": "bob", "groups": []string{v}}}})
+		},
+		"edition": func(v string) map[string]any { return base(map[string]any{"edition": v}) },
+		"arch":    func(v string) map[string]any { return base(map[string]any{"arch": v}) },
 	}
 	for fname, mk := range fields {
 		for _, v := range hostile {
