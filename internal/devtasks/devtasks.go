@@ -10,11 +10,13 @@ import (
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
-// TestCommands is the whole test suite, in order: vet, then every test with
-// real Nix, minisign and the GCS emulator.
+// TestCommands is the whole test suite, in order: vet (the magefiles too,
+// which carry the mage build tag), then every test with real Nix, minisign
+// and the GCS emulator.
 func TestCommands(goBin string) []execx.Cmd {
 	return []execx.Cmd{
 		{Name: goBin, Args: []string{"vet", "./..."}},
+		{Name: goBin, Args: []string{"vet", "-tags", "mage", "./magefiles/"}},
 		{Name: goBin, Args: []string{"test", "-count=1", "-timeout=40m", "./..."}},
 	}
 }
