@@ -51,7 +51,7 @@ func (d Digests) Equal(o Digests) bool {
 
 const (
 	// BlockSize is the size of one read.
-	BlockSize = 1 << 20
+	BlockSize = 256 << 10
 	// Blocks is how many buffers are in flight at most; memory used is
 	// Blocks*BlockSize whatever the input size.
 	Blocks = 8

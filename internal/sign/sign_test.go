@@ -234,11 +234,19 @@ func TestOurKeysLoadInCLI(t *testing.T) {
 	}
 }
 
+// flipLine flips one bit of byte at of a .minisig line; base64 lines are
+// flipped in their decoded bytes, so the file stays well-formed.
 func flipLine(sig []byte, line, at int) []byte {
 	lines := strings.Split(string(sig), "\n")
-	b := []byte(lines[line])
-	b[at] ^= 0x01
-	lines[line] = string(b)
+	raw, err := base64.StdEncoding.DecodeString(lines[line])
+	if line == 2 || err != nil {
+		b := []byte(lines[line])
+		b[at] ^= 0x01
+		lines[line] = string(b)
+	} else {
+		raw[at] ^= 0x01
+		lines[line] = base64.StdEncoding.EncodeToString(raw)
+	}
 	return []byte(strings.Join(lines, "\n"))
 }
 
