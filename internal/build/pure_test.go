@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBuildArgsAndInstallable(t *testing.T) {
@@ -131,5 +132,25 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(in); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestProgressReader(t *testing.T) {
+	clock := time.Unix(0, 0)
+	now := func() time.Time { clock = clock.Add(3 * time.Second); return clock }
+	var out bytes.Buffer
+	p := newProgressReader(strings.NewReader(strings.Repeat("x", 4<<20)), &out, "img.iso", 4<<20, now)
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := p.Read(buf); err != nil {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "    img.iso: ") || !strings.Contains(out.String(), "4.0 MiB / 4.0 MiB (100%)") {
+		t.Fatalf("progress lines:\n%s", out.String())
+	}
+	if got := progressLine(512<<20, 2<<30, 4*time.Second); got != "512.0 MiB / 2.0 GiB (25%), 128.0 MiB/s" {
+		t.Fatalf("progressLine = %q", got)
 	}
 }

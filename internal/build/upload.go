@@ -96,7 +96,7 @@ func (uploadStep) Run(ctx context.Context, s *State) error {
 	for _, a := range s.Artifacts {
 		a.URLs = map[string]string{}
 		for _, name := range append(append([]string{}, a.Sidecars...), a.Name) {
-			if err := uploadFile(ctx, store, filepath.Join(s.Out, name), name); err != nil {
+			if err := uploadFile(ctx, s, store, filepath.Join(s.Out, name), name); err != nil {
 				return err
 			}
 			a.URLs[name] = store.URL(name)
@@ -106,8 +106,9 @@ func (uploadStep) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// uploadFile uploads one file and checks the stored size.
-func uploadFile(ctx context.Context, store blob.Store, path, key string) error {
+// uploadFile uploads one file with progress lines and checks the stored
+// size; the GCS client also validates a CRC32C of the whole object.
+func uploadFile(ctx context.Context, s *State, store blob.Store, path, key string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
@@ -117,7 +118,8 @@ func uploadFile(ctx context.Context, store blob.Store, path, key string) error {
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
-	if err := store.Put(ctx, key, f, blob.PutOptions{ContentType: contentType(key)}); err != nil {
+	body := newProgressReader(f, s.Stream, key, st.Size(), s.Now)
+	if err := store.Put(ctx, key, body, blob.PutOptions{ContentType: contentType(key), SizeHint: st.Size()}); err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	info, err := store.Stat(ctx, key)
