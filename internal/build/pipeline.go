@@ -103,17 +103,18 @@ func composeDir(ctx context.Context, run execx.Runner, dir string, sp *spec.Spec
 	return nil
 }
 
-// FlakeRef turns a local directory into a path: flake reference (absolute),
-// and leaves every other reference as it is.
+// FlakeRef makes a local directory reference absolute and leaves every
+// other reference as it is. A bare directory stays bare, so Nix treats a Git
+// checkout as git+file (tracked files only) and does not copy OUT's images
+// into the store with the source; `path:` references are kept as given.
 func FlakeRef(flake string) string {
-	p, isLocal := localPath(flake)
-	if !isLocal {
+	if strings.HasPrefix(flake, "path:") || strings.Contains(flake, ":") {
 		return flake
 	}
-	if abs, err := filepath.Abs(p); err == nil {
-		p = abs
+	if abs, err := filepath.Abs(flake); err == nil {
+		return abs
 	}
-	return "path:" + p
+	return flake
 }
 
 // localPath reports whether flake names a local directory, and which.
