@@ -149,6 +149,9 @@ func (g *GCS) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) 
 	if _, err := io.Copy(w, r); err != nil {
 		cancel() // abandons the upload
 		_ = w.Close()
+		if isPrecondition(err) { // a multi-chunk upload learns of the 412 while writing
+			return fmt.Errorf("%s: %w", g.URL(key), ErrExists)
+		}
 		return fmt.Errorf("blob: upload %s: %w", g.URL(key), err)
 	}
 	if err := w.Close(); err != nil {

@@ -123,11 +123,20 @@ func TestPushThroughFaultyNetwork(t *testing.T) {
 	k := newKey(t, "faulty-1")
 	o := gcsOptions(k)
 	o.Retry = blob.Retry{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond, MaxRetryAfter: 2 * time.Second}
+	var mu sync.Mutex
+	var limits []int
+	nixcache.ObserveLimits(t, func(n int) { mu.Lock(); limits = append(limits, n); mu.Unlock() })
 
-	s, err := nixcache.Push(bg, o, []string{netboot})
+	s, err := nixcache.Push(tctx(t), o, []string{netboot})
 	if err != nil {
 		t.Fatalf("push through faults: %v (%s)", err, s.JSON())
 	}
+	mu.Lock()
+	t.Logf("concurrency limits under faults: %v (from %d)", limits, o.Jobs)
+	if !droppedThenRose(limits, o.Jobs) {
+		t.Errorf("the concurrency limit did not drop under throttling and rise again: %v (from %d)", limits, o.Jobs)
+	}
+	mu.Unlock()
 	if s.Pushed+s.Present != len(testrig.Closure(t, netboot)) || s.Failed != 0 {
 		t.Fatalf("summary %s", s.JSON())
 	}
@@ -135,4 +144,17 @@ func TestPushThroughFaultyNetwork(t *testing.T) {
 	if out, err := substitute(t, g.URL("cache", "nix-cache"), k.public, netboot); err != nil {
 		t.Fatalf("nix could not substitute: %v\n%s", err, out)
 	}
+}
+
+// droppedThenRose says whether limits (successive values, starting from
+// start) went below start and later rose again.
+func droppedThenRose(limits []int, start int) bool {
+	low := start
+	for _, n := range limits {
+		if n > low && low < start {
+			return true
+		}
+		low = min(low, n)
+	}
+	return false
 }

@@ -1,7 +1,6 @@
 package nixcache_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +59,7 @@ func substitute(t testing.TB, url, pubKey string, paths ...string) (string, erro
 	args := append([]string{"--store", store, "-r"}, paths...)
 	args = append(args, "--option", "substituters", url, "--option", "trusted-public-keys", pubKey,
 		"--option", "narinfo-cache-negative-ttl", "0")
-	cmd := exec.Command("nix-store", args...)
+	cmd := exec.CommandContext(tctx(t), "nix-store", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), err
@@ -78,7 +77,7 @@ func substitute(t testing.TB, url, pubKey string, paths ...string) (string, erro
 // mustVerify audits the cache and fails the test on any problem.
 func mustVerify(t testing.TB, o nixcache.Options, deep bool) nixcache.Report {
 	t.Helper()
-	rep, err := nixcache.Verify(context.Background(), o, deep)
+	rep, err := nixcache.Verify(tctx(t), o, deep)
 	if err != nil {
 		t.Fatalf("verify: %v\n%v", err, rep.Problems)
 	}
@@ -88,7 +87,7 @@ func mustVerify(t testing.TB, o nixcache.Options, deep bool) nixcache.Report {
 func listKeys(t testing.TB, s blob.Store) []string {
 	t.Helper()
 	var keys []string
-	if err := s.List(context.Background(), "", func(i blob.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+	if err := s.List(tctx(t), "", func(i blob.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return keys

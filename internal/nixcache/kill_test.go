@@ -1,9 +1,8 @@
 package nixcache_test
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
-	"github.com/socioprophet/sourceos/internal/blob"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -19,52 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
-const childEnv = "NIXCACHE_TEST_CHILD_PUSH"
-
-// childSpec tells a re-executed test binary what to push.
-type childSpec struct {
-	Bucket, Dir, Secret string
-	Paths               []string
-	Jobs                int
-}
-
-// TestChildPush is the body of the subprocess that TestKilledPushResumes
-// kills and BenchmarkCache measures; it does nothing unless started by them.
-func TestChildPush(t *testing.T) {
-	raw, ok := os.LookupEnv(childEnv)
-	if !ok {
-		t.Skip("helper process for TestKilledPushResumes and BenchmarkCache")
-	}
-	var spec childSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		t.Fatal(err)
-	}
-	o := nixcache.Options{Bucket: spec.Bucket, Dir: spec.Dir, SecretKey: config.NewSecret(spec.Secret), Jobs: spec.Jobs}
-	o.Runner = gcsOptions(keyPair{}).Runner
-	s, err := nixcache.Push(bg, o, spec.Paths)
-	fmt.Println("SUMMARY " + s.JSON())
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// childPush returns the command that runs TestChildPush with spec.
-func childPush(t testing.TB, spec childSpec, env ...string) *exec.Cmd {
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildPush$", "-test.count=1", "-test.v")
-	cmd.Env = append(append(os.Environ(), childEnv+"="+string(raw)), env...)
-	return cmd
-}
-
-// startDelayProxy slows every request down by a random 0-30ms, so a push
+// startDelayProxy slows every request down by a random 0-50ms, so a push
 // lasts long enough to be killed in the middle.
 func startDelayProxy(t *testing.T, target string) string {
 	u, _ := url.Parse("http://" + target)
@@ -80,74 +39,151 @@ func startDelayProxy(t *testing.T, target string) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// fullCount is the number of objects a complete cache of infos holds:
+// nix-cache-info, one narinfo per path and one NAR per distinct NarHash
+// (paths with identical contents share their NAR).
+func fullCount(infos []nixstore.PathInfo) int {
+	nars := map[string]bool{}
+	for _, pi := range infos {
+		nars[pi.NarHash] = true
+	}
+	return 1 + len(infos) + len(nars)
+}
+
 func TestKilledPushResumes(t *testing.T) {
 	isolateNix(t)
 	system, netboot := fixture(t)
 	g := testrig.StartGCS(t, "cache")
 	host := startDelayProxy(t, g.Host)
 	k := newKey(t, "kill-1")
-	spec := childSpec{Bucket: "cache", Secret: k.secret, Paths: []string{system, netboot}, Jobs: 2}
-
-	total := len(testrig.Closure(t, netboot))
-	store, err := blob.Open(bg, "gs://cache/nix-cache")
+	infos, err := nixstore.Query(tctx(t), gcsOptions(k).Runner, system, netboot)
 	if err != nil {
 		t.Fatal(err)
 	}
+	full := fullCount(infos)
+	o := gcsOptions(k)
 	partial := 0
 	for i := range 8 {
-		cmd := childPush(t, spec, "STORAGE_EMULATOR_HOST="+host)
-		if err := cmd.Start(); err != nil {
+		store, err := blob.Open(tctx(t), "gs://cache/"+o.Prefix)
+		if err != nil {
 			t.Fatal(err)
 		}
-		// Kill it right after a random number of objects has appeared.
 		have := len(listKeys(t, store))
-		waitForObjects(t, store, have+1+rand.IntN(max(1, 1+2*total-have-1)), cmd)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		if have >= full {
+			// A child finished the cache before its kill: carry on in a
+			// fresh prefix so that every kill interrupts a push.
+			o.Prefix = fmt.Sprintf("nix-cache-%d", i)
+			have = 0
+			if store, err = blob.Open(tctx(t), "gs://cache/"+o.Prefix); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec := childSpec{Bucket: "cache", Prefix: o.Prefix, Secret: k.secret, Paths: []string{system, netboot}, Jobs: 2}
+		c := startChild(t, childPush(t, spec, "STORAGE_EMULATOR_HOST="+host))
+		// Kill it right after a random number of objects has appeared,
+		// fewer than a complete cache.
+		target := have + 1 + rand.IntN(max(1, full-have-1))
+		c.waitForObjects(t, store, target, time.Minute)
+		c.kill(t)
 		// Whatever the moment of death, what is published is consistent.
-		rep, err := nixcache.Verify(bg, gcsOptions(k), true)
+		rep, err := nixcache.Verify(tctx(t), o, true)
 		if err != nil && !onlyMissingCacheInfo(rep) {
 			t.Fatalf("after kill %d: %v\n%v", i, err, rep.Problems)
 		}
-		t.Logf("after kill %d: %d narinfos, %d NARs", i, rep.Narinfos, rep.NARs)
-		if rep.Narinfos < total && rep.NARs > 0 {
+		t.Logf("after kill %d (at %d objects of %d): %d narinfos, %d NARs", i, target, full, rep.Narinfos, rep.NARs)
+		if rep.Narinfos < len(infos) && rep.NARs > 0 {
 			partial++
 		}
 	}
 	if partial == 0 {
 		t.Fatal("no push was killed mid-way; the test proved nothing")
 	}
-	s, err := nixcache.Push(bg, gcsOptions(k), []string{system, netboot})
+	s, err := nixcache.Push(tctx(t), o, []string{system, netboot})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d kills left a partial cache; final push: %s", partial, s.JSON())
-	mustVerify(t, gcsOptions(k), true)
-	if out, err := substitute(t, g.URL("cache", "nix-cache"), k.public, netboot); err != nil {
+	mustVerify(t, o, true)
+	if out, err := substitute(t, g.URL("cache", o.Prefix), k.public, netboot); err != nil {
 		t.Fatalf("nix could not substitute after interrupted pushes: %v\n%s", err, out)
 	}
 }
 
-// waitForObjects returns once store holds n objects or cmd has exited.
-func waitForObjects(t *testing.T, store blob.Store, n int, cmd *exec.Cmd) {
-	exited := make(chan struct{})
-	go func() {
-		for cmd.ProcessState == nil && cmd.Process.Signal(syscall.Signal(0)) == nil {
-			time.Sleep(time.Millisecond)
-		}
-		close(exited)
-	}()
+// child is a started push process whose output is kept for diagnosis.
+type child struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+}
+
+func startChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
+	c := &child{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(c.exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-c.exited })
+	return c
+}
+
+// waitForObjects returns once store holds n objects or the child has
+// exited. Past timeout it asks the child for its goroutine stacks
+// (SIGQUIT) and fails the test with them.
+func (c *child) waitForObjects(t *testing.T, store blob.Store, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case <-exited:
+		case <-c.exited:
 			return
 		default:
 		}
-		if len(listKeys(t, store)) >= n {
+		have := len(listKeys(t, store))
+		if have >= n {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-c.exited:
+			case <-time.After(10 * time.Second):
+			}
+			t.Fatalf("after %s the push child had neither exited nor written %d objects (store holds %d); its output:\n%s",
+				timeout, n, have, c.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// kill kills the child and waits (boundedly) until it is gone.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the push child did not exit 30s after SIGKILL; its output:\n%s", c.out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writers of a child's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A push killed before it wrote nix-cache-info leaves an empty cache,
@@ -169,7 +205,7 @@ func TestConcurrentOverlappingPushes(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sums[i], errs[i] = nixcache.Push(bg, gcsOptions(k), paths)
+				sums[i], errs[i] = nixcache.Push(tctx(t), gcsOptions(k), paths)
 			}()
 		}
 		wg.Wait()

@@ -3,8 +3,13 @@ package nixcache
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// limitObserver, when set (by tests), is told every new limit of every
+// limiter made afterwards.
+var limitObserver atomic.Pointer[func(limit int)]
 
 // limiter bounds concurrency adaptively (AIMD): it halves the limit when
 // the store throttles (at most once a second) and raises it by one after
@@ -19,10 +24,15 @@ type limiter struct {
 	now     func() time.Time
 	changed chan struct{}
 	cuts    int
+	observe func(limit int)
 }
 
 func newLimiter(max int, now func() time.Time) *limiter {
-	return &limiter{limit: max, max: max, now: now, changed: make(chan struct{})}
+	l := &limiter{limit: max, max: max, now: now, changed: make(chan struct{}), observe: func(int) {}}
+	if fn := limitObserver.Load(); fn != nil {
+		l.observe = *fn
+	}
+	return l
 }
 
 // Acquire waits for a slot.
@@ -54,6 +64,7 @@ func (l *limiter) Release(ok bool) {
 		if l.streak >= l.limit && l.limit < l.max {
 			l.limit++
 			l.streak = 0
+			l.observe(l.limit)
 		}
 	}
 	l.wake()
@@ -66,8 +77,11 @@ func (l *limiter) Throttled() {
 	l.streak = 0
 	if now := l.now(); now.Sub(l.lastCut) >= time.Second {
 		l.lastCut = now
-		l.limit = max(1, l.limit/2)
 		l.cuts++
+		if cut := max(1, l.limit/2); cut != l.limit {
+			l.limit = cut
+			l.observe(cut)
+		}
 	}
 }
 

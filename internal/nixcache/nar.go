@@ -1,7 +1,6 @@
 package nixcache
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"hash"
 	"io"
 
-	"github.com/nix-community/go-nix/pkg/nar"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/socioprophet/sourceos/internal/blob"
@@ -97,11 +95,7 @@ func (p *pusher) produce(pw *io.PipeWriter, pi nixstore.PathInfo) produced {
 		return produced{err: err}
 	}
 	narHash, narSize := sha256.New(), &counter{add: p.addNarBytes}
-	bw := bufio.NewWriterSize(io.MultiWriter(cw, narHash, narSize), 64<<10)
-	err = nar.DumpPath(bw, pi.Path)
-	if err == nil {
-		err = bw.Flush()
-	}
+	err = dumpNAR(io.MultiWriter(cw, narHash, narSize), pi.Path)
 	if cerr := cw.Close(); err == nil {
 		err = cerr
 	}

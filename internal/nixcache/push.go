@@ -157,12 +157,7 @@ func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo) []*n
 		all[i] = &node{pi: pi, done: make(chan struct{})}
 		p.nodes[pi.Path] = all[i]
 	}
-	outcome := make([]Outcome, len(all))
-	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
-		if _, err := p.store.Stat(ctx, narinfoKey(all[i].pi.Path)); err == nil {
-			outcome[i] = Present
-		}
-	})
+	outcome := p.presence(ctx, all)
 	if len(p.o.Upstreams) > 0 {
 		p.ups = probeUpstreams(ctx, p.o.HTTPClient, p.o.Upstreams, p.o.UpstreamTimeout, p.o.Log)
 	}
@@ -191,6 +186,63 @@ func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo) []*n
 	}
 	p.o.Progress.Start(len(todo), bytes)
 	return todo
+}
+
+// listThreshold is the closure size from which presence is decided by
+// listing the cache's narinfos instead of one HEAD per path.
+var listThreshold = 32
+
+// listBudget bounds a presence listing: past this many objects (a cache
+// much larger than the closure) the listing stops and HEADs decide.
+func listBudget(paths int) int { return 16*paths + 1000 }
+
+// presence marks the nodes whose narinfo is already in the cache: by one
+// listing for a large closure (a page of 1000 names per request instead of
+// a request per path), by concurrent HEADs for a small one or a cache too
+// large to list cheaply.
+func (p *pusher) presence(ctx context.Context, all []*node) []Outcome {
+	outcome := make([]Outcome, len(all))
+	if len(all) >= listThreshold {
+		if have, ok := p.listNarinfos(ctx, listBudget(len(all))); ok {
+			for i, n := range all {
+				if have[narinfoKey(n.pi.Path)] {
+					outcome[i] = Present
+				}
+			}
+			return outcome
+		}
+	}
+	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
+		if _, err := p.store.Stat(ctx, narinfoKey(all[i].pi.Path)); err == nil {
+			outcome[i] = Present
+		}
+	})
+	return outcome
+}
+
+var errListBudget = errors.New("listing budget exhausted")
+
+// listNarinfos returns the narinfo keys at the cache root, or false when
+// the listing failed or exceeded budget objects.
+func (p *pusher) listNarinfos(ctx context.Context, budget int) (map[string]bool, bool) {
+	have := map[string]bool{}
+	seen := 0
+	err := p.store.List(ctx, "", func(i blob.Info) error {
+		if seen++; seen > budget {
+			return errListBudget
+		}
+		if strings.HasSuffix(i.Key, ".narinfo") && !strings.Contains(i.Key, "/") {
+			have[i.Key] = true
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errListBudget) {
+			p.o.Log.Warn("cache listing failed; checking paths one by one", "err", err)
+		}
+		return nil, false
+	}
+	return have, true
 }
 
 // run pushes every node: NARs concurrently (bounded by the adaptive

@@ -1,7 +1,6 @@
 package nixcache_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -18,8 +17,6 @@ import (
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
-var bg = context.Background()
-
 func TestPushToGCSRealNixSubstitutes(t *testing.T) {
 	isolateNix(t)
 	system, netboot := fixture(t)
@@ -27,7 +24,7 @@ func TestPushToGCSRealNixSubstitutes(t *testing.T) {
 	k := newKey(t, "test-cache-1")
 	o := gcsOptions(k)
 
-	s, err := nixcache.Push(bg, o, []string{system})
+	s, err := nixcache.Push(tctx(t), o, []string{system})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +33,7 @@ func TestPushToGCSRealNixSubstitutes(t *testing.T) {
 		t.Fatalf("summary %s, want %d pushed", s.JSON(), n)
 	}
 	// A second push of an overlapping closure only uploads the new paths.
-	s2, err := nixcache.Push(bg, o, []string{netboot})
+	s2, err := nixcache.Push(tctx(t), o, []string{netboot})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +70,7 @@ func TestPushToDirRealNixSubstitutes(t *testing.T) {
 		t.Run(comp, func(t *testing.T) {
 			o := dirOptions(filepath.Join(dir, comp), k)
 			o.Compression = comp
-			if _, err := nixcache.Push(bg, o, []string{netboot}); err != nil {
+			if _, err := nixcache.Push(tctx(t), o, []string{netboot}); err != nil {
 				t.Fatal(err)
 			}
 			mustVerify(t, o, true)
@@ -99,12 +96,12 @@ func TestNarinfoMatchesNixCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	theirs := t.TempDir()
-	out, err := exec.Command("nix", "copy", "--to", "file://"+theirs+"?compression=zstd&secret-key="+keyFile, system).CombinedOutput()
+	out, err := exec.CommandContext(tctx(t), "nix", "copy", "--to", "file://"+theirs+"?compression=zstd&secret-key="+keyFile, system).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nix copy: %v\n%s", err, out)
 	}
 	ours := t.TempDir()
-	if _, err := nixcache.Push(bg, dirOptions(ours, k), []string{system}); err != nil {
+	if _, err := nixcache.Push(tctx(t), dirOptions(ours, k), []string{system}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range testrig.Closure(t, system) {
@@ -143,15 +140,15 @@ func TestPushUnconfigured(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := nixcache.Push(bg, c.o, []string{"/nix/store/x"})
+			_, err := nixcache.Push(tctx(t), c.o, []string{"/nix/store/x"})
 			if !errors.Is(err, nixcache.ErrNotConfigured) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Push: %v, want a not-configured error naming %s", err, c.want)
 			}
-			if s, err := nixcache.PushBestEffort(bg, c.o, []string{"/nix/store/x"}); err != nil || s.Pushed != 0 {
+			if s, err := nixcache.PushBestEffort(tctx(t), c.o, []string{"/nix/store/x"}); err != nil || s.Pushed != 0 {
 				t.Fatalf("PushBestEffort unconfigured: %v", err)
 			}
 			c.o.Strict = true
-			if _, err := nixcache.PushBestEffort(bg, c.o, []string{"/nix/store/x"}); !errors.Is(err, nixcache.ErrNotConfigured) {
+			if _, err := nixcache.PushBestEffort(tctx(t), c.o, []string{"/nix/store/x"}); !errors.Is(err, nixcache.ErrNotConfigured) {
 				t.Fatalf("strict PushBestEffort unconfigured: %v", err)
 			}
 		})
@@ -161,7 +158,7 @@ func TestPushUnconfigured(t *testing.T) {
 func TestPushBadKeyDoesNotLeakIt(t *testing.T) {
 	secret := "mykey:not-base64-SECRETSECRET"
 	o := nixcache.Options{Dir: t.TempDir(), SecretKey: config.NewSecret(secret)}
-	_, err := nixcache.PushPaths(bg, o, nil)
+	_, err := nixcache.PushPaths(tctx(t), o, nil)
 	if err == nil || strings.Contains(err.Error(), "SECRETSECRET") {
 		t.Fatalf("bad key error: %v", err)
 	}
@@ -172,11 +169,11 @@ func TestPushBestEffortSwallowsFailuresUnlessStrict(t *testing.T) {
 	k := newKey(t, "x-1")
 	o := dirOptions(t.TempDir(), k)
 	bad := []string{"/nix/store/00000000000000000000000000000000-missing"}
-	if _, err := nixcache.PushBestEffort(bg, o, bad); err != nil {
+	if _, err := nixcache.PushBestEffort(tctx(t), o, bad); err != nil {
 		t.Fatalf("best effort returned %v", err)
 	}
 	o.Strict = true
-	if _, err := nixcache.PushBestEffort(bg, o, bad); err == nil {
+	if _, err := nixcache.PushBestEffort(tctx(t), o, bad); err == nil {
 		t.Fatal("strict best effort swallowed the failure")
 	}
 }
@@ -185,14 +182,14 @@ func TestPushBestEffortSwallowsFailuresUnlessStrict(t *testing.T) {
 func TestPushRefusesNarHashMismatch(t *testing.T) {
 	testrig.Nix(t)
 	system, _ := fixture(t)
-	infos, err := nixstore.Query(bg, gcsOptions(keyPair{}).Runner, system)
+	infos, err := nixstore.Query(tctx(t), gcsOptions(keyPair{}).Runner, system)
 	if err != nil {
 		t.Fatal(err)
 	}
 	leaf := infos[0]
 	leaf.NarHash = "sha256:0000000000000000000000000000000000000000000000000000"
 	dir := t.TempDir()
-	_, err = nixcache.PushPaths(bg, dirOptions(dir, newKey(t, "x-1")), []nixstore.PathInfo{leaf})
+	_, err = nixcache.PushPaths(tctx(t), dirOptions(dir, newKey(t, "x-1")), []nixstore.PathInfo{leaf})
 	var pe *nixcache.PushError
 	if !errors.As(err, &pe) || pe.Failed != 1 || !strings.Contains(pe.Errors[0], "differs from the store") {
 		t.Fatalf("push of a mismatching path: %v", err)
@@ -201,4 +198,26 @@ func TestPushRefusesNarHashMismatch(t *testing.T) {
 	if keys := listKeys(t, s); len(keys) != 1 || keys[0] != "nix-cache-info" {
 		t.Fatalf("a mismatching path left objects: %v", keys)
 	}
+}
+
+// A large closure decides presence with one listing of the cache; the
+// result is the same as with one HEAD per path.
+func TestPushPresenceByListing(t *testing.T) {
+	isolateNix(t)
+	system, netboot := fixture(t)
+	testrig.StartGCS(t, "cache")
+	nixcache.SetListThreshold(t, 1)
+	o := gcsOptions(newKey(t, "list-1"))
+	if _, err := nixcache.Push(tctx(t), o, []string{system}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nixcache.Push(tctx(t), o, []string{netboot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(testrig.Closure(t, system))
+	if s.Present != n || s.Pushed != len(testrig.Closure(t, netboot))-n {
+		t.Fatalf("push after a listing: %s, want %d present", s.JSON(), n)
+	}
+	mustVerify(t, o, true)
 }

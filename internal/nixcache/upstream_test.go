@@ -31,7 +31,7 @@ func TestPushSkipsUpstreamPaths(t *testing.T) {
 
 	o := dirOptions(t.TempDir(), newKey(t, "up-1"))
 	o.Upstreams = []string{up.URL}
-	s, err := nixcache.Push(bg, o, []string{system})
+	s, err := nixcache.Push(tctx(t), o, []string{system})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestPushSkipsUpstreamPaths(t *testing.T) {
 	o2 := dirOptions(t.TempDir(), newKey(t, "up-1"))
 	o2.Upstreams = []string{dead.URL}
 	start := time.Now()
-	s, err = nixcache.Push(bg, o2, []string{system})
+	s, err = nixcache.Push(tctx(t), o2, []string{system})
 	if err != nil || s.Pushed != len(closure) {
 		t.Fatalf("push with a dead upstream: %v %s", err, s.JSON())
 	}

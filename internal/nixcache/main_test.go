@@ -1,0 +1,95 @@
+package nixcache_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache"
+)
+
+// childEnv, when set, turns the test binary into a push process (see
+// TestMain): TestKilledPushResumes kills it, BenchmarkCache measures it.
+const childEnv = "NIXCACHE_TEST_CHILD_PUSH"
+
+// childSpec tells a re-executed test binary what to push.
+type childSpec struct {
+	Bucket, Prefix, Dir, Secret string
+	Paths                       []string
+	Jobs                        int
+	// Timeout bounds the push (default 2 minutes); past it the child
+	// prints every goroutine's stack and exits 3, so a stall is diagnosed
+	// rather than waited on.
+	Timeout time.Duration
+}
+
+// TestMain runs the push body when the binary was started by childPush,
+// and the tests otherwise. No test is skipped to make room for the child.
+func TestMain(m *testing.M) {
+	if raw, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(runChild(raw))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild pushes what raw (a JSON childSpec) names and prints the summary
+// on a "SUMMARY " line. Exit codes: 0 pushed, 1 push failed, 2 bad spec,
+// 3 timed out (stacks on stderr).
+func runChild(raw string) int {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "child push: bad spec:", err)
+		return 2
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = 2 * time.Minute
+	}
+	watchdog := time.AfterFunc(spec.Timeout, func() {
+		buf := make([]byte, 1<<20)
+		fmt.Fprintf(os.Stderr, "child push: still running after %s; goroutines:\n%s\n", spec.Timeout, buf[:runtime.Stack(buf, true)])
+		os.Exit(3)
+	})
+	defer watchdog.Stop()
+	o := nixcache.Options{Bucket: spec.Bucket, Prefix: spec.Prefix, Dir: spec.Dir,
+		SecretKey: config.NewSecret(spec.Secret), Jobs: spec.Jobs, Runner: &execx.Exec{}}
+	s, err := nixcache.Push(context.Background(), o, spec.Paths)
+	fmt.Println("SUMMARY " + s.JSON())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child push:", err)
+		return 1
+	}
+	return 0
+}
+
+// childPush returns the command that re-executes this test binary as a
+// push process for spec.
+func childPush(t testing.TB, spec childSpec, env ...string) *exec.Cmd {
+	t.Helper()
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+string(raw)), env...)
+	cmd.WaitDelay = 5 * time.Second // a killed child's nix grandchild may hold its pipes
+	return cmd
+}
+
+// testTimeout bounds every push, audit and Nix command a test runs, so a
+// stall fails the test with the operation named instead of hanging it.
+const testTimeout = 2 * time.Minute
+
+// tctx is the context of one test's operations: cancelled at the end of
+// the test or after testTimeout.
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
