@@ -2,7 +2,34 @@
 
 package main
 
-import "github.com/magefile/mage/mg"
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/release/bench"
+)
 
 // Bench runs the committed benchmarks side by side with the peer tools.
 type Bench mg.Namespace
+
+// Cache benchmarks cache:push against nix copy (xz, zstd) and the in-memory hash+zstd floor, cold and warm, with peak RSS (a few minutes).
+func (Bench) Cache(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	_, err = a.Run.Run(ctx, execx.Cmd{Name: mg.GoCmd(), Stdout: a.Stdout, Stderr: a.Stderr,
+		Args: []string{"test", "-run", "^$", "-bench", "^BenchmarkCache$", "-benchtime", "1x", "-timeout", "30m", "./internal/nixcache/"}})
+	return err
+}
+
+// Sign times signing and verifying a 2 GB file: the old shell flow, b2sum alone (the floor) and ours, with peak RSS.
+func (Bench) Sign(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	return bench.Command(ctx, a, mg.GoCmd())
+}

@@ -2,7 +2,38 @@
 
 package main
 
-import "github.com/magefile/mage/mg"
+import (
+	"fmt"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/release"
+)
 
 // Keys generates the key pairs the pipeline signs with.
 type Keys mg.Namespace
+
+// Sign generates a minisign key pair for release signing: the secret key goes to the path given (0600) or stdout ("-"), encrypted when SOURCEOS_SIGN_PASSWORD is set.
+func (Keys) Sign(secretKeyPath string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	return release.KeysCommand(a, secretKeyPath)
+}
+
+// Cache generates a Nix binary cache key pair called name and prints NIX_CACHE_SECRET_KEY= and NIX_CACHE_PUBKEY= lines to stdout only (never to a log or file).
+func (Keys) Cache(name string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	secret, public, err := nixcache.GenerateKey(name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.Stderr, "Store NIX_CACHE_SECRET_KEY in your secret manager; it is not written anywhere else.")
+	_, err = fmt.Fprintf(a.Stdout, "NIX_CACHE_SECRET_KEY=%s\nNIX_CACHE_PUBKEY=%s\n", secret, public)
+	return err
+}
