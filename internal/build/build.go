@@ -18,6 +18,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 )
 
@@ -96,7 +97,7 @@ type State struct {
 	Closure []nixstore.PathInfo
 	Signed  bool
 	// Cache is the cache push summary, when the cache step ran.
-	Cache any
+	Cache *nixcache.Summary
 	// Notes are one-line remarks for the summary (skips and degradations).
 	Notes []string
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/socioprophet/sourceos/editions/custom"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/spec"
 )
 
@@ -156,7 +157,7 @@ type Summary struct {
 	Artifacts []*Artifact       `json:"artifacts"`
 	Signed    bool              `json:"signed"`
 	Closure   int               `json:"closurePaths"`
-	Cache     any               `json:"cache,omitempty"`
+	Cache     *nixcache.Summary `json:"cache,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 	Seconds   float64           `json:"seconds"`
 }

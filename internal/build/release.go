@@ -107,6 +107,8 @@ func (cacheStep) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	s.Cache = sum
+	if sum.Pushed+sum.Present+sum.Upstream+sum.Failed > 0 { // zero: skipped, not configured
+		s.Cache = &sum
+	}
 	return nil
 }

@@ -40,16 +40,7 @@ type benchRow struct {
 // memory on all cores. Run it once: go test -run '^$' -bench
 // '^BenchmarkCache$' -benchtime 1x ./internal/nixcache/ (mage bench:cache).
 func BenchmarkCache(b *testing.B) {
-	isolateNix(b)
-	flake, err := filepath.Abs("testdata/bench-flake")
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := testrig.Build(b, "path:"+flake+"#default")[0]
-	infos, err := nixstore.Query(tctx(b), gcsOptions(keyPair{}).Runner, root)
-	if err != nil {
-		b.Fatal(err)
-	}
+	root, infos := benchClosure(b)
 	var narBytes int64
 	for _, pi := range infos {
 		narBytes += int64(pi.NarSize)

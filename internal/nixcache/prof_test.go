@@ -10,8 +10,9 @@ import (
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
-// benchClosure builds testdata/bench-flake and returns its closure.
-func benchClosure(b *testing.B) []nixstore.PathInfo {
+// benchClosure builds the benchmark closure with real Nix and returns its
+// root and path infos.
+func benchClosure(b *testing.B) (string, []nixstore.PathInfo) {
 	b.Helper()
 	isolateNix(b)
 	flake, err := filepath.Abs("testdata/bench-flake")
@@ -23,14 +24,14 @@ func benchClosure(b *testing.B) []nixstore.PathInfo {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return infos
+	return root, infos
 }
 
 // BenchmarkPushCold pushes the benchmark closure in process (for
 // -cpuprofile), cold, to a directory, to a GCS upload sink and to the GCS
 // emulator.
 func BenchmarkPushCold(b *testing.B) {
-	infos := benchClosure(b)
+	_, infos := benchClosure(b)
 	var narBytes int64
 	for _, pi := range infos {
 		narBytes += int64(pi.NarSize)
@@ -65,7 +66,7 @@ func BenchmarkPushCold(b *testing.B) {
 // BenchmarkPushWarm pushes the benchmark closure in process to a GCS
 // emulator that already holds all of it.
 func BenchmarkPushWarm(b *testing.B) {
-	infos := benchClosure(b)
+	_, infos := benchClosure(b)
 	k := newKey(b, "bench-1")
 	testrig.StartGCS(b, "cache")
 	o := gcsOptions(k)
