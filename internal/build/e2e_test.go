@@ -130,6 +130,9 @@ func TestBuildDesktopEndToEnd(t *testing.T) {
 	if !sum.Signed || sum.Closure < 5 {
 		t.Errorf("summary: signed=%v closure=%d", sum.Signed, sum.Closure)
 	}
+	if sum.Cache == nil || sum.Cache.Pushed != sum.Closure || sum.Cache.Failed != 0 {
+		t.Errorf("cache summary %+v, want all %d paths pushed", sum.Cache, sum.Closure)
+	}
 	want := []string{"sourceos-desktop-x86_64.iso", "sourceos-desktop-x86_64.iso.intoto.dsse.json",
 		"sourceos-desktop-x86_64.iso.intoto.json", "sourceos-desktop-x86_64.iso.minisig",
 		"sourceos-desktop-x86_64.iso.osimage.json", "sourceos-desktop-x86_64.iso.sbom.json",
