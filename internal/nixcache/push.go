@@ -46,11 +46,20 @@ func Push(ctx context.Context, o Options, installables []string) (Summary, error
 	if o.Runner == nil {
 		return Summary{}, errors.New("cache push: no command runner")
 	}
+	start := o.Now()
+	p, err := newPusher(ctx, o)
+	if err != nil {
+		return Summary{}, err
+	}
+	// The cache side (nix-cache-info, the presence listing) does not depend
+	// on the closure: it runs while nix path-info does.
+	pre := p.startPrefetch(ctx)
+	defer pre.stop()
 	infos, err := nixstore.Query(ctx, o.Runner, installables...)
 	if err != nil {
 		return Summary{}, fmt.Errorf("cache push: %w", err)
 	}
-	return PushPaths(ctx, o, infos)
+	return p.push(ctx, infos, pre, start)
 }
 
 // PushBestEffort is Push for the build pipeline: an unconfigured cache is a
@@ -103,23 +112,64 @@ func PushPaths(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summa
 	if err != nil {
 		return Summary{}, err
 	}
+	pre := p.startPrefetch(ctx)
+	defer pre.stop()
+	return p.push(ctx, infos, pre, start)
+}
+
+// push publishes infos once the prefetch has written nix-cache-info.
+func (p *pusher) push(ctx context.Context, infos []nixstore.PathInfo, pre *prefetch, start time.Time) (Summary, error) {
 	ordered, err := nixstore.TopoSort(infos)
 	if err != nil {
 		return Summary{}, fmt.Errorf("cache push: %w", err)
 	}
-	if err := p.writeCacheInfo(ctx); err != nil {
+	if err := <-pre.info; err != nil {
 		return Summary{}, err
 	}
-	todo := p.classify(ctx, ordered)
+	todo := p.classify(ctx, ordered, pre)
 	p.run(ctx, todo)
 	p.sum.NarBytes, p.sum.UploadedBytes = p.narB.Load(), p.upB.Load()
-	p.sum.Seconds = o.Now().Sub(start).Seconds()
-	o.Progress.Done(p.sum)
+	p.sum.Seconds = p.o.Now().Sub(start).Seconds()
+	p.o.Progress.Done(p.sum)
 	if p.sum.Failed > 0 {
 		return p.sum, &PushError{Failed: p.sum.Failed, Errors: p.sum.Errors}
 	}
 	return p.sum, ctx.Err()
 }
+
+// prefetch is the cache-side work started before the closure is known.
+type prefetch struct {
+	info   chan error   // the nix-cache-info write
+	list   chan listing // the presence listing
+	cancel context.CancelFunc
+	// budget is how many objects the listing may read: prefetchBudget
+	// until the closure size is known, then listBudget of it.
+	budget atomic.Int64
+}
+
+// listing is the narinfo keys at the cache root; ok is false when the
+// listing failed or stopped at its budget.
+type listing struct {
+	have map[string]bool
+	seen int
+	ok   bool
+}
+
+// prefetchBudget bounds the listing started before the closure size is
+// known; presence then uses it only within listBudget of the closure.
+const prefetchBudget = 20000
+
+func (p *pusher) startPrefetch(ctx context.Context) *prefetch {
+	lctx, cancel := context.WithCancel(ctx)
+	f := &prefetch{info: make(chan error, 1), list: make(chan listing, 1), cancel: cancel}
+	f.budget.Store(prefetchBudget)
+	go func() { f.info <- p.writeCacheInfo(ctx) }()
+	go func() { f.list <- p.listNarinfos(lctx, &f.budget) }()
+	return f
+}
+
+// stop abandons a listing nobody waits for.
+func (f *prefetch) stop() { f.cancel() }
 
 func newPusher(ctx context.Context, o Options) (*pusher, error) {
 	if err := o.checkPush(); err != nil {
@@ -151,13 +201,13 @@ func (p *pusher) writeCacheInfo(ctx context.Context) error {
 
 // classify decides, concurrently, which paths are already in the cache or
 // served upstream; it returns the nodes to push, in topological order.
-func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo) []*node {
+func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo, pre *prefetch) []*node {
 	all := make([]*node, len(ordered))
 	for i, pi := range ordered {
 		all[i] = &node{pi: pi, done: make(chan struct{})}
 		p.nodes[pi.Path] = all[i]
 	}
-	outcome := p.presence(ctx, all)
+	outcome := p.presence(ctx, all, pre)
 	if len(p.o.Upstreams) > 0 {
 		p.ups = probeUpstreams(ctx, p.o.HTTPClient, p.o.Upstreams, p.o.UpstreamTimeout, p.o.Log)
 	}
@@ -200,18 +250,20 @@ func listBudget(paths int) int { return 16*paths + 1000 }
 // listing for a large closure (a page of 1000 names per request instead of
 // a request per path), by concurrent HEADs for a small one or a cache too
 // large to list cheaply.
-func (p *pusher) presence(ctx context.Context, all []*node) []Outcome {
+func (p *pusher) presence(ctx context.Context, all []*node, pre *prefetch) []Outcome {
 	outcome := make([]Outcome, len(all))
 	if len(all) >= listThreshold {
-		if have, ok := p.listNarinfos(ctx, listBudget(len(all))); ok {
+		pre.budget.Store(int64(listBudget(len(all))))
+		if l := <-pre.list; l.ok && l.seen <= listBudget(len(all)) {
 			for i, n := range all {
-				if have[narinfoKey(n.pi.Path)] {
+				if l.have[narinfoKey(n.pi.Path)] {
 					outcome[i] = Present
 				}
 			}
 			return outcome
 		}
 	}
+	pre.stop()
 	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
 		if _, err := p.store.Stat(ctx, narinfoKey(all[i].pi.Path)); err == nil {
 			outcome[i] = Present
@@ -222,27 +274,28 @@ func (p *pusher) presence(ctx context.Context, all []*node) []Outcome {
 
 var errListBudget = errors.New("listing budget exhausted")
 
-// listNarinfos returns the narinfo keys at the cache root, or false when
-// the listing failed or exceeded budget objects.
-func (p *pusher) listNarinfos(ctx context.Context, budget int) (map[string]bool, bool) {
-	have := map[string]bool{}
-	seen := 0
+// listNarinfos lists the narinfo keys at the cache root, stopping once it
+// has read more objects than budget allows (the budget may shrink while it
+// runs).
+func (p *pusher) listNarinfos(ctx context.Context, budget *atomic.Int64) listing {
+	l := listing{have: map[string]bool{}}
 	err := p.store.List(ctx, "", func(i blob.Info) error {
-		if seen++; seen > budget {
+		if l.seen++; int64(l.seen) > budget.Load() {
 			return errListBudget
 		}
 		if strings.HasSuffix(i.Key, ".narinfo") && !strings.Contains(i.Key, "/") {
-			have[i.Key] = true
+			l.have[i.Key] = true
 		}
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, errListBudget) {
+		if !errors.Is(err, errListBudget) && ctx.Err() == nil {
 			p.o.Log.Warn("cache listing failed; checking paths one by one", "err", err)
 		}
-		return nil, false
+		return listing{}
 	}
-	return have, true
+	l.ok = true
+	return l
 }
 
 // run pushes every node: NARs concurrently (bounded by the adaptive
