@@ -95,15 +95,9 @@ type cacheStep struct{}
 func (cacheStep) String() string { return "push closure to the Nix cache" }
 
 func (cacheStep) Run(ctx context.Context, s *State) error {
-	var roots []string
-	for _, k := range []string{"system", "iso", "netboot"} {
-		if p := s.Outputs[k]; p != "" {
-			roots = append(roots, p)
-		}
-	}
 	o := nixcache.FromConfig(s.Cfg, s.Run, s.Log)
 	o.Progress = &nixcache.Reporter{W: s.Stream}
-	sum, err := nixcache.PushBestEffort(ctx, o, roots)
+	sum, err := nixcache.PushPathsBestEffort(ctx, o, s.Closure)
 	if err != nil {
 		return err
 	}

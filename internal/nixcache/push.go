@@ -66,6 +66,16 @@ func Push(ctx context.Context, o Options, installables []string) (Summary, error
 // logged no-op and a failed push is logged and not returned, unless
 // o.Strict, which makes both errors.
 func PushBestEffort(ctx context.Context, o Options, installables []string) (Summary, error) {
+	return bestEffort(o, func(o Options) (Summary, error) { return Push(ctx, o, installables) })
+}
+
+// PushPathsBestEffort is PushPaths with PushBestEffort's rules, for callers
+// that already hold the closure's path infos (no second nix path-info).
+func PushPathsBestEffort(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summary, error) {
+	return bestEffort(o, func(o Options) (Summary, error) { return PushPaths(ctx, o, infos) })
+}
+
+func bestEffort(o Options, push func(Options) (Summary, error)) (Summary, error) {
 	o = o.withDefaults()
 	if err := o.checkPush(); err != nil {
 		if o.Strict {
@@ -74,7 +84,7 @@ func PushBestEffort(ctx context.Context, o Options, installables []string) (Summ
 		o.Log.Info("cache push skipped", "reason", err.Error())
 		return Summary{}, nil
 	}
-	s, err := Push(ctx, o, installables)
+	s, err := push(o)
 	if err != nil && !o.Strict {
 		o.Log.Warn("cache push failed; continuing (set NIX_CACHE_STRICT=1 to fail instead)", "err", err)
 		return s, nil
