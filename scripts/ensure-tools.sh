@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Makes sure the tools the pipeline and its tests use are installed and that
-# Nix is usable: nix-bin, minisign and shellcheck from Debian's packages,
-# flakes enabled, and builds allowed without build users (root on a CI
-# machine or a build VM). Idempotent; run by .ci/run and by hand.
+# Nix is usable and safe: nix-bin, minisign, shellcheck and busybox-static
+# from Debian's packages; flakes enabled; every build in Nix's sandbox with no
+# silent fallback to an unsandboxed build (docs/threat-model.md), with a
+# static /bin/sh inside it; build users when the nixbld group exists.
+# Idempotent; run by .ci/run and by hand.
 set -euo pipefail
 
 packages=()
 command -v nix >/dev/null 2>&1 || packages+=(nix-bin)
 command -v minisign >/dev/null 2>&1 || packages+=(minisign)
 command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
+[ -x /bin/busybox ] || packages+=(busybox-static)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -20,19 +23,26 @@ if [ "${#packages[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
-# nix.conf: flakes on; as root with no nixbld users, no build-users-group.
 conf=/etc/nix/nix.conf
 as_root mkdir -p /etc/nix
 as_root touch "$conf"
-add_setting() {
-  local key=$1 line=$2
-  if ! grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$conf"; then
-    echo "$line" | as_root tee -a "$conf" >/dev/null
+# set_setting KEY VALUE: replace KEY's line in nix.conf, or add it.
+set_setting() {
+  local key=$1 value=$2
+  if grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$conf"; then
+    as_root sed -i -E "s|^[[:space:]]*${key}[[:space:]]*=.*|${key} = ${value}|" "$conf"
+  else
+    echo "${key} = ${value}" | as_root tee -a "$conf" >/dev/null
   fi
 }
-add_setting experimental-features 'experimental-features = nix-command flakes'
-if [ "$(id -u)" -eq 0 ] && ! getent group nixbld >/dev/null; then
-  add_setting build-users-group 'build-users-group ='
+set_setting experimental-features 'nix-command flakes'
+set_setting sandbox true
+set_setting sandbox-fallback false
+set_setting extra-sandbox-paths /bin/sh=/bin/busybox
+if getent group nixbld >/dev/null; then
+  set_setting build-users-group nixbld
+elif [ "$(id -u)" -eq 0 ]; then
+  set_setting build-users-group '' # root, no build users: the sandbox still isolates builders
 fi
 
 nix --version >&2

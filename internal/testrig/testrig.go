@@ -15,15 +15,23 @@ import (
 	"github.com/socioprophet/sourceos/internal/config"
 )
 
-// NixConfig is the nix.conf that tests run Nix with: flakes on, no build
-// users (tests run as root or as the store's owner), no sandbox (Debian's
-// nix-bin has none), and no substituters, so nothing reaches the network.
+// NixConfig is the nix.conf that tests run Nix with: flakes on, every build
+// in Nix's sandbox with no silent fallback (the same rule as every lane: see
+// docs/threat-model.md), /bin/sh inside the sandbox from a static busybox
+// (the fixture's builders are /bin/sh scripts), build users from nix.conf
+// (scripts/ensure-tools.sh), and no substituters, so nothing reaches the
+// network.
 const NixConfig = "experimental-features = nix-command flakes\n" +
-	"build-users-group =\n" +
-	"sandbox = false\n" +
+	"sandbox = true\n" +
+	"sandbox-fallback = false\n" +
+	"extra-sandbox-paths = /bin/sh=" + SandboxShell + "\n" +
 	"substituters =\n" +
 	"fallback = false\n" +
 	"connect-timeout = 2\n"
+
+// SandboxShell is the static shell mounted as /bin/sh in the sandbox
+// (Debian's busybox-static).
+const SandboxShell = "/bin/busybox"
 
 // inCI reports whether missing tools must fail the test.
 func inCI(t testing.TB) bool {
@@ -55,6 +63,12 @@ func RequireTool(t testing.TB, name string) string {
 func Nix(t testing.TB) string {
 	t.Helper()
 	p := RequireTool(t, "nix")
+	if _, err := os.Stat(SandboxShell); err != nil {
+		if inCI(t) {
+			t.Fatalf("%s is required under CI=true (the sandbox's /bin/sh): install busybox-static (bash scripts/ensure-tools.sh)", SandboxShell)
+		}
+		t.Skipf("%s missing (busybox-static); skipping (CI=true would fail)", SandboxShell)
+	}
 	t.Setenv("NIX_CONFIG", NixConfig)
 	return p
 }
