@@ -1,5 +1,8 @@
 # SourceOS: editions (desktop, server, edge) as NixOS modules, the fleet's
-# hosts, and the images built from them with nixpkgs' own image machinery.
+# hosts, the images built from them with nixpkgs' own image machinery, and
+# the NixOS tests that boot each edition. nixpkgs is pinned by flake.lock;
+# docs/nixos-audit.md records every option this tree uses against that
+# release.
 {
   description = "SourceOS: NixOS editions, hosts and images";
 
@@ -23,31 +26,44 @@
 
       arch = system: lib.removeSuffix "-linux" system;
 
-      # image: one edition, booted as an installer ISO or over the network.
-      image = { system, edition, base, extra ? { } }:
+      # An edition's installer ISO, named sourceos-<edition>-<arch>.iso.
+      # In nixos-25.05, iso-image.nix writes iso/${image.baseName}.iso and
+      # defines image.baseName itself ("nixos-<edition>-<label>-<system>"),
+      # so the name is forced here; isoImage.isoName is only an alias of
+      # image.fileName there and does not name the file.
+      isoModule = edition: { lib, pkgs, ... }: {
+        imports = [ (nixosModule installer.${edition}) ];
+        image.baseName = lib.mkForce "sourceos-${edition}-${arch pkgs.stdenv.hostPlatform.system}";
+      };
+
+      # An edition booted over the network. The netboot profile brings
+      # installation-device.nix, which turns on wpa_supplicant
+      # (networking.wireless) by default; NixOS refuses it next to
+      # NetworkManager, which the desktop edition uses, so NetworkManager
+      # wins wherever it is on (as in nixpkgs' graphical installer).
+      netbootModule = { config, lib, ... }: {
+        imports = [ (nixosModule "installer/netboot/netboot-minimal.nix") ];
+        networking.wireless.enable =
+          lib.mkIf config.networking.networkmanager.enable (lib.mkImageMediaOverride false);
+      };
+
+      # image: one edition on top of the module that makes it an image.
+      image = { system, edition, base }:
         lib.nixosSystem {
           inherit system;
           modules = [
-            (nixosModule base)
+            base
             self.nixosModules.${edition}
             { networking.hostName = lib.mkDefault "sourceos-${edition}"; }
-            extra
           ];
         };
 
-      # The ISO lands at iso/sourceos-<edition>-<arch>.iso in its output.
-      isoOf = system: edition: image {
-        inherit system edition;
-        base = installer.${edition};
-        extra.isoImage.isoName = "sourceos-${edition}-${arch system}.iso";
-      };
-      netbootOf = system: edition: image {
-        inherit system edition;
-        base = "installer/netboot/netboot-minimal.nix";
-      };
+      isoOf = system: edition: image { inherit system edition; base = isoModule edition; };
+      netbootOf = system: edition: image { inherit system edition; base = netbootModule; };
 
       # netboot: kernel, initrd and iPXE script side by side, named as the
-      # script refers to them (bzImage on x86_64, Image on aarch64).
+      # script refers to them: the kernel file is
+      # system.boot.loader.kernelFile (bzImage on x86_64, Image on aarch64).
       netbootFiles = system: edition:
         let
           cfg = (netbootOf system edition).config;
@@ -61,11 +77,14 @@
         ];
 
       editionPackages = system:
-        lib.foldl' (acc: edition: acc // {
-          "sourceos-${edition}-iso" = (isoOf system edition).config.system.build.isoImage;
-          "sourceos-${edition}-system" = (isoOf system edition).config.system.build.toplevel;
-          "sourceos-${edition}-netboot" = netbootFiles system edition;
-        }) { } editions;
+        lib.foldl'
+          (acc: edition: acc // {
+            "sourceos-${edition}-iso" = (isoOf system edition).config.system.build.isoImage;
+            "sourceos-${edition}-system" = (isoOf system edition).config.system.build.toplevel;
+            "sourceos-${edition}-netboot" = netbootFiles system edition;
+          })
+          { }
+          editions;
 
       hosts = {
         exit-x86_64 = "x86_64-linux";
@@ -79,31 +98,52 @@
           inherit system;
           modules = [ self.nixosModules.sourceos (./hosts + "/${name}") ];
         };
+
+      # The NixOS tests of tests/: edition-<edition>-boot for every edition
+      # and the opt-in install-to-disk test of the server edition.
+      tests = system: import ./tests {
+        inherit lib;
+        pkgs = nixpkgs.legacyPackages.${system};
+        modules = self.nixosModules;
+        inherit editions;
+      };
     in
     {
+      # Modules are attribute sets (not bare paths) so that every Nix that
+      # runs `nix flake check` accepts them, 2.8 included.
       nixosModules = {
-        sourceos = ./modules/sourceos.nix;
-        desktop = ./editions/desktop;
-        server = ./editions/server;
-        edge = ./editions/edge;
+        sourceos = { imports = [ ./modules/sourceos.nix ]; };
+        desktop = { imports = [ ./editions/desktop ]; };
+        server = { imports = [ ./editions/server ]; };
+        edge = { imports = [ ./editions/edge ]; };
+        # What editions/custom/flake.nix builds on: each edition's ISO
+        # module (its installer profile and file name), so a custom ISO
+        # starts where the edition's own ISO does.
+        desktop-iso = isoModule "desktop";
+        server-iso = isoModule "server";
+        edge-iso = isoModule "edge";
         default = self.nixosModules.sourceos;
       };
 
       nixosConfigurations = lib.mapAttrs host hosts;
 
-      # What editions/custom/flake.nix builds on: each edition's installer
-      # profile, so a custom ISO starts where the edition's own ISO does.
-      lib.installerModules = lib.genAttrs editions (edition: nixosModule installer.${edition});
-
       packages = forAllSystems editionPackages;
 
       # checks: every edition's system and every host of this system
-      # evaluates and builds.
+      # evaluates and builds, and every edition boots (tests/).
       checks = forAllSystems (system:
         lib.filterAttrs (name: _: lib.hasSuffix "-system" name) self.packages.${system}
         // lib.mapAttrs'
           (name: _: lib.nameValuePair "host-${name}" self.nixosConfigurations.${name}.config.system.build.toplevel)
-          (lib.filterAttrs (_: s: s == system) hosts));
+          (lib.filterAttrs (_: s: s == system) hosts)
+        // (tests system).boot);
+
+      # Tests too heavy for `nix flake check` (legacyPackages is not built
+      # by it): `mage test:install server` builds
+      # legacyPackages.<system>.tests.edition-server-install.
+      legacyPackages = forAllSystems (system: {
+        tests = (tests system).boot // (tests system).install;
+      });
 
       formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixpkgs-fmt);
     };

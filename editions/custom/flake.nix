@@ -12,6 +12,9 @@
   description = "SourceOS custom image";
 
   # Override with --override-input sourceos <ref> (e.g. a local checkout).
+  # nixpkgs is SourceOS's own, as its flake.lock pins it: this directory has
+  # no lock file of its own, and the builder passes --no-write-lock-file, so
+  # the one input resolved here is the overridden sourceos.
   inputs.sourceos.url = "github:socioprophet/sourceos";
   inputs.nixpkgs.follows = "sourceos/nixpkgs";
 
@@ -43,13 +46,16 @@
           (spec.users or [ ]));
       };
 
+      # The edition's ISO module (installer profile and file name) names the
+      # image sourceos-<edition>-<arch>.iso with lib.mkForce; a custom image
+      # is named sourceos-custom-<edition>-<arch>.iso, one priority above.
       custom = lib.nixosSystem {
         inherit system;
         modules = [
-          sourceos.lib.installerModules.${spec.edition}
+          sourceos.nixosModules."${spec.edition}-iso"
           sourceos.nixosModules.${spec.edition}
           customModule
-          { isoImage.isoName = "sourceos-custom-${spec.edition}-${spec.arch}.iso"; }
+          { image.baseName = lib.mkOverride 40 "sourceos-custom-${spec.edition}-${spec.arch}"; }
         ]
         ++ map serviceModule (spec.services or [ ])
         ++ lib.optional wantSnippet ./snippet.nix;

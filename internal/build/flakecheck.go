@@ -8,9 +8,11 @@ import (
 )
 
 // FlakeCheckArgs is the argv (after "nix") of `nix flake check` with the
-// build log streamed.
+// build log streamed. --no-update-lock-file: the check evaluates the inputs
+// flake.lock pins, and fails if flake.nix asks for inputs the lock does not
+// have, rather than resolving them anew.
 func FlakeCheckArgs(flake string) []string {
-	return []string{"flake", "check", "--print-build-logs", "--no-write-lock-file", flake}
+	return []string{"flake", "check", "--print-build-logs", "--no-update-lock-file", flake}
 }
 
 // FlakeCheck evaluates every output of SOURCEOS_FLAKE and builds its checks.

@@ -33,14 +33,36 @@ type NetbootFile struct {
 // KernelArgs returns the arguments of the first `kernel` line of an iPXE
 // script (everything after the kernel file name).
 func KernelArgs(ipxe string) (string, error) {
+	k, err := ParseKernelLine(ipxe)
+	return k.Args, err
+}
+
+// KernelLine is the first `kernel` line of an iPXE script.
+type KernelLine struct {
+	// File is the kernel image the script boots, relative to the script:
+	// nixpkgs names it after the platform's kernel target (bzImage on
+	// x86_64, Image on aarch64).
+	File string
+	// Args is the kernel command line.
+	Args string
+}
+
+// ParseKernelLine reads the first `kernel` line of an iPXE script. The
+// file must be a plain name beside the script (no directory, not "." or
+// ".."), since the netboot output holds the kernel under that name.
+func ParseKernelLine(ipxe string) (KernelLine, error) {
 	sc := bufio.NewScanner(strings.NewReader(ipxe))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "kernel" {
-			return strings.Join(f[2:], " "), nil
+		if len(f) < 2 || f[0] != "kernel" {
+			continue
 		}
+		if f[1] == "." || f[1] == ".." || strings.ContainsAny(f[1], `/\`) {
+			return KernelLine{}, fmt.Errorf("iPXE kernel %q is not a file name beside the script", f[1])
+		}
+		return KernelLine{File: f[1], Args: strings.Join(f[2:], " ")}, nil
 	}
-	return "", fmt.Errorf("no kernel line in the iPXE script")
+	return KernelLine{}, fmt.Errorf("no kernel line in the iPXE script")
 }
 
 // IPXEScript boots the kernel and initrd named in the manifest.
@@ -60,12 +82,14 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("netboot output: %w", err)
 	}
-	args, err := KernelArgs(string(script))
+	line, err := ParseKernelLine(string(script))
 	if err != nil {
 		return fmt.Errorf("netboot output %s: %w", src, err)
 	}
+	args := line.Args
 	base := fmt.Sprintf("sourceos-%s-%s", s.Req.Edition, s.Req.Arch)
-	kernel, err := copyOut(filepath.Join(src, "bzImage"), s.Out, base+"-kernel", "kernel")
+	// The kernel is the file the script boots: bzImage or Image by platform.
+	kernel, err := copyOut(filepath.Join(src, line.File), s.Out, base+"-kernel", "kernel")
 	if err != nil {
 		return err
 	}

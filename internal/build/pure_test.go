@@ -15,7 +15,7 @@ func TestBuildArgsAndInstallable(t *testing.T) {
 		t.Fatalf("installable %q", inst)
 	}
 	got := strings.Join(BuildArgs(inst, "--option", "allow-import-from-derivation", "false"), " ")
-	want := "build --json --no-link --print-build-logs --option allow-import-from-derivation false " + inst
+	want := "build --json --no-link --print-build-logs --no-update-lock-file --option allow-import-from-derivation false " + inst
 	if got != want {
 		t.Fatalf("argv %q, want %q", got, want)
 	}

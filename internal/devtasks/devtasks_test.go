@@ -30,7 +30,8 @@ func TestMagefileListsTargets(t *testing.T) {
 	}
 	for _, target := range []string{"build:desktop", "build:server", "build:edge", "build:custom",
 		"cache:push", "cache:verify", "check:contracts", "check:flake", "keys:sign", "keys:cache",
-		"sign", "verify", "test", "bench:cache", "bench:sign", "config:show", "gcp:build"} {
+		"sign", "verify", "test:all", "test:boot", "test:install", "test:tools", "test:kvm",
+		"bench:cache", "bench:sign", "config:show", "gcp:build"} {
 		doc, ok := listed[target]
 		if !ok {
 			t.Errorf("target %s not listed", target)

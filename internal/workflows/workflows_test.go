@@ -291,7 +291,8 @@ func TestEnvProblems(t *testing.T) {
 	}
 }
 
-// Third-party actions are pinned to a release tag; local actions are paths.
+// Third-party actions are pinned to a release tag; local actions and
+// reusable workflows are paths.
 func TestActionsArePinned(t *testing.T) {
 	root := testrig.RepoRoot(t)
 	files, err := workflows.WorkflowFiles(root)
@@ -303,7 +304,9 @@ func TestActionsArePinned(t *testing.T) {
 		t.Fatal(err)
 	}
 	usesRe := regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*(\S+)`)
-	pinned := regexp.MustCompile(`^([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@v\d+(\.\d+)*|\./\.github/actions/[a-z0-9-]+)$`)
+	// Local actions and local reusable workflows are this repository's own
+	// files at the commit being run.
+	pinned := regexp.MustCompile(`^([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@v\d+(\.\d+)*|\./\.github/actions/[a-z0-9-]+|\./\.github/workflows/[a-z0-9-]+\.ya?ml)$`)
 	n := 0
 	for _, f := range append(files, acts...) {
 		b, err := os.ReadFile(f)

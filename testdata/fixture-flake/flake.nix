@@ -100,6 +100,29 @@
           "sourceos-${e}-system" = toplevel;
         };
 
+      # Stand-ins for the NixOS tests of tests/ (boottest): each prints a
+      # test driver's kind of log; the broken one fails with the error as
+      # the last lines of its log, after enough lines to push the start out
+      # of any tail.
+      driverLog = name: ''
+        echo "start all VLans"
+        echo "${name}: starting vm"
+        i=0; while [ $i -lt 60 ]; do echo "${name}: [  $i.000000] systemd[1]: booting step $i"; i=$((i+1)); done
+      '';
+      passingTest = name: mk "vm-test-run-${name}" ''
+        ${driverLog name}
+        echo "${name}: waiting for unit multi-user.target"
+        echo "(finished: waiting for unit multi-user.target, in 1.00 seconds)"
+        echo "test script finished in 1.00s"
+        mkdir -p $out && echo passed > $out/result
+      '' { };
+      failingTest = name: mk "vm-test-run-${name}" ''
+        ${driverLog name}
+        echo "${name}: must succeed: test -e /mnt/boot/loader/entries/x.conf"
+        echo "Test \"${name}\" failed with error: \"command \`test -e /mnt/boot/loader/entries/x.conf\` failed (exit code 1)\"" >&2
+        exit 1
+      '' { };
+
       perEdition = f: builtins.listToAttrs (map (e: { name = "sourceos-${e}-${f.suffix}"; value = f.drv e; }) editions);
     in
     {
@@ -110,5 +133,13 @@
         // perEdition { suffix = "system"; drv = systemOf; }
         // perEdition { suffix = "netboot"; drv = netboot; }
         // { sourceos-broken-iso = broken; sourceos-broken-system = broken; };
+
+      # The shape of the real flake's NixOS tests: boot tests are checks,
+      # install tests live under legacyPackages.<system>.tests.
+      checks.${system}.edition-server-boot = passingTest "edition-server-boot";
+      legacyPackages.${system}.tests = {
+        edition-server-install = passingTest "edition-server-install";
+        edition-broken-install = failingTest "edition-broken-install";
+      };
     };
 }

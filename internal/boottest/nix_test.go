@@ -1,0 +1,200 @@
+package boottest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/socioprophet/sourceos/internal/boottest"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+func runner() *execx.Exec { return &execx.Exec{} }
+
+// The stand-in tests of the fixture flake, built with real Nix in its
+// sandbox: the same path `mage test:boot` and `mage test:install` take.
+func TestRunAgainstFixtureStandIns(t *testing.T) {
+	testrig.Nix(t)
+	flake := testrig.FixtureFlake(t)
+	for _, c := range []struct {
+		req  boottest.Request
+		want string
+	}{
+		{boottest.Request{Flake: flake, Arch: "x86_64", Edition: "server", Kind: boottest.Boot}, "edition-server-boot passed"},
+		{boottest.Request{Flake: flake, Arch: "x86_64", Edition: "server", Kind: boottest.Install}, "edition-server-install passed"},
+	} {
+		var out bytes.Buffer
+		if err := boottest.Run(context.Background(), boottest.Options{Run: runner(), Stream: &out}, c.req); err != nil {
+			t.Fatalf("%s: %v\n%s", c.req.Attr(), err, out.String())
+		}
+		// A test already built is not run again, so only the verdict is sure
+		// to be in the stream; TestRunFailureCarriesTheDriversError checks
+		// the streamed log.
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("%s: no verdict in the stream:\n%s", c.req.Attr(), out.String())
+		}
+	}
+}
+
+func TestRunFailureCarriesTheDriversError(t *testing.T) {
+	testrig.Nix(t)
+	var out bytes.Buffer
+	req := boottest.Request{Flake: testrig.FixtureFlake(t), Arch: "x86_64", Edition: "broken", Kind: boottest.Install}
+	err := boottest.Run(context.Background(), boottest.Options{Run: runner(), Stream: &out, TailLines: 10}, req)
+	var f *boottest.Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("err %v, want a *Failure\n%s", err, out.String())
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `Test "edition-broken-install" failed with error`) {
+		t.Fatalf("the failure does not reach the driver's error line:\n%s", msg)
+	}
+	if strings.Contains(msg, "starting vm") {
+		t.Fatalf("the failure quotes the whole log, not its tail:\n%s", msg)
+	}
+	if !strings.Contains(out.String(), "    │ ") || !strings.Contains(out.String(), "starting vm") {
+		t.Fatalf("the whole log was not streamed:\n%s", out.String())
+	}
+}
+
+func TestRunUnknownTestFails(t *testing.T) {
+	testrig.Nix(t)
+	req := boottest.Request{Flake: testrig.FixtureFlake(t), Arch: "x86_64", Edition: "nosuch", Kind: boottest.Boot}
+	err := boottest.Run(context.Background(), boottest.Options{Run: runner()}, req)
+	if err == nil || !strings.Contains(err.Error(), "edition-nosuch-boot") {
+		t.Fatalf("err %v, want it to name the missing check", err)
+	}
+}
+
+// stubEval evaluates expr (a function of the flake's outputs) on the
+// repository's own flake.nix, with nixpkgs replaced by the stand-in of
+// testdata/stub-nixpkgs: offline, and down to output names only.
+func stubEval(t *testing.T, apply string, attr string) []byte {
+	t.Helper()
+	root := testrig.RepoRoot(t)
+	src := t.TempDir()
+	// Only what flake.nix reads, so the evaluated tree is the one under test.
+	for _, p := range []string{"flake.nix", "flake.lock", "editions", "modules", "hosts", "tests"} {
+		copyTree(t, filepath.Join(root, p), filepath.Join(src, p))
+	}
+	stub, err := filepath.Abs("testdata/stub-nixpkgs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runner().Run(context.Background(), execx.Cmd{Name: "nix", Args: []string{
+		"eval", "--json", "--no-write-lock-file", "--override-input", "nixpkgs", "path:" + stub,
+		"path:" + src + "#" + attr, "--apply", apply}})
+	if err != nil {
+		t.Fatalf("evaluate %s with the stub nixpkgs: %v", attr, err)
+	}
+	return res.Stdout
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The checks of the repository's flake: every edition has a boot test that
+// `mage test:boot <edition>` finds under the name boottest gives it, for
+// both systems, next to the system builds and hosts; the install test is
+// not a check.
+func TestRepositoryFlakeDeclaresTheBootTests(t *testing.T) {
+	testrig.Nix(t)
+	var checks map[string][]string
+	if err := json.Unmarshal(stubEval(t, "c: builtins.mapAttrs (_: builtins.attrNames) c", "checks"), &checks); err != nil {
+		t.Fatal(err)
+	}
+	for _, arch := range boottest.Arches {
+		names := checks[arch+"-linux"]
+		for _, edition := range []string{"desktop", "server", "edge"} {
+			r := boottest.Request{Arch: arch, Edition: edition, Kind: boottest.Boot}
+			if !slices.Contains(names, r.Name()) || r.Attr() != "checks."+arch+"-linux."+r.Name() {
+				t.Errorf("%s: no check %s among %v", arch, r.Name(), names)
+			}
+			if !slices.Contains(names, "sourceos-"+edition+"-system") {
+				t.Errorf("%s: the %s system build is no longer a check: %v", arch, edition, names)
+			}
+		}
+		for _, n := range names {
+			if strings.HasSuffix(n, "-install") {
+				t.Errorf("%s: install test %s is a flake check; it must stay opt-in", arch, n)
+			}
+		}
+	}
+	var tests map[string]map[string]string
+	if err := json.Unmarshal(stubEval(t, "l: builtins.mapAttrs (_: s: builtins.mapAttrs (_: t: t.name) s.tests) l", "legacyPackages"), &tests); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"x86_64-linux":  {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot", "edition-server-install"},
+		"aarch64-linux": {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot"},
+	}
+	for system, names := range want {
+		var got []string
+		for attr, name := range tests[system] {
+			if attr != name {
+				t.Errorf("%s: test %s is named %s inside", system, attr, name)
+			}
+			got = append(got, attr)
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, names) {
+			t.Errorf("%s tests %v, want %v", system, got, names)
+		}
+	}
+}
+
+// Every .nix file the flake is made of parses.
+func TestEveryNixFileParses(t *testing.T) {
+	testrig.Nix(t)
+	nixInstantiate := testrig.RequireTool(t, "nix-instantiate")
+	root := testrig.RepoRoot(t)
+	var files []string
+	for _, dir := range []string{"editions", "modules", "hosts", "tests", "internal/boottest/testdata"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".nix") {
+				files = append(files, p)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	files = append(files, filepath.Join(root, "flake.nix"))
+	if len(files) < 15 {
+		t.Fatalf("found only %d .nix files: %v", len(files), files)
+	}
+	for _, f := range files {
+		if _, err := runner().Run(context.Background(), execx.Cmd{Name: nixInstantiate, Args: []string{"--parse", f}}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

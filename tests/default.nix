@@ -1,0 +1,127 @@
+# NixOS tests of the editions, written with nixpkgs' test framework
+# (pkgs.testers.runNixOSTest). Each boots the edition's system in QEMU and
+# checks what the edition promises:
+#   edition-desktop-boot   the display manager (GDM) runs and the system
+#                          reaches graphical.target
+#   edition-server-boot    sshd answers on port 22 from another machine and
+#                          the firewall drops a port nobody opened
+#   edition-edge-boot      the mesh daemon (tailscaled) runs and
+#                          /etc/sourceos/channel names the channel
+#   edition-server-install (x86_64 only, opt-in) the server edition with the
+#                          fleet's disk layout (modules/hardware/vm.nix) is
+#                          installed onto an empty disk with nixos-install
+# The boot tests are flake checks; the install test is not (it is heavy):
+# flake.nix exposes it under legacyPackages.<system>.tests.
+{ lib, pkgs, modules, editions }:
+
+let
+  inherit (pkgs.stdenv.hostPlatform) system efiArch;
+
+  # Shared by every machine of every test.
+  common = { system.stateVersion = "25.05"; };
+
+  bootTest = edition: { nodes, testScript }:
+    pkgs.testers.runNixOSTest {
+      name = "edition-${edition}-boot";
+      defaults = common;
+      inherit nodes testScript;
+    };
+
+  boot = {
+    desktop = bootTest "desktop" {
+      nodes.machine = {
+        imports = [ modules.desktop ];
+        virtualisation.memorySize = 3072;
+      };
+      testScript = ''
+        machine.wait_for_unit("display-manager.service")
+        machine.wait_for_unit("graphical.target")
+        machine.wait_until_succeeds("pgrep -x gdm")
+      '';
+    };
+
+    server = bootTest "server" {
+      nodes.server = { pkgs, ... }: {
+        imports = [ modules.server ];
+        environment.systemPackages = [ pkgs.netcat ];
+      };
+      nodes.client = { pkgs, ... }: {
+        environment.systemPackages = [ pkgs.netcat ];
+      };
+      testScript = ''
+        start_all()
+        server.wait_for_unit("sshd.service")
+        server.wait_for_open_port(22)
+        server.wait_for_unit("firewall.service")
+        client.wait_for_unit("multi-user.target")
+        client.wait_until_succeeds("nc -z -w 5 server 22")
+        # A listener the firewall was not told about stays unreachable.
+        server.succeed("systemd-run --unit=probe-8080 $(command -v nc) -lk 8080")
+        server.wait_for_open_port(8080)
+        client.fail("nc -z -w 5 server 8080")
+      '';
+    };
+
+    edge = bootTest "edge" {
+      nodes.machine = { imports = [ modules.edge ]; };
+      testScript = ''
+        machine.wait_for_unit("multi-user.target")
+        machine.wait_for_unit("tailscaled.service")
+        machine.succeed('test "$(cat /etc/sourceos/channel)" = stable')
+      '';
+    };
+  };
+
+  # The server edition as the fleet installs it: the hosts' disk layout and
+  # boot loader, with EFI variables left alone (the test VM boots by BIOS).
+  installTarget = lib.nixosSystem {
+    inherit system;
+    modules = [
+      modules.server
+      ../modules/hardware/vm.nix
+      {
+        networking.hostName = "installed";
+        boot.loader.efi.canTouchEfiVariables = lib.mkForce false;
+      }
+    ];
+  };
+  targetSystem = installTarget.config.system.build.toplevel;
+
+  install.server = pkgs.testers.runNixOSTest {
+    name = "edition-server-install";
+    defaults = common;
+    nodes.installer = { pkgs, ... }: {
+      virtualisation.memorySize = 2048;
+      virtualisation.emptyDiskImages = [ 8192 ];
+      virtualisation.additionalPaths = [ targetSystem ];
+      nix.settings.substituters = lib.mkForce [ ];
+      environment.systemPackages = with pkgs; [ parted dosfstools e2fsprogs nixos-install-tools ];
+    };
+    testScript = ''
+      installer.wait_for_unit("multi-user.target")
+      installer.succeed(
+          "parted --script /dev/vdb -- mklabel gpt"
+          + " mkpart ESP fat32 1MiB 512MiB set 1 esp on"
+          + " mkpart nixos ext4 512MiB 100%",
+          "udevadm settle",
+          "mkfs.vfat -F 32 -n ESP /dev/vdb1",
+          "mkfs.ext4 -F -L nixos /dev/vdb2",
+          "udevadm settle",
+          "mkdir -p /mnt && mount /dev/disk/by-label/nixos /mnt",
+          "mkdir -p /mnt/boot && mount /dev/disk/by-label/ESP /mnt/boot",
+      )
+      installer.succeed(
+          "nixos-install --root /mnt --system ${targetSystem} --no-root-passwd --no-channel-copy >&2"
+      )
+      installer.succeed('test "$(readlink -f /mnt/nix/var/nix/profiles/system)" = ${targetSystem}')
+      installer.succeed("test -e /mnt/boot/EFI/systemd/systemd-boot${efiArch}.efi")
+      installer.succeed("ls /mnt/boot/loader/entries/ | grep -q conf")
+    '';
+  };
+
+  named = kind: tests: lib.mapAttrs' (edition: t: lib.nameValuePair "edition-${edition}-${kind}" t) tests;
+in
+{
+  boot = named "boot" (lib.getAttrs editions boot);
+  install = named "install" (lib.optionalAttrs (system == "x86_64-linux") install);
+}
