@@ -19,18 +19,34 @@ import (
 // Gcp runs self-serve custom builds that report to the user's GCS prefix: on a GCP build VM or in CI.
 type Gcp mg.Namespace
 
-// Build runs on a GCP build VM: builds the spec in the instance metadata with status.json in the user's GCS prefix, then deletes the VM.
+// Build runs on a GCP build VM: builds the spec in the instance metadata, unsigned, with status.json in the user's GCS prefix, then deletes the VM.
 func (Gcp) Build(ctx context.Context) error {
-	return gcpvm.Run(ctx, gcpvm.Options{Build: customBuild(os.Stdout, os.Stderr), Env: os.LookupEnv})
+	if _, err := loadProcess(); err != nil {
+		return err
+	}
+	return gcpvm.Run(ctx, gcpvm.Options{Build: customBuild(os.Stdout, os.Stderr), Env: config.ProcessEnv})
 }
 
-// Custom runs build:custom for a spec (a file, or the JSON itself) and keeps status.json in GCS_PREFIX up to date.
+// Sign runs on a trusted machine: hashes, signs and verifies the custom build in GCS_PREFIX (status built) for the spec given, and marks it complete.
+func (Gcp) Sign(ctx context.Context, spec string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	b, err := gcpvm.SpecArg(spec)
+	if err != nil {
+		return err
+	}
+	return lane.Sign(ctx, lane.SignOptions{Cfg: a.Cfg, Spec: b, Log: a.Log})
+}
+
+// Custom runs build:custom for a spec (its JSON), unsigned, and keeps status.json in GCS_PREFIX up to date.
 func (Gcp) Custom(ctx context.Context, spec string) error {
 	a, err := setup()
 	if err != nil {
 		return err
 	}
-	b, err := gcpvm.SpecArg(spec, os.ReadFile)
+	b, err := gcpvm.SpecArg(spec)
 	if err != nil {
 		return err
 	}

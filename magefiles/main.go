@@ -1,16 +1,65 @@
 //go:build mage
 
 // SourceOS build orchestration. Targets are thin: each loads the
-// configuration (internal/app) and calls one internal package.
+// configuration (setup) and calls one internal package.
 package main
 
 import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
 	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/config"
 )
 
+// process is this run's configuration, loaded once: the secrets are then
+// dropped from the process environment, so a second target of the same run
+// must reuse it.
+var process struct {
+	once sync.Once
+	cfg  *config.Config
+	err  error
+}
+
 // setup loads the configuration of this run.
-func setup() (*app.App, error) { return app.New() }
+func setup() (*app.App, error) {
+	cfg, err := loadProcess()
+	if err != nil {
+		return nil, err
+	}
+	return app.With(cfg, os.Stdout, os.Stderr), nil
+}
+
+// loadProcess reads the environment once, seals the process (secrets out
+// of its environment, not dumpable) and turns SIGTERM into mage's SIGINT
+// handling.
+func loadProcess() (*config.Config, error) {
+	process.once.Do(func() {
+		relayTerminate()
+		process.cfg, process.err = config.FromEnv()
+		if process.err == nil {
+			process.err = config.Seal()
+		}
+	})
+	return process.cfg, process.err
+}
+
+// relayTerminate handles SIGTERM (CI cancellation, VM shutdown) as mage
+// handles SIGINT: the target's context is cancelled, which stops every
+// command it started (their whole process group) and lets its cleanups
+// run, instead of dying and leaving nix and its builders behind.
+func relayTerminate() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM)
+	go func() {
+		for range ch {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+		}
+	}()
+}
 
 // buildDeps gives the build pipeline what it needs from this run.
 func buildDeps(a *app.App) build.Deps {

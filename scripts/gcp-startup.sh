@@ -21,15 +21,37 @@ delete_self() {
 }
 trap 'echo "gcp-startup: failed before gcp:build; deleting this VM" >&2; delete_self' ERR
 
-# 1. Nix from Debian's archive (signed packages; the same as scripts/ensure-tools.sh).
-if ! command -v nix >/dev/null 2>&1; then
+# 1. Nix from Debian's archive (signed packages; the same as scripts/ensure-tools.sh):
+#    every build in Nix's sandbox with no silent fallback, and builders
+#    (the nixbld group) cut off from the metadata server, which hands out
+#    this VM's service account token (docs/threat-model.md).
+if ! command -v nix >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin curl ca-certificates >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin busybox-static curl ca-certificates >/dev/null
 fi
-mkdir -p /etc/nix && touch /etc/nix/nix.conf
-grep -q '^experimental-features' /etc/nix/nix.conf || echo 'experimental-features = nix-command flakes' >>/etc/nix/nix.conf
-if ! getent group nixbld >/dev/null && ! grep -q '^build-users-group' /etc/nix/nix.conf; then
-  echo 'build-users-group =' >>/etc/nix/nix.conf # root without build users
+conf=/etc/nix/nix.conf
+mkdir -p /etc/nix && touch "$conf"
+set_setting() { # KEY VALUE: replace KEY's line, or add it
+  if grep -Eq "^[[:space:]]*$1[[:space:]]*=" "$conf"; then
+    sed -i -E "s|^[[:space:]]*$1[[:space:]]*=.*|$1 = $2|" "$conf"
+  else
+    echo "$1 = $2" >>"$conf"
+  fi
+}
+set_setting experimental-features 'nix-command flakes'
+set_setting sandbox true
+set_setting sandbox-fallback false
+set_setting extra-sandbox-paths /bin/sh=/bin/busybox
+if getent group nixbld >/dev/null; then
+  set_setting build-users-group nixbld
+  # Fixed-output derivations share the host's network even in the sandbox.
+  if command -v iptables >/dev/null 2>&1; then
+    iptables -I OUTPUT -d 169.254.169.254 -m owner --gid-owner nixbld -j REJECT
+  else
+    echo "gcp-startup: no iptables; builders can reach the metadata server (it holds no key, but the VM's token)" >&2
+  fi
+else
+  set_setting build-users-group '' # root without build users: the sandbox still isolates builders
 fi
 
 # 2. The compiled targets (`go run magefile.go -compile`), checked against their digest.

@@ -67,6 +67,14 @@ type Request struct {
 	Hostname string
 	// BuildUID names the user a custom build belongs to.
 	BuildUID string
+	// Untrusted marks a flake that holds user-supplied Nix code (a custom
+	// build): it builds only in Nix's sandbox, with no key in reach, and
+	// ends with an unsigned image and its build record for a trusted
+	// step to sign (docs/threat-model.md).
+	Untrusted bool
+	// Spec is the canonical custom build spec, recorded in the build
+	// record.
+	Spec []byte
 }
 
 // Artifact is one file the build wrote to OUT.

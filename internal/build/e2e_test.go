@@ -185,56 +185,6 @@ func TestBuildNetbootEndToEnd(t *testing.T) {
 	r.substitute(sum.Outputs["netboot"])
 }
 
-func TestBuildCustomEndToEnd(t *testing.T) {
-	r := newRig(t)
-	specPath := filepath.Join(t.TempDir(), "spec.json")
-	writeFile(t, specPath, `{"edition":"server","arch":"x86_64","hostname":"web-01","packages":["htop"],"services":["openssh"],"users":[{"name":"alice","groups":["wheel"]}]}`)
-	sum, err := build.Custom(context.Background(), r.deps(), specPath)
-	if err != nil {
-		t.Fatalf("build:custom: %v\n%s", err, r.log.String())
-	}
-	r.verify(filepath.Join(r.out, "sourceos-server-x86_64.iso"))
-	// The spec reached the image as data.
-	cfgJSON, err := os.ReadFile(filepath.Join(sum.Outputs["system"], "config", "spec.json"))
-	if err != nil || !strings.Contains(string(cfgJSON), `"hostname":"web-01"`) {
-		t.Fatalf("spec not in the system closure: %s %v", cfgJSON, err)
-	}
-	r.substitute(sum.Outputs["system"])
-}
-
-func TestBuildCustomRefusesHostileSnippet(t *testing.T) {
-	r := newRig(t)
-	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
-	specPath := filepath.Join(t.TempDir(), "spec.json")
-	js, _ := json.Marshal(map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h",
-		"moduleSnippet": `{ ... }: { x = builtins.readFile /etc/shadow; }`})
-	writeFile(t, specPath, string(js))
-	_, err := build.Custom(context.Background(), r.deps(), specPath)
-	if err == nil || !strings.Contains(err.Error(), "builtins") || !strings.Contains(err.Error(), "/etc/shadow") {
-		t.Fatalf("want snippet refused, got %v", err)
-	}
-	if entries, _ := os.ReadDir(r.out); len(entries) != 0 {
-		t.Errorf("OUT not empty after refusal: %v", entries)
-	}
-}
-
-func TestBuildCustomWithSnippet(t *testing.T) {
-	r := newRig(t)
-	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
-	specPath := filepath.Join(t.TempDir(), "spec.json")
-	js, _ := json.Marshal(map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "kiosk",
-		"moduleSnippet": `{ ... }: { services.kiosk.url = "https://example.org"; }`})
-	writeFile(t, specPath, string(js))
-	sum, err := build.Custom(context.Background(), r.deps(), specPath)
-	if err != nil {
-		t.Fatalf("build:custom with snippet: %v\n%s", err, r.log.String())
-	}
-	got, _ := os.ReadFile(filepath.Join(sum.Outputs["system"], "config", "snippet.json"))
-	if !strings.Contains(string(got), "example.org") {
-		t.Errorf("snippet not evaluated into the system: %q", got)
-	}
-}
-
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	r := newRig(t)
 	dir := testrig.FixtureFlakeCopy(t)

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socioprophet/sourceos/editions/custom"
+	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/spec"
@@ -18,6 +20,9 @@ import (
 
 // Steps returns the ordered steps of a build of req.Target.
 func Steps(req Request) []Step {
+	if req.Untrusted {
+		return untrustedSteps()
+	}
 	steps := []Step{
 		preflightNix{}, // cheap checks before the long build
 		preflightSign{},
@@ -38,6 +43,37 @@ func Steps(req Request) []Step {
 	)
 }
 
+// untrustedSteps build user-supplied Nix code: only in the sandbox, and
+// without signing or pushing to the cache (no key is in this process): the
+// image and its build record are what a trusted step signs.
+func untrustedSteps() []Step {
+	return []Step{
+		preflightNix{},
+		preflightSandbox{}, // no builder outside Nix's sandbox
+		preflightUpload{},
+		nixBuild{kind: "system"},
+		nixBuild{kind: "iso"},
+		copyISO{},
+		closure{},
+		recordStep{}, // what the trusted signer needs besides the image
+		uploadStep{},
+	}
+}
+
+// ErrKeysInUntrustedBuild means a custom build was started with a signing
+// or cache key configured.
+var ErrKeysInUntrustedBuild = errors.New("a custom build runs user-supplied Nix code and must not hold keys")
+
+// refuseKeys fails when any secret is configured: a process that builds
+// user code never holds one, whatever the sandbox promises.
+func refuseKeys(cfg *config.Config) error {
+	set := cfg.SecretsSet()
+	if len(set) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: unset %s (and their _FILE forms) for build:custom; sign the result on a trusted machine (mage gcp:sign, or mage sign)", ErrKeysInUntrustedBuild, strings.Join(set, ", "))
+}
+
 // Edition builds one edition as configured (ARCH, TARGET, SOURCEOS_FLAKE).
 func Edition(ctx context.Context, d Deps, edition string) (*Summary, error) {
 	req := Request{Edition: edition, Arch: d.Cfg.Arch, Target: d.Cfg.Target, Flake: FlakeRef(d.Cfg.Flake),
@@ -53,6 +89,9 @@ func Edition(ctx context.Context, d Deps, edition string) (*Summary, error) {
 // Nix code), and built with the sourceos input overridden to SOURCEOS_FLAKE
 // and import-from-derivation off.
 func Custom(ctx context.Context, d Deps, specPath string) (*Summary, error) {
+	if err := refuseKeys(d.Cfg); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(specPath)
 	if err != nil {
 		return nil, fmt.Errorf("build spec: %w", err)
@@ -75,9 +114,13 @@ func Custom(ctx context.Context, d Deps, specPath string) (*Summary, error) {
 	if err := composeDir(ctx, d.Run, dir, sp, template); err != nil {
 		return nil, err
 	}
+	canon, err := sp.Canonical()
+	if err != nil {
+		return nil, err
+	}
 	req := Request{Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Flake: "path:" + dir,
 		NixArgs:  []string{"--override-input", "sourceos", flake, "--option", "allow-import-from-derivation", "false"},
-		Hostname: sp.Hostname, BuildUID: d.Cfg.BuildUID}
+		Hostname: sp.Hostname, BuildUID: d.Cfg.BuildUID, Untrusted: true, Spec: canon}
 	return runAndSummarise(ctx, d, req)
 }
 
@@ -128,6 +171,16 @@ func localPath(flake string) (string, bool) {
 		return "", false
 	}
 	return flake, true
+}
+
+// FlakeLock reads the flake.lock of a local flake reference; an error
+// when the flake is remote or has no lock.
+func FlakeLock(flake string) ([]byte, error) {
+	p, ok := localPath(flake)
+	if !ok {
+		return nil, fmt.Errorf("%s: not a local flake", flake)
+	}
+	return os.ReadFile(filepath.Join(p, "flake.lock"))
 }
 
 // CustomTemplate returns the fixed flake of custom builds: the

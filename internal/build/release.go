@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/socioprophet/sourceos/internal/nixcache"
@@ -71,10 +70,8 @@ func (s *State) buildInfo() provenance.BuildInfo {
 		BuildID: s.Cfg.BuildID, BuilderID: release.LocalBuilderID,
 		StartedOn: s.Started, FinishedOn: s.Now(),
 	}
-	if p, ok := localPath(s.Req.Flake); ok {
-		if lock, err := os.ReadFile(filepath.Join(p, "flake.lock")); err == nil {
-			info.FlakeLock = lock
-		}
+	if lock, err := FlakeLock(s.Req.Flake); err == nil {
+		info.FlakeLock = lock
 	}
 	return info
 }

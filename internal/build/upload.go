@@ -119,7 +119,7 @@ func uploadFile(ctx context.Context, s *State, store blob.Store, path, key strin
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	body := newProgressReader(f, s.Stream, key, st.Size(), s.Now)
-	if err := store.Put(ctx, key, body, blob.PutOptions{ContentType: contentType(key), SizeHint: st.Size()}); err != nil {
+	if err := store.Put(ctx, key, body, blob.PutOptions{ContentType: ContentType(key), SizeHint: st.Size()}); err != nil {
 		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	info, err := store.Stat(ctx, key)
@@ -132,7 +132,8 @@ func uploadFile(ctx context.Context, s *State, store blob.Store, path, key strin
 	return nil
 }
 
-func contentType(name string) string {
+// ContentType is the Content-Type an artifact or sidecar is uploaded with.
+func ContentType(name string) string {
 	switch filepath.Ext(name) {
 	case ".json":
 		return "application/json"

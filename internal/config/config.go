@@ -101,6 +101,8 @@ type Var struct {
 	Secret bool
 	set    func(c *Config, v string) error
 	get    func(c *Config) string
+	// check validates a value before it is set (nil: any value).
+	check func(v string) error
 }
 
 // Vars lists every variable the pipeline reads, in the order they are shown.
@@ -115,25 +117,25 @@ var Vars = []Var{
 	str("SOURCE_REPO", "build", "", "URL of the source repository being built (provenance).", func(c *Config) *string { return &c.SourceRepo }),
 	str("BUILD_ID", "build", "", "Identifier of this build (trusted comment, provenance invocation id).", func(c *Config) *string { return &c.BuildID }),
 	str("BUILD_UID", "build", "", "Identifier of the user a custom build belongs to.", func(c *Config) *string { return &c.BuildUID }),
-	str("GCS_PREFIX", "build", "", "gs://bucket/prefix that artifacts are uploaded to; empty: no upload.", func(c *Config) *string { return &c.GCSPrefix }),
+	checked(str("GCS_PREFIX", "build", "", "gs://bucket/prefix that artifacts are uploaded to (or a local directory); empty: no upload.", func(c *Config) *string { return &c.GCSPrefix }), checkLocation),
 	str("SOURCEOS_CHANNEL", "build", "dev", "Release channel recorded in the OSImage document: stable, candidate or dev.", func(c *Config) *string { return &c.Channel }),
 	str("SOURCEOS_HOSTNAME", "build", "", "Host name of the image, recorded in provenance; default: the edition's.", func(c *Config) *string { return &c.Hostname }),
 	boolean("SOURCEOS_ALLOW_MODULE_SNIPPET", "build", "Allow a custom build spec's moduleSnippet.", func(c *Config) *bool { return &c.AllowModuleSnippet }),
 
-	str("NIX_CACHE_BUCKET", "cache", "", "GCS bucket of the Nix binary cache.", func(c *Config) *string { return &c.CacheBucket }),
-	str("NIX_CACHE_PREFIX", "cache", "nix-cache", "Object prefix of the cache inside the bucket.", func(c *Config) *string { return &c.CachePrefix }),
+	checked(str("NIX_CACHE_BUCKET", "cache", "", "GCS bucket of the Nix binary cache.", func(c *Config) *string { return &c.CacheBucket }), checkBucket),
+	checked(str("NIX_CACHE_PREFIX", "cache", "nix-cache", "Object prefix of the cache inside the bucket.", func(c *Config) *string { return &c.CachePrefix }), checkObjectPrefix),
 	str("NIX_CACHE_DIR", "cache", "", "Local directory cache (same layout) used instead of a bucket.", func(c *Config) *string { return &c.CacheDir }),
 	secret("NIX_CACHE_SECRET_KEY", "cache", "Cache signing key, Nix `name:base64` format.", func(c *Config) *Secret { return &c.CacheSecretKey }),
-	str("NIX_CACHE_URL", "cache", "", "Public URL of the cache, for substituters.", func(c *Config) *string { return &c.CacheURL }),
-	str("NIX_CACHE_PUBKEY", "cache", "", "Cache public key, Nix `name:base64` format.", func(c *Config) *string { return &c.CachePubKey }),
+	checked(str("NIX_CACHE_URL", "cache", "", "Public URL of the cache, for substituters.", func(c *Config) *string { return &c.CacheURL }), checkURL),
+	checked(str("NIX_CACHE_PUBKEY", "cache", "", "Cache public key, Nix `name:base64` format.", func(c *Config) *string { return &c.CachePubKey }), checkNixPublicKey),
 	str("NIX_CACHE_COMPRESSION", "cache", "zstd", "NAR compression: zstd, xz or none.", func(c *Config) *string { return &c.CacheCompression }),
-	list("NIX_CACHE_UPSTREAMS", "cache", "https://cache.nixos.org", "Space-separated caches whose paths are not pushed; empty turns the check off.", func(c *Config) *[]string { return &c.CacheUpstreams }),
+	checked(list("NIX_CACHE_UPSTREAMS", "cache", "https://cache.nixos.org", "Space-separated caches whose paths are not pushed; empty turns the check off.", func(c *Config) *[]string { return &c.CacheUpstreams }), checkURLs),
 	boolean("NIX_CACHE_STRICT", "cache", "Make any cache push failure fail the command.", func(c *Config) *bool { return &c.CacheStrict }),
 	integer("NIX_CACHE_JOBS", "cache", "16", "Concurrent uploads at most.", func(c *Config) *int { return &c.CacheJobs }),
 
 	secret("SOURCEOS_SIGN_SECRET_KEY", "sign", "minisign secret key (file contents).", func(c *Config) *Secret { return &c.SignSecretKey }),
 	secret("SOURCEOS_SIGN_PASSWORD", "sign", "Password of an encrypted minisign secret key.", func(c *Config) *Secret { return &c.SignPassword }),
-	str("SOURCEOS_SIGN_PUBKEY", "sign", "", "minisign public key: the `RW…` line or a path to a .pub file.", func(c *Config) *string { return &c.SignPubKey }),
+	multiline(str("SOURCEOS_SIGN_PUBKEY", "sign", "", "minisign public key: the `RW…` line, a .pub file's contents or a path to a .pub file.", func(c *Config) *string { return &c.SignPubKey })),
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
 	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
 	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
@@ -149,7 +151,11 @@ var Vars = []Var{
 type Env func(name string) (string, bool)
 
 // FromEnv loads the configuration from the process environment.
-func FromEnv() (*Config, error) { return Load(os.LookupEnv, os.ReadFile) }
+func FromEnv() (*Config, error) { return Load(ProcessEnv, os.ReadFile) }
+
+// ProcessEnv looks a variable up in the process environment; it is the one
+// Env every lane starts from.
+func ProcessEnv(name string) (string, bool) { return os.LookupEnv(name) }
 
 // Load builds a Config from env. A secret variable may instead name a file in
 // <NAME>_FILE, read with readFile; giving both is an error.
@@ -158,6 +164,9 @@ func Load(env Env, readFile func(string) ([]byte, error)) (*Config, error) {
 	var errs []error
 	for _, v := range Vars {
 		val, src, err := lookup(v, env, readFile)
+		if err == nil {
+			err = v.validate(val)
+		}
 		if err == nil {
 			err = v.set(c, val)
 		}
@@ -217,6 +226,17 @@ func SecretNames() []string {
 	return names
 }
 
+// SecretsSet lists the secret variables that hold a value.
+func (c *Config) SecretsSet() []string {
+	var out []string
+	for _, v := range Vars {
+		if v.Secret && v.get(c) != "" {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
 // SecretValues returns the secret values that are set, for redaction.
 func (c *Config) SecretValues() []string {
 	var out []string
@@ -256,9 +276,39 @@ func (c *Config) Effective() []Entry {
 }
 
 func str(name, group, def, desc string, field func(*Config) *string) Var {
-	return Var{Name: name, Group: group, Default: def, Description: desc,
+	return Var{Name: name, Group: group, Default: def, Description: desc, check: checkPrintable,
 		set: func(c *Config, v string) error { *field(c) = strings.TrimSpace(v); return nil },
 		get: func(c *Config) string { return *field(c) }}
+}
+
+// multiline lets v hold line breaks (a key file's contents), still no other
+// control character.
+func multiline(v Var) Var {
+	v.check = func(s string) error {
+		return checkPrintable(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", ""), "\n", ""))
+	}
+	return v
+}
+
+// checked adds a value check to v, after v's own.
+func checked(v Var, check func(string) error) Var {
+	own := v.check
+	v.check = func(s string) error {
+		if own != nil {
+			if err := own(s); err != nil {
+				return err
+			}
+		}
+		return check(s)
+	}
+	return v
+}
+
+func (v Var) validate(val string) error {
+	if v.check == nil {
+		return nil
+	}
+	return v.check(strings.TrimSpace(val))
 }
 
 func secret(name, group, desc string, field func(*Config) *Secret) Var {
@@ -268,7 +318,7 @@ func secret(name, group, desc string, field func(*Config) *Secret) Var {
 }
 
 func list(name, group, def, desc string, field func(*Config) *[]string) Var {
-	return Var{Name: name, Group: group, Default: def, Description: desc,
+	return Var{Name: name, Group: group, Default: def, Description: desc, check: checkPrintable,
 		set: func(c *Config, v string) error { *field(c) = strings.Fields(v); return nil },
 		get: func(c *Config) string { return strings.Join(*field(c), " ") }}
 }

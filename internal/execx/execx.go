@@ -97,6 +97,11 @@ func indent(s string) string {
 // TailBytes is how much of stderr is kept for errors.
 const TailBytes = 4096
 
+// DefaultWaitDelay is how long a cancelled command gets between SIGTERM
+// and SIGKILL: shorter than the 5 seconds mage waits for a cancelled target
+// before it exits, so nothing the target started outlives it.
+const DefaultWaitDelay = 3 * time.Second
+
 // Exec runs commands on this machine.
 type Exec struct {
 	// BaseEnv is the environment children start from (os.Environ() when nil).
@@ -109,7 +114,7 @@ type Exec struct {
 	// Log, when set, receives one line per command started.
 	Log io.Writer
 	// WaitDelay bounds how long a cancelled command may take to exit after
-	// SIGTERM before it is killed.
+	// SIGTERM before it is killed (default DefaultWaitDelay).
 	WaitDelay time.Duration
 }
 
@@ -127,7 +132,7 @@ func (e *Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = e.WaitDelay
 	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = 10 * time.Second
+		cmd.WaitDelay = DefaultWaitDelay
 	}
 	var stdout bytes.Buffer
 	tail := &tailBuffer{max: TailBytes}

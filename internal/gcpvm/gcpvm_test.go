@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,16 +38,12 @@ const (
 
 func fullAttrs() map[string]string {
 	return map[string]string{
-		"sourceos-spec":             spec,
-		"sourceos-build-uid":        "user-7",
-		"sourceos-build-id":         "build-42",
-		"sourceos-gcs-prefix":       "gs://" + bucket + "/" + prefixKey,
-		"sourceos-version":          "1.4.0",
-		"sourceos-sign-secret-key":  signKey,
-		"sourceos-sign-password":    signPass,
-		"sourceos-sign-pubkey":      "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
-		"sourceos-cache-bucket":     "sourceos-nix-cache",
-		"sourceos-cache-secret-key": cacheKey,
+		"sourceos-spec":       spec,
+		"sourceos-build-uid":  "user-7",
+		"sourceos-build-id":   "build-42",
+		"sourceos-gcs-prefix": "gs://" + bucket + "/" + prefixKey,
+		"sourceos-version":    "1.4.0",
+		"sourceos-cache-url":  "https://storage.googleapis.com/sourceos-nix-cache/nix-cache",
 	}
 }
 
@@ -98,12 +96,12 @@ func TestVMBuildComplete(t *testing.T) {
 		if cfg.BuildUID != "user-7" || cfg.BuildID != "build-42" || cfg.Version != "1.4.0" || cfg.GCSPrefix != "gs://"+bucket+"/"+prefixKey {
 			t.Errorf("build ids from metadata not in the config: %+v", cfg)
 		}
-		if cfg.SignSecretKey.Reveal() != signKey || cfg.SignPassword.Reveal() != signPass || cfg.CacheSecretKey.Reveal() != cacheKey {
-			t.Error("secrets from metadata did not reach the config")
+		if len(cfg.SecretsSet()) != 0 {
+			t.Errorf("a build VM's configuration holds secrets: %v", cfg.SecretsSet())
 		}
 		// Process environment under the metadata: kept where metadata is silent, overridden where not.
-		if cfg.Edition != "edge" || cfg.CacheBucket != "sourceos-nix-cache" {
-			t.Errorf("overlay: edition %q (want edge from env), cache bucket %q (want metadata's)", cfg.Edition, cfg.CacheBucket)
+		if cfg.Edition != "edge" || cfg.CacheURL != "https://storage.googleapis.com/sourceos-nix-cache/nix-cache" {
+			t.Errorf("overlay: edition %q (want edge from env), cache URL %q (want metadata's)", cfg.Edition, cfg.CacheURL)
 		}
 		sawBuilding = readStatus(t, gcs).State == gcpvm.Building
 		if len(vm.DeleteCalls()) != 0 {
@@ -111,7 +109,7 @@ func TestVMBuildComplete(t *testing.T) {
 		}
 		return "https://storage.googleapis.com/" + bucket + "/" + prefixKey + "/sourceos-server-x86_64.iso", nil
 	}
-	env := map[string]string{"EDITION": "edge", "NIX_CACHE_BUCKET": "from-env", "SOURCEOS_SIGN_SECRET_KEY_FILE": "/etc/should-be-hidden"}
+	env := map[string]string{"EDITION": "edge", "NIX_CACHE_URL": "https://from-env.example/cache"}
 	if err := gcpvm.Run(context.Background(), options(t, vm, build, env, &log)); err != nil {
 		t.Fatalf("Run: %v\n%s", err, log.String())
 	}
@@ -119,7 +117,7 @@ func TestVMBuildComplete(t *testing.T) {
 		t.Error("status.json did not say building while the build ran")
 	}
 	st := readStatus(t, gcs)
-	want := gcpvm.Status{State: gcpvm.Complete, BuildID: "build-42", UID: "user-7", Version: "1.4.0", Lane: "gcp-vm",
+	want := gcpvm.Status{State: gcpvm.Built, BuildID: "build-42", UID: "user-7", Version: "1.4.0", Lane: "gcp-vm",
 		StartedAt: clock(), UpdatedAt: clock(), ArtifactURL: "https://storage.googleapis.com/" + bucket + "/" + prefixKey + "/sourceos-server-x86_64.iso"}
 	if st != want {
 		t.Errorf("status = %+v\nwant     %+v", st, want)
@@ -135,7 +133,7 @@ func TestVMBuildComplete(t *testing.T) {
 		t.Errorf("delete calls = %q, want [%q]", got, wantDelete)
 	}
 	noSecrets(t, "log", log.String())
-	for _, step := range []string{"reading instance metadata", "status", "build starting", "build complete", "deleting this VM", "VM delete requested"} {
+	for _, step := range []string{"reading instance metadata", "status", "build starting", "build finished", "deleting this VM", "VM delete requested"} {
 		if !strings.Contains(log.String(), step) {
 			t.Errorf("log lacks %q:\n%s", step, log.String())
 		}
@@ -171,7 +169,8 @@ func TestVMCannotStartStillReportsAndDeletes(t *testing.T) {
 		want   string
 	}{
 		"no spec":          {func(a map[string]string) { delete(a, "sourceos-spec") }, "sourceos-spec is not set"},
-		"bad config value": {func(a map[string]string) { a["sourceos-require-signature"] = "maybe" }, "SOURCEOS_REQUIRE_SIGNATURE"},
+		"bad config value": {func(a map[string]string) { a["sourceos-allow-module-snippet"] = "maybe" }, "SOURCEOS_ALLOW_MODULE_SNIPPET"},
+		"key in metadata":  {func(a map[string]string) { a["sourceos-cache-secret-key"] = cacheKey }, "sourceos-cache-secret-key"},
 		"bad timeout":      {func(a map[string]string) { a["sourceos-timeout"] = "soon" }, "sourceos-timeout"},
 		"unsafe build id":  {func(a map[string]string) { a["sourceos-build-id"] = "../other-user" }, "BUILD_ID"},
 	}
@@ -310,7 +309,7 @@ func TestCustomLane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := readStatus(t, gcs); st.State != gcpvm.Complete || st.ArtifactURL == "" {
+	if st := readStatus(t, gcs); st.State != gcpvm.Built || st.ArtifactURL == "" || st.Signed {
 		t.Errorf("status = %+v", st)
 	}
 	noSecrets(t, "log", log.String())
@@ -362,8 +361,8 @@ func TestAbandon(t *testing.T) {
 		t.Fatal(err)
 	}
 	abandon()
-	if st := readStatus(t, gcs); st.State != gcpvm.Complete {
-		t.Errorf("complete was overwritten: %+v", st)
+	if st := readStatus(t, gcs); st.State != gcpvm.Built {
+		t.Errorf("built was overwritten: %+v", st)
 	}
 	// A build left "building" (the job was cancelled mid-build) becomes error.
 	stuck := func(ctx context.Context, _ *config.Config, _ string) (string, error) {
@@ -380,21 +379,23 @@ func TestAbandon(t *testing.T) {
 }
 
 func TestSpecArg(t *testing.T) {
-	dir := t.TempDir()
-	p := dir + "/spec.json"
-	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	quoted, _ := json.Marshal(spec)
-	for arg, want := range map[string]string{spec: spec, " " + spec + "\n": spec, string(quoted): spec, p: spec} {
-		got, err := gcpvm.SpecArg(arg, os.ReadFile)
+	for arg, want := range map[string]string{spec: spec, " " + spec + "\n": spec, string(quoted): spec} {
+		got, err := gcpvm.SpecArg(arg)
 		if err != nil || string(got) != want {
 			t.Errorf("SpecArg(%q) = %q, %v", arg, got, err)
 		}
 	}
-	for _, arg := range []string{"", `"not an object"`, dir + "/missing.json"} {
-		if _, err := gcpvm.SpecArg(arg, os.ReadFile); err == nil {
-			t.Errorf("SpecArg(%q): no error", arg)
+	// A path is never opened: a dispatcher could otherwise have a file of
+	// the runner read and its fields quoted back into status.json.
+	secretFile := filepath.Join(t.TempDir(), "runner-secret.json")
+	if err := os.WriteFile(secretFile, []byte(`{"edition":"desktop","hostname":"RUNNER-SECRET"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"", `"not an object"`, secretFile, "/etc/passwd", "@" + secretFile} {
+		got, err := gcpvm.SpecArg(arg)
+		if err == nil || strings.Contains(string(got)+err.Error(), "RUNNER-SECRET") {
+			t.Errorf("SpecArg(%q) = %q, %v: want a refusal that quotes nothing of the file", arg, got, err)
 		}
 	}
 }
@@ -411,32 +412,42 @@ func TestAttributesMapToConfig(t *testing.T) {
 				t.Errorf("attribute %s sets %s, which config does not declare", a.Name, a.Var)
 			}
 		}
-	}
-	for _, v := range []string{"SOURCEOS_SIGN_SECRET_KEY", "SOURCEOS_SIGN_PASSWORD", "NIX_CACHE_SECRET_KEY"} {
-		found := false
-		for _, a := range gcpvm.Attributes {
-			if a.Var == v {
-				found = a.Secret()
-			}
-		}
-		if !found {
-			t.Errorf("%s: no attribute, or not treated as secret", v)
+		// No key reaches a build VM through its metadata.
+		if a.Secret() || slices.Contains(gcpvm.RefusedAttributes, a.Name) {
+			t.Errorf("attribute %s carries a secret", a.Name)
 		}
 	}
 }
 
 func TestEnvOverlay(t *testing.T) {
-	in := &gcpvm.Instance{Attrs: map[string]string{"sourceos-version": "2.0.0", "sourceos-cache-secret-key": cacheKey, "sourceos-spec": spec}}
-	base := map[string]string{"VERSION": "1.0.0", "EDITION": "edge", "NIX_CACHE_SECRET_KEY_FILE": "/k", "SOURCEOS_SIGN_SECRET_KEY_FILE": "/s"}
+	in := &gcpvm.Instance{Attrs: map[string]string{"sourceos-version": "2.0.0", "sourceos-spec": spec}}
+	base := map[string]string{"VERSION": "1.0.0", "EDITION": "edge"}
 	env := in.Env(func(k string) (string, bool) { v, ok := base[k]; return v, ok })
-	for k, want := range map[string]string{"VERSION": "2.0.0", "EDITION": "edge", "NIX_CACHE_SECRET_KEY": cacheKey, "SOURCEOS_SIGN_SECRET_KEY_FILE": "/s"} {
+	for k, want := range map[string]string{"VERSION": "2.0.0", "EDITION": "edge"} {
 		if got, ok := env(k); !ok || got != want {
 			t.Errorf("%s = %q, %v; want %q", k, got, ok, want)
 		}
 	}
-	if _, ok := env("NIX_CACHE_SECRET_KEY_FILE"); ok {
-		t.Error("the _FILE form of a secret given in metadata is still visible")
+}
+
+// A key given to the VM through its environment (a _FILE variable in the
+// startup environment) stops the build as a key in metadata does.
+func TestVMRefusesKeysInItsEnvironment(t *testing.T) {
+	gcs := testrig.StartGCS(t, bucket)
+	vm := gcpvmtest.Start(t, fullAttrs())
+	var log bytes.Buffer
+	built := false
+	build := func(context.Context, *config.Config, string) (string, error) { built = true; return "x", nil }
+	opts := options(t, vm, build, map[string]string{"NIX_CACHE_SECRET_KEY_FILE": "/run/cache.key"}, &log)
+	opts.ReadFile = func(string) ([]byte, error) { return []byte(cacheKey), nil }
+	err := gcpvm.Run(context.Background(), opts)
+	if err == nil || built || !strings.Contains(err.Error(), "NIX_CACHE_SECRET_KEY") {
+		t.Fatalf("Run error = %v, built = %v", err, built)
 	}
+	if st := readStatus(t, gcs); st.State != gcpvm.Failed {
+		t.Errorf("status = %+v", st)
+	}
+	noSecrets(t, "log", log.String())
 }
 
 func TestVMMetadataErrorStillReportsAndDeletes(t *testing.T) {

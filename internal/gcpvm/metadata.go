@@ -54,13 +54,6 @@ var Attributes = []Attribute{
 	{"sourceos-source-repo", "SOURCE_REPO", "Repository being built (provenance)."},
 	{"sourceos-channel", "SOURCEOS_CHANNEL", "Release channel recorded in the OSImage document."},
 	{"sourceos-allow-module-snippet", "SOURCEOS_ALLOW_MODULE_SNIPPET", "1 allows the spec's moduleSnippet."},
-	{"sourceos-sign-secret-key", "SOURCEOS_SIGN_SECRET_KEY", "minisign secret key (file contents)."},
-	{"sourceos-sign-password", "SOURCEOS_SIGN_PASSWORD", "Password of an encrypted minisign secret key."},
-	{"sourceos-sign-pubkey", "SOURCEOS_SIGN_PUBKEY", "minisign public key; when set the image must pass `mage verify` before the status says complete."},
-	{"sourceos-require-signature", "SOURCEOS_REQUIRE_SIGNATURE", "1 fails the build instead of producing an unsigned image."},
-	{"sourceos-cache-bucket", "NIX_CACHE_BUCKET", "GCS bucket of the Nix binary cache the build pushes to."},
-	{"sourceos-cache-prefix", "NIX_CACHE_PREFIX", "Object prefix of the cache in that bucket."},
-	{"sourceos-cache-secret-key", "NIX_CACHE_SECRET_KEY", "Cache signing key, Nix `name:base64` format."},
 	{"sourceos-cache-url", "NIX_CACHE_URL", "Public URL of the cache (the startup script adds it as a substituter)."},
 	{"sourceos-cache-pubkey", "NIX_CACHE_PUBKEY", "Public key of the cache, trusted for substitution."},
 	{AttrTimeout, "", "Longest the build may take (Go duration, default 4h); then the status says error and the VM is deleted."},
@@ -68,6 +61,16 @@ var Attributes = []Attribute{
 	{AttrMageURL, "", "https URL of the compiled mage binary (read by scripts/gcp-startup.sh with the VM's token)."},
 	{AttrMageSHA256, "", "SHA-256 of that binary; the startup script refuses a binary that does not match."},
 }
+
+// RefusedAttributes are keys a build VM must never carry. The VM builds
+// user-supplied Nix code, and every process on it can read the metadata
+// server over HTTP, a fixed-output derivation inside Nix's sandbox included:
+// gcp:build refuses to build while any of them is set. Signing happens on a
+// trusted machine (`mage gcp:sign`); the VM pushes nothing to the cache.
+var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-cache-secret-key"}
+
+// ErrKeysInMetadata means the instance metadata holds a key.
+var ErrKeysInMetadata = errors.New("instance metadata holds signing keys; a build VM runs user code and must hold none")
 
 // Secret reports whether config marks the attribute's variable secret.
 func (a Attribute) Secret() bool {
@@ -144,7 +147,23 @@ func ReadInstance(ctx context.Context, md Metadata) (*Instance, error) {
 			in.Attrs[a.Name] = v
 		}
 	}
+	if refused := refusedPresent(ctx, md); len(refused) > 0 {
+		errs = append(errs, fmt.Errorf("%w: remove %s from the VM's metadata (and sign with mage gcp:sign on a trusted machine)", ErrKeysInMetadata, strings.Join(refused, ", ")))
+	}
 	return in, errors.Join(errs...)
+}
+
+// refusedPresent names the refused attributes that are set (names only:
+// their values are never read into this process). A failing lookup counts
+// as present: the VM must not build unless it knows there is no key.
+func refusedPresent(ctx context.Context, md Metadata) []string {
+	var out []string
+	for _, name := range RefusedAttributes {
+		if _, ok, err := md.Get(ctx, "instance/attributes/"+name); ok || err != nil {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // Present lists the names of the attributes that are set, sorted (safe to
@@ -170,26 +189,19 @@ func (in *Instance) SecretValues() []string {
 }
 
 // Env overlays the attributes that are configuration variables on base:
-// a variable set in metadata wins over the process environment, and a
-// secret set in metadata hides its <NAME>_FILE form from base.
+// a variable set in metadata wins over the process environment.
 func (in *Instance) Env(base config.Env) config.Env {
 	over := map[string]string{}
-	hidden := map[string]bool{}
 	for _, a := range Attributes {
-		v, ok := in.Attrs[a.Name]
-		if !ok || a.Var == "" {
-			continue
-		}
-		over[a.Var] = v
-		if a.Secret() {
-			hidden[a.Var+"_FILE"] = true
+		if v, ok := in.Attrs[a.Name]; ok && a.Var != "" {
+			over[a.Var] = v
 		}
 	}
 	return func(name string) (string, bool) {
 		if v, ok := over[name]; ok {
 			return v, true
 		}
-		if hidden[name] || base == nil {
+		if base == nil {
 			return "", false
 		}
 		return base(name)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/blob"
@@ -156,6 +157,9 @@ func vmConfig(o Options, in *Instance, metaErr error, red *redact.Redactor) (*co
 		return fallback, 0, err
 	}
 	red.Add(cfg.SecretValues()...)
+	if set := cfg.SecretsSet(); len(set) > 0 {
+		return fallback, 0, fmt.Errorf("%w: the VM's environment sets %s", ErrKeysInMetadata, strings.Join(set, ", "))
+	}
 	if err := checkIDs(cfg); err != nil {
 		return cfg, 0, err
 	}

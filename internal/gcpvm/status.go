@@ -11,6 +11,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/redact"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // StatusKey is the object, under the build's GCS prefix, that says where a
@@ -20,9 +21,13 @@ const StatusKey = "status.json"
 // State is the phase of a custom build.
 type State string
 
-// The states a build goes through: building, then complete or error.
+// The states a build goes through: building, then built (the unsigned
+// image and its build record are in the prefix), then complete once the
+// trusted step (`mage gcp:sign`) has hashed, signed and verified it; error
+// from any of them.
 const (
 	Building State = "building"
+	Built    State = "built"
 	Complete State = "complete"
 	Failed   State = "error"
 )
@@ -36,9 +41,14 @@ type Status struct {
 	Lane        string    `json:"lane"` // gcp-vm, github or local
 	StartedAt   time.Time `json:"startedAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
-	ArtifactURL string    `json:"artifactUrl,omitempty"` // when complete
+	ArtifactURL string    `json:"artifactUrl,omitempty"` // when built or complete
+	Signed      bool      `json:"signed"`                // complete, with a signature
 	Error       string    `json:"error,omitempty"`       // when error: the reason
 }
+
+// maxStatusBytes bounds what ReadStatus reads: the prefix is writable by
+// the build machine, which runs user code.
+const maxStatusBytes = 64 << 10
 
 // maxReason bounds the error text in status.json; the head says what
 // failed, the tail carries the end of a build log.
@@ -67,24 +77,37 @@ type statusWriter struct {
 func (w *statusWriter) write(ctx context.Context, state State, artifactURL, errText string) (Status, error) {
 	st := w.base
 	st.State, st.ArtifactURL, st.Error = state, artifactURL, errText
+	return st, w.put(ctx, st)
+}
+
+// put writes st as status.json.
+func (w *statusWriter) put(ctx context.Context, st Status) error {
 	st.UpdatedAt = w.clock().UTC()
 	if w.store == nil {
-		return st, nil
+		return nil
 	}
+	if err := WriteStatus(ctx, w.store, st); err != nil {
+		return fmt.Errorf("%s: %w", w.where, err)
+	}
+	return nil
+}
+
+// WriteStatus writes st as status.json in store, uncached.
+func WriteStatus(ctx context.Context, store blob.Store, st Status) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return st, fmt.Errorf("status: %w", err)
+		return fmt.Errorf("status: %w", err)
 	}
-	err = w.store.Put(ctx, StatusKey, bytes.NewReader(append(b, '\n')), blob.PutOptions{
+	err = store.Put(ctx, StatusKey, bytes.NewReader(append(b, '\n')), blob.PutOptions{
 		ContentType: "application/json",
 		// Public objects are cached for an hour by default: a poller
 		// must see every change.
 		CacheControl: "no-store",
 	})
 	if err != nil {
-		return st, fmt.Errorf("write %s/%s: %w", w.where, StatusKey, err)
+		return fmt.Errorf("write %s: %w", StatusKey, err)
 	}
-	return st, nil
+	return nil
 }
 
 // ReadStatus reads status.json from store; ok is false when there is none.
@@ -97,11 +120,14 @@ func ReadStatus(ctx context.Context, store blob.Store) (st Status, ok bool, err 
 		return Status{}, false, fmt.Errorf("read %s: %w", StatusKey, err)
 	}
 	defer r.Close()
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, maxStatusBytes+1))
 	if err != nil {
 		return Status{}, false, fmt.Errorf("read %s: %w", StatusKey, err)
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
+	if len(b) > maxStatusBytes {
+		return Status{}, false, fmt.Errorf("read %s: larger than %d bytes", StatusKey, maxStatusBytes)
+	}
+	if err := strictjson.Unmarshal(b, &st); err != nil {
 		return Status{}, false, fmt.Errorf("parse %s: %w", StatusKey, err)
 	}
 	return st, true, nil

@@ -18,10 +18,10 @@ import (
 )
 
 // BuildFunc runs the custom build of the spec in specPath with cfg and
-// returns the URL of the image (a GCS URL when cfg.GCSPrefix is set). The
-// mage target wires `build:custom` in; when cfg.SignPubKey is set it also
-// verifies the image, so the status says complete only for an image that
-// passes `mage verify`.
+// returns the URL of the unsigned image (a GCS URL when cfg.GCSPrefix is
+// set). The mage target wires `build:custom` in. Signing is not its job:
+// the status says built, and the trusted step `mage gcp:sign` takes it to
+// complete.
 type BuildFunc func(ctx context.Context, cfg *config.Config, specPath string) (artifactURL string, err error)
 
 // StoreOpener opens the blob store at a gs://bucket/prefix URL.
@@ -45,7 +45,7 @@ type job struct {
 	tempDir string
 }
 
-// run writes building, runs the build, and writes complete or error. The
+// run writes building, runs the build, and writes built or error. The
 // returned error is the build's (or the status write's).
 func (j *job) run(ctx context.Context) error {
 	if _, err := j.status.write(ctx, Building, "", ""); err != nil {
@@ -61,11 +61,11 @@ func (j *job) run(ctx context.Context) error {
 		j.log.Info("status", "state", Failed, "at", j.status.where)
 		return err
 	}
-	j.log.Info("build complete", "artifact", url)
-	if _, err := j.status.write(ctx, Complete, url, ""); err != nil {
+	j.log.Info("build finished: unsigned until gcp:sign runs on a trusted machine", "artifact", url)
+	if _, err := j.status.write(ctx, Built, url, ""); err != nil {
 		return err
 	}
-	j.log.Info("status", "state", Complete, "at", j.status.where)
+	j.log.Info("status", "state", Built, "at", j.status.where)
 	return nil
 }
 
@@ -138,10 +138,13 @@ func newStatus(ctx context.Context, cfg *config.Config, open StoreOpener, lane s
 	return w, nil
 }
 
-// SpecArg turns the argument of `mage gcp:custom` into the spec's JSON: the
-// JSON itself (it starts with '{'), a JSON string holding it (what GitHub's
-// toJSON gives for a payload field sent as a string), or a file path.
-func SpecArg(arg string, readFile func(string) ([]byte, error)) ([]byte, error) {
+// SpecArg turns the argument of `mage gcp:custom` into the spec's JSON:
+// the JSON object itself, or a JSON string holding it (what GitHub's toJSON
+// gives for a payload field sent as a string). Anything else is refused
+// without being read as a path: the argument comes from whoever dispatched
+// the build, and a path would let them have a file of the runner read and
+// quoted back in status.json (`mage build:custom` takes a spec file).
+func SpecArg(arg string) ([]byte, error) {
 	s := strings.TrimSpace(arg)
 	switch {
 	case s == "":
@@ -154,15 +157,11 @@ func SpecArg(arg string, readFile func(string) ([]byte, error)) ([]byte, error) 
 			return nil, fmt.Errorf("spec: %w", err)
 		}
 		if !strings.HasPrefix(strings.TrimSpace(inner), "{") {
-			return nil, fmt.Errorf("spec: a JSON string that does not hold a JSON object")
+			return nil, errors.New("spec: a JSON string that does not hold a JSON object")
 		}
 		return []byte(strings.TrimSpace(inner)), nil
 	}
-	b, err := readFile(s)
-	if err != nil {
-		return nil, fmt.Errorf("spec: %w", err)
-	}
-	return b, nil
+	return nil, errors.New("spec: want the spec's JSON object (for a spec file, use mage build:custom)")
 }
 
 func newLogger(w *redact.Redactor, out interface{ Write([]byte) (int, error) }) *slog.Logger {

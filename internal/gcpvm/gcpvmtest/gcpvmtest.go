@@ -5,6 +5,7 @@
 package gcpvmtest
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,8 +38,9 @@ type VM struct {
 	// ComputeURL is the base URL of the fake Compute API.
 	ComputeURL string
 
-	mu      sync.Mutex
-	deletes []string
+	mu       sync.Mutex
+	deletes  []string
+	requests []string
 }
 
 // Start starts both servers, points GCE_METADATA_HOST at the metadata one
@@ -63,6 +65,7 @@ func (v *VM) metadata(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/computeMetadata/v1/")
 	v.mu.Lock()
 	hidden, fail := v.Hide[path], v.Fail[path]
+	v.requests = append(v.requests, r.Header.Get("User-Agent")+" "+r.URL.RequestURI())
 	v.mu.Unlock()
 	if fail != 0 {
 		http.Error(w, "injected failure", fail)
@@ -76,6 +79,10 @@ func (v *VM) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	if val, ok := fixed[path]; ok && !hidden {
 		_, _ = w.Write([]byte(val))
+		return
+	}
+	if path == "instance/attributes/" && r.URL.Query().Get("recursive") == "true" {
+		_ = json.NewEncoder(w).Encode(v.Attrs)
 		return
 	}
 	if name, ok := strings.CutPrefix(path, "instance/attributes/"); ok {
@@ -97,6 +104,13 @@ func (v *VM) compute(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(`{"kind":"compute#operation","status":"RUNNING"}`))
+}
+
+// Requests returns the metadata requests received, as "User-Agent URI".
+func (v *VM) Requests() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.requests...)
 }
 
 // DeleteCalls returns the calls the Compute API received, as

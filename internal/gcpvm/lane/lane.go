@@ -1,7 +1,9 @@
-// Package lane wires the pipeline into the custom build lanes: the build
-// function gcp:build and gcp:custom run is build:custom's code followed by
-// the verify gate, so status.json says complete only for an image that
-// passes `mage verify` whenever a public key is configured. It is apart from
+// Package lane wires the pipeline into the custom build lanes. The build
+// half (CustomBuild: what gcp:build and gcp:custom run) is build:custom's
+// code: user-supplied Nix code, built in Nix's sandbox by a process that
+// holds no key, leaving an unsigned image and its build record in the
+// user's prefix. The signing half (Sign: what gcp:sign runs) happens on a
+// trusted machine that never builds anything. It is apart from
 // internal/gcpvm so that the lane's own logic does not depend on the build
 // pipeline.
 package lane
@@ -9,13 +11,11 @@ package lane
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 
 	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
-	"github.com/socioprophet/sourceos/internal/release"
 )
 
 // Deps gives the build pipeline what it needs for one configuration (the
@@ -41,9 +41,6 @@ func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 		if err != nil {
 			return "", err
 		}
-		if err := VerifyGate(ctx, cfg, iso); err != nil {
-			return "", err
-		}
 		return ArtifactURL(iso), nil
 	}
 }
@@ -55,21 +52,6 @@ func isoOf(sum *build.Summary) (*build.Artifact, error) {
 		}
 	}
 	return nil, errors.New("custom build: the summary names no ISO")
-}
-
-// VerifyGate runs `mage verify`'s checks on the image when
-// SOURCEOS_SIGN_PUBKEY is set, trusting the digests the build computed
-// while copying it (no second read of a multi-GB file).
-func VerifyGate(ctx context.Context, cfg *config.Config, iso *build.Artifact) error {
-	if cfg.SignPubKey == "" {
-		return nil
-	}
-	_, err := release.Verify(ctx, release.VerifyOptions{Artifact: iso.Path, PublicKey: cfg.SignPubKey,
-		AllowLegacy: cfg.AllowLegacySig, Digests: &iso.Digests})
-	if err != nil {
-		return fmt.Errorf("verify gate: %s: %w", iso.Name, err)
-	}
-	return nil
 }
 
 // ArtifactURL is where the image went: its upload URL, else the local file.

@@ -4,16 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/buildrecord"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/gcpvm/gcpvmtest"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
+	"github.com/socioprophet/sourceos/internal/release"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -41,7 +51,17 @@ func status(t *testing.T, gcs *testrig.GCS) gcpvm.Status {
 // the build is the real wiring (lane.CustomBuild) with real Nix.
 func runVM(t *testing.T, attrs map[string]string) (*gcpvmtest.VM, string, error) {
 	t.Helper()
+	return runVMPrepared(t, attrs, nil)
+}
+
+// runVMPrepared is runVM with a hook that sees the fake VM (and its
+// address) before the lane starts.
+func runVMPrepared(t *testing.T, attrs map[string]string, prepare func(*gcpvmtest.VM)) (*gcpvmtest.VM, string, error) {
+	t.Helper()
 	vm := gcpvmtest.Start(t, attrs)
+	if prepare != nil {
+		prepare(vm)
+	}
 	var log bytes.Buffer
 	env := map[string]string{"OUT": t.TempDir()}
 	deps := func(cfg *config.Config) build.Deps {
@@ -77,9 +97,10 @@ func checkDeleted(t *testing.T, vm *gcpvmtest.VM) {
 }
 
 // The whole VM lane with real Nix, offline: metadata from the fake server,
-// the fixture flake, build:custom's code, the image and status.json in the
-// fake GCS bucket, the self-delete call.
-func TestVMLaneEndToEndWithRealNix(t *testing.T) {
+// the fixture flake, build:custom's code, the unsigned image and its build
+// record in the fake GCS bucket, status built, the self-delete call; then
+// the trusted signer hashes, signs and verifies it and says complete.
+func TestVMLaneThenSignerEndToEnd(t *testing.T) {
 	testrig.Nix(t)
 	gcs := testrig.StartGCS(t, bucket)
 	vm, log, err := runVM(t, baseAttrs(t))
@@ -87,67 +108,226 @@ func TestVMLaneEndToEndWithRealNix(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, log)
 	}
 	st := status(t, gcs)
-	if st.State != gcpvm.Complete || st.ArtifactURL != "gs://"+bucket+"/"+prefix+"/sourceos-server-x86_64.iso" {
+	if st.State != gcpvm.Built || st.Signed || st.ArtifactURL != "gs://"+bucket+"/"+prefix+"/"+iso {
 		t.Fatalf("status = %+v\n%s", st, log)
 	}
-	if code, body := gcs.Get(t, bucket, prefix+"/sourceos-server-x86_64.iso"); code != http.StatusOK || len(body) == 0 {
-		t.Errorf("image: HTTP %d, %d bytes", code, len(body))
+	if got := objects(t, gcs); strings.Join(got, " ") != iso+" "+iso+buildrecord.Ext+" status.json" {
+		t.Errorf("after the build: %v", got)
 	}
 	checkDeleted(t, vm)
+
+	keys := newKeys(t)
+	if err := signBuild(t, keys.env(), spec); err != nil {
+		t.Fatalf("gcp:sign: %v", err)
+	}
+	st = status(t, gcs)
+	if st.State != gcpvm.Complete || !st.Signed || st.Error != "" {
+		t.Fatalf("after signing: status = %+v", st)
+	}
+	dir := download(t, gcs)
+	rep, err := release.Verify(context.Background(), release.VerifyOptions{Artifact: filepath.Join(dir, iso), PublicKey: keys.pub})
+	if err != nil {
+		t.Fatalf("mage verify of the published image: %v %+v", err, rep)
+	}
+	slsa, _ := os.ReadFile(filepath.Join(dir, iso+release.ExtSLSA))
+	for _, want := range []string{lane.CustomBuilderID, "box-1", "1.4.0-signer"} {
+		if !strings.Contains(string(slsa), want) {
+			t.Errorf("provenance lacks %q", want)
+		}
+	}
+	// Signed once: a second run finds nothing to sign.
+	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), `"complete"`) {
+		t.Errorf("second gcp:sign: %v", err)
+	}
 }
 
-func TestVMLaneRefusedSpec(t *testing.T) {
+// What the build machine leaves is not trusted: an image swapped after the
+// record was written, a record for another spec, a status that does not say
+// built. Each is refused and, where there is a build, reported.
+func TestSignerRefusesWhatTheBuilderCannotProve(t *testing.T) {
 	testrig.Nix(t)
 	gcs := testrig.StartGCS(t, bucket)
-	attrs := baseAttrs(t)
-	attrs["sourceos-spec"] = `{"edition":"server","arch":"x86_64","hostname":"box-1","services":["telnet"]}`
-	vm, log, err := runVM(t, attrs)
-	if err == nil {
-		t.Fatalf("a refused spec built:\n%s", log)
+	if _, log, err := runVM(t, baseAttrs(t)); err != nil {
+		t.Fatalf("Run: %v\n%s", err, log)
 	}
-	if st := status(t, gcs); st.State != gcpvm.Failed || !strings.Contains(st.Error, "telnet") {
+	keys := newKeys(t)
+	other := `{"edition":"server","arch":"x86_64","hostname":"box-2"}`
+	if err := signBuild(t, keys.env(), other); err == nil || !strings.Contains(err.Error(), "another spec") {
+		t.Errorf("other spec: %v", err)
+	}
+	resetStatus(t, gcs)
+	put(t, gcs, prefix+"/"+iso, []byte("an image the builder swapped in after recording its digest"))
+	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), "not the image the build recorded") {
+		t.Errorf("swapped image: %v", err)
+	}
+	st := status(t, gcs)
+	if st.State != gcpvm.Failed || st.Signed || !strings.Contains(st.Error, "signing failed") {
+		t.Errorf("status after a refused image = %+v", st)
+	}
+	if got := objects(t, gcs); slices.ContainsFunc(got, func(o string) bool { return strings.HasSuffix(o, ".minisig") }) {
+		t.Errorf("a signature was published: %v", got)
+	}
+	put(t, gcs, prefix+"/"+iso+buildrecord.Ext, []byte(`{"schema":"x","artifact":"../../etc"}`))
+	resetStatus(t, gcs)
+	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), "build record") {
+		t.Errorf("forged record: %v", err)
+	}
+}
+
+// A build VM whose metadata carries a key refuses to build: it names the
+// attributes, never their values, and still reports and deletes itself.
+func TestVMLaneRefusesKeysInMetadata(t *testing.T) {
+	testrig.Nix(t)
+	gcs := testrig.StartGCS(t, bucket)
+	keys := newKeys(t)
+	attrs := baseAttrs(t)
+	attrs["sourceos-sign-secret-key"] = keys.secret
+	vm, log, err := runVM(t, attrs)
+	if err == nil || !strings.Contains(err.Error(), gcpvm.ErrKeysInMetadata.Error()) {
+		t.Fatalf("Run error = %v, want ErrKeysInMetadata\n%s", err, log)
+	}
+	st := status(t, gcs)
+	if st.State != gcpvm.Failed || !strings.Contains(st.Error, "sourceos-sign-secret-key") {
 		t.Errorf("status = %+v", st)
 	}
+	if strings.Contains(log, "nix build") || strings.Contains(log, "+ nix") {
+		t.Errorf("nix ran on a VM with a key in its metadata:\n%s", log)
+	}
+	line := keys.line()
+	if strings.Contains(log, line) || strings.Contains(st.Error, line) {
+		t.Error("the key's value was read into the log or the status")
+	}
 	checkDeleted(t, vm)
 }
 
-// With a public key configured, complete means the image verified; an
-// image signed with another key than the configured public key is an error.
-func TestVMLaneVerifyGate(t *testing.T) {
+// A fixed-output derivation shares the VM's network even in Nix's
+// sandbox: a snippet's FOD reaches the metadata server, dumps every
+// attribute and the VM's token into its log and fails, so the log tail
+// lands in status.json. The keys exist on the lane (the process that starts
+// it has one) but not on the VM: none is in anything the build produced.
+func TestVMLaneHostileFODFindsNoKey(t *testing.T) {
 	testrig.Nix(t)
 	gcs := testrig.StartGCS(t, bucket)
+	keys := newKeys(t)
+	t.Setenv("SOURCEOS_SIGN_SECRET_KEY", keys.secret)
+	attrs := baseAttrs(t)
+	attrs["sourceos-allow-module-snippet"] = "1"
+	vm, log, err := runVMPrepared(t, attrs, func(vm *gcpvmtest.VM) {
+		md := os.Getenv("GCE_METADATA_HOST")
+		script := `for p in "instance/attributes/?recursive=true" instance/service-accounts/default/token; do ` +
+			`wget -q -O - --header "Metadata-Flavor: Google" "http://` + md + `/computeMetadata/v1/$p" >&2 || echo "no $p" >&2; done; ` +
+			`cat /proc/*/environ >&2; exit 1`
+		vm.Attrs["sourceos-spec"] = hostileSpec(t, script)
+	})
+	if err == nil {
+		t.Fatalf("the hostile build succeeded\n%s", log)
+	}
+	reached := slices.ContainsFunc(vm.Requests(), func(r string) bool { return strings.HasPrefix(strings.ToLower(r), "wget") })
+	if !reached {
+		t.Errorf("the FOD did not reach the metadata server (requests %q): the test does not test what it says\n%s", vm.Requests(), log)
+	}
+	st := status(t, gcs)
+	if st.State != gcpvm.Failed {
+		t.Errorf("status = %+v", st)
+	}
+	for where, text := range map[string]string{"status.json": st.Error, "log": log} {
+		if strings.Contains(text, keys.line()) || strings.Contains(text, reverse(keys.line())) {
+			t.Errorf("%s carries the signing key", where)
+		}
+	}
+	checkDeleted(t, vm)
+}
+
+const iso = "sourceos-server-x86_64.iso"
+
+// hostileSpec is the test spec with a snippet whose fixed-output
+// derivation runs script.
+func hostileSpec(t *testing.T, script string) string {
+	t.Helper()
+	snippet := fmt.Sprintf(`{ ... }: { loot = derivation { name = "loot"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/bin";
+  nonce = "%d"; outputHashMode = "flat"; outputHashAlgo = "sha256";
+  outputHash = "0000000000000000000000000000000000000000000000000000000000000000"; args = [ "-c" %q ]; }; }`, time.Now().UnixNano(), script)
+	js, err := json.Marshal(map[string]any{"edition": "server", "arch": "x86_64", "hostname": "box-1", "moduleSnippet": snippet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}
+
+type keyPair struct{ secret, pub string }
+
+func newKeys(t *testing.T) keyPair {
+	t.Helper()
 	kp, err := sign.Generate(sign.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := sign.Generate(sign.GenerateOptions{})
+	return keyPair{secret: string(kp.SecretKey), pub: string(kp.PublicKey)}
+}
+
+// line is the secret key's key line (what a thief would take).
+func (k keyPair) line() string { return strings.Split(strings.TrimSpace(k.secret), "\n")[1] }
+
+// env is the signer's configuration: the keys and what the dispatcher
+// vouches for.
+func (k keyPair) env() map[string]string {
+	return map[string]string{"SOURCEOS_SIGN_SECRET_KEY": k.secret, "SOURCEOS_SIGN_PUBKEY": k.pub,
+		"GCS_PREFIX": "gs://" + bucket + "/" + prefix, "VERSION": "1.4.0-signer", "BUILD_ID": "build-42", "BUILD_UID": "user-7"}
+}
+
+func reverse(s string) string {
+	b := []byte(s)
+	slices.Reverse(b)
+	return string(b)
+}
+
+// signBuild runs gcp:sign's code with env as its configuration.
+func signBuild(t *testing.T, env map[string]string, specJSON string) error {
+	t.Helper()
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	attrs := baseAttrs(t)
-	attrs["sourceos-sign-secret-key"] = string(kp.SecretKey)
-	attrs["sourceos-sign-pubkey"] = string(kp.PublicKey)
-	vm, log, err := runVM(t, attrs)
+	return lane.Sign(context.Background(), lane.SignOptions{Cfg: cfg, Spec: []byte(specJSON), TempDir: t.TempDir()})
+}
+
+func objects(t *testing.T, gcs *testrig.GCS) []string {
+	t.Helper()
+	objs, _, err := gcs.Server.ListObjectsWithOptions(bucket, fakestorage.ListOptions{Prefix: prefix + "/"})
 	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, log)
+		t.Fatal(err)
 	}
-	if st := status(t, gcs); st.State != gcpvm.Complete {
-		t.Errorf("signed and verified: status = %+v\n%s", st, log)
+	var out []string
+	for _, o := range objs {
+		out = append(out, strings.TrimPrefix(o.Name, prefix+"/"))
 	}
-	checkDeleted(t, vm)
-	for _, line := range strings.Split(strings.TrimSpace(string(kp.SecretKey)), "\n") {
-		if !strings.HasPrefix(line, "untrusted comment:") && strings.Contains(log, line) {
-			t.Error("the secret key is in the log")
+	sort.Strings(out)
+	return out
+}
+
+// download copies every object of the build's prefix into a directory.
+func download(t *testing.T, gcs *testrig.GCS) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, o := range objects(t, gcs) {
+		_, body := gcs.Get(t, bucket, prefix+"/"+o)
+		if err := os.WriteFile(filepath.Join(dir, o), body, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
+	return dir
+}
 
-	attrs["sourceos-sign-pubkey"] = string(other.PublicKey)
-	vm, log, err = runVM(t, attrs)
-	if err == nil || !strings.Contains(err.Error(), "verify gate") {
-		t.Fatalf("Run error = %v, want the verify gate's\n%s", err, log)
-	}
-	if st := status(t, gcs); st.State != gcpvm.Failed || !strings.Contains(st.Error, "verify gate") {
-		t.Errorf("wrong key: status = %+v", st)
-	}
-	checkDeleted(t, vm)
+func put(t *testing.T, gcs *testrig.GCS, name string, data []byte) {
+	t.Helper()
+	gcs.Server.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: bucket, Name: name}, Content: data})
+}
+
+// resetStatus puts the status back to built, as the build left it.
+func resetStatus(t *testing.T, gcs *testrig.GCS) {
+	t.Helper()
+	st := status(t, gcs)
+	st.State, st.Error, st.Signed = gcpvm.Built, "", false
+	b, _ := json.Marshal(st)
+	put(t, gcs, prefix+"/status.json", b)
 }

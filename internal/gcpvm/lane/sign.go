@@ -1,0 +1,310 @@
+package lane
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/buildrecord"
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/digest"
+	"github.com/socioprophet/sourceos/internal/gcpvm"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/spec"
+)
+
+// MaxImageBytes bounds the image a signer downloads.
+const MaxImageBytes = 64 << 30
+
+// SignOptions configure Sign.
+type SignOptions struct {
+	// Cfg holds the keys, GCS_PREFIX of the build, and the facts the
+	// dispatcher vouches for (VERSION, SOURCE_REPO, SOURCE_REV, BUILD_ID,
+	// SOURCEOS_CHANNEL, SOURCEOS_FLAKE).
+	Cfg *config.Config
+	// Spec is the spec as it was dispatched; the build record must name
+	// exactly this spec.
+	Spec      []byte
+	OpenStore gcpvm.StoreOpener // nil: blob.Open
+	Log       *slog.Logger      // nil: discarded
+	Now       func() time.Time  // nil: time.Now
+	TempDir   string            // where the image is downloaded; "": the system's
+}
+
+func (o *SignOptions) defaults() {
+	if o.OpenStore == nil {
+		o.OpenStore = func(ctx context.Context, p string) (blob.Store, error) { return blob.Open(ctx, p) }
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Sign is `mage gcp:sign`, the trusted half of a custom build. It runs on
+// a machine that holds the keys and never builds anything: it reads the
+// build's status (it must say built) and build record from GCS_PREFIX,
+// downloads the image while hashing it itself, refuses an image whose
+// digest is not the one recorded, signs it and writes its provenance (the
+// closure marked as reported by the builder), verifies the result, uploads
+// the sidecars and sets the status to complete. On failure the status says
+// error.
+func Sign(ctx context.Context, o SignOptions) error {
+	o.defaults()
+	if o.Cfg.GCSPrefix == "" {
+		return errors.New("gcp:sign: GCS_PREFIX is not set: it names the build to sign")
+	}
+	store, err := o.OpenStore(ctx, o.Cfg.GCSPrefix)
+	if err != nil {
+		return fmt.Errorf("gcp:sign: open %s: %w", o.Cfg.GCSPrefix, err)
+	}
+	st, ok, err := gcpvm.ReadStatus(ctx, store)
+	switch {
+	case err != nil:
+		return fmt.Errorf("gcp:sign: %w", err)
+	case !ok:
+		return fmt.Errorf("gcp:sign: no %s in %s: nothing was built there", gcpvm.StatusKey, o.Cfg.GCSPrefix)
+	case st.State != gcpvm.Built:
+		return fmt.Errorf("gcp:sign: %s says %q: only a build that says %q is signed", gcpvm.StatusKey, st.State, gcpvm.Built)
+	}
+	s := &signer{o: o, store: store, status: st}
+	url, signErr := s.run(ctx)
+	return errors.Join(signErr, s.finish(ctx, url, signErr))
+}
+
+type signer struct {
+	o      SignOptions
+	store  blob.Store
+	status gcpvm.Status
+}
+
+// run does the signing and returns the image's URL.
+func (s *signer) run(ctx context.Context) (string, error) {
+	sp, canon, err := s.spec()
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("sourceos-%s-%s.iso", sp.Edition, sp.Arch)
+	rec, err := s.record(ctx, name, sp, canon)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(s.o.TempDir, "sourceos-sign-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, name)
+	d, err := s.download(ctx, name, path)
+	if err != nil {
+		return "", err
+	}
+	if d.SHA256Hex() != rec.SHA256 || d.Size != rec.Size {
+		return "", fmt.Errorf("%s in the bucket (%d bytes, sha256 %s) is not the image the build recorded (%d bytes, sha256 %s)",
+			name, d.Size, d.SHA256Hex(), rec.Size, rec.SHA256)
+	}
+	res, err := release.Sign(ctx, release.SignOptions{
+		Kind: release.ISO, Artifacts: []release.Artifact{{Path: path, Digests: &d}},
+		Build: s.buildInfo(sp, rec), Closure: closureOf(rec),
+		SecretKey: s.o.Cfg.SignSecretKey, Password: s.o.Cfg.SignPassword,
+		RequireSignature: s.o.Cfg.RequireSignature, GCSPrefix: s.o.Cfg.GCSPrefix,
+		Now: s.o.Now, Log: s.o.Log,
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := s.verify(ctx, path, d, res.Signed); err != nil {
+		return "", err
+	}
+	if err := s.upload(ctx, res.Artifacts[0].Sidecars); err != nil {
+		return "", err
+	}
+	s.status.Signed = res.Signed
+	return s.store.URL(name), nil
+}
+
+// spec parses the dispatched spec as build:custom did (snippets allowed:
+// the signer only compares it, it evaluates nothing).
+func (s *signer) spec() (*spec.Spec, []byte, error) {
+	sp, err := spec.Parse(bytes.NewReader(s.o.Spec), spec.Options{AllowModuleSnippet: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	canon, err := sp.Canonical()
+	return sp, canon, err
+}
+
+// record reads the build record and checks that it describes this spec's
+// image.
+func (s *signer) record(ctx context.Context, name string, sp *spec.Spec, canon []byte) (*buildrecord.Record, error) {
+	r, err := s.store.Open(ctx, name+buildrecord.Ext)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name+buildrecord.Ext, err)
+	}
+	defer r.Close()
+	rec, err := buildrecord.Read(r)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rec.Artifact != name || rec.Edition != sp.Edition || rec.Arch != sp.Arch || rec.Target != "iso":
+		return nil, fmt.Errorf("build record describes %s (%s, %s, %s), want %s", rec.Artifact, rec.Edition, rec.Arch, rec.Target, name)
+	case !sameJSON(rec.Spec, canon):
+		return nil, errors.New("build record names another spec than the one dispatched")
+	}
+	return rec, nil
+}
+
+// sameJSON compares two JSON texts byte for byte once compacted.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// download copies the image to path, hashing it in the same pass.
+func (s *signer) download(ctx context.Context, name, path string) (digest.Digests, error) {
+	info, err := s.store.Stat(ctx, name)
+	if err != nil {
+		return digest.Digests{}, fmt.Errorf("image %s: %w", name, err)
+	}
+	if info.Size > MaxImageBytes {
+		return digest.Digests{}, fmt.Errorf("image %s: %d bytes, more than the %d a signer downloads", name, info.Size, int64(MaxImageBytes))
+	}
+	r, err := s.store.Open(ctx, name)
+	if err != nil {
+		return digest.Digests{}, fmt.Errorf("image %s: %w", name, err)
+	}
+	defer r.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return digest.Digests{}, err
+	}
+	defer f.Close()
+	s.o.Log.Info("downloading and hashing", "image", s.store.URL(name), "bytes", info.Size)
+	d, _, err := digest.Copy(f, io.LimitReader(r, MaxImageBytes+1))
+	if err != nil {
+		return digest.Digests{}, fmt.Errorf("download %s: %w", name, err)
+	}
+	return d, f.Close()
+}
+
+// buildInfo is the provenance: what the dispatcher vouches for comes from
+// this process's configuration, what only the builder saw from its record.
+func (s *signer) buildInfo(sp *spec.Spec, rec *buildrecord.Record) provenance.BuildInfo {
+	cfg := s.o.Cfg
+	info := provenance.BuildInfo{
+		Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Hostname: sp.Hostname,
+		Version: cfg.Version, Channel: cfg.Channel,
+		FlakeRef: build.FlakeRef(cfg.Flake), FlakeAttr: rec.FlakeAttr,
+		SourceRepo: cfg.SourceRepo, SourceRev: cfg.SourceRev,
+		BuildID: cfg.BuildID, BuilderID: CustomBuilderID,
+		StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn,
+	}
+	if lock, err := build.FlakeLock(cfg.Flake); err == nil {
+		info.FlakeLock = lock
+	}
+	return info
+}
+
+// CustomBuilderID is the builder id of custom builds: user-supplied code
+// built on a machine without keys, signed by a separate trusted step.
+const CustomBuilderID = "https://sourceos.dev/builders/custom"
+
+func closureOf(rec *buildrecord.Record) []provenance.StorePath {
+	out := make([]provenance.StorePath, 0, len(rec.Closure))
+	for _, p := range rec.Closure {
+		out = append(out, storePath(p))
+	}
+	return out
+}
+
+func storePath(p nixstore.PathInfo) provenance.StorePath {
+	return provenance.StorePath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize, References: p.References, Deriver: p.Deriver}
+}
+
+// verify checks what was just written with the configured public key (or,
+// when none is configured, the secret key's own): a complete status means
+// the image passes `mage verify`.
+func (s *signer) verify(ctx context.Context, path string, d digest.Digests, signed bool) error {
+	if !signed {
+		s.o.Log.Warn("no SOURCEOS_SIGN_SECRET_KEY: the image stays unsigned; its provenance is written")
+		return nil
+	}
+	pub, err := publicKey(s.o.Cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := release.Verify(ctx, release.VerifyOptions{Artifact: path, PublicKey: pub, Digests: &d}); err != nil {
+		return fmt.Errorf("verify gate: %w", err)
+	}
+	return nil
+}
+
+// publicKey is SOURCEOS_SIGN_PUBKEY, or the public half of the secret key
+// when none is configured (never a silent pass).
+func publicKey(cfg *config.Config) (string, error) {
+	if cfg.SignPubKey != "" {
+		return cfg.SignPubKey, nil
+	}
+	k, err := sign.ParseSecretKey([]byte(cfg.SignSecretKey.Reveal()), cfg.SignPassword.Reveal())
+	if err != nil {
+		return "", fmt.Errorf("signing key: %w", err)
+	}
+	defer k.Wipe()
+	return k.Public().String(), nil
+}
+
+// upload writes the sidecars over anything the build machine may have put
+// under their names, signatures last.
+func (s *signer) upload(ctx context.Context, sidecars []string) error {
+	sidecars = slices.Clone(sidecars)
+	slices.SortStableFunc(sidecars, func(a, b string) int { return cmp.Compare(isSignature(a), isSignature(b)) })
+	for _, p := range sidecars {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		name := filepath.Base(p)
+		if err := s.store.Put(ctx, name, bytes.NewReader(b), blob.PutOptions{ContentType: build.ContentType(name)}); err != nil {
+			return fmt.Errorf("upload %s: %w", name, err)
+		}
+		s.o.Log.Info("uploaded", "url", s.store.URL(name))
+	}
+	return nil
+}
+
+func isSignature(p string) int {
+	if strings.HasSuffix(p, release.ExtMinisig) || strings.HasSuffix(p, release.ExtDSSE) {
+		return 1
+	}
+	return 0
+}
+
+// finish writes complete or error.
+func (s *signer) finish(ctx context.Context, url string, signErr error) error {
+	st := s.status
+	st.UpdatedAt = s.o.Now().UTC()
+	if signErr != nil {
+		st.State, st.Error, st.Signed = gcpvm.Failed, "signing failed: "+s.o.Cfg.Redactor().String(signErr.Error()), false
+	} else {
+		st.State, st.ArtifactURL, st.Error = gcpvm.Complete, url, ""
+	}
+	return gcpvm.WriteStatus(ctx, s.store, st)
+}
