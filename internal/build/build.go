@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/config"
@@ -161,6 +162,9 @@ func Run(ctx context.Context, d Deps, req Request, steps []Step) (*State, error)
 		return nil, fmt.Errorf("OUT %q: %w", d.Cfg.Out, err)
 	}
 	s := &State{Deps: d, Req: req, Out: out, Started: d.Now(), Outputs: map[string]string{}}
+	if stale := sweepPartials(out, s.Started); len(stale) > 0 {
+		fmt.Fprintf(d.Stream, "==> removed %d partial files an interrupted run left in OUT: %s\n", len(stale), strings.Join(stale, " "))
+	}
 	for i, step := range steps {
 		if sk, ok := step.(Skipper); ok {
 			if skip, why := sk.Skip(s); skip {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
@@ -306,4 +307,38 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A run killed while writing leaves ".<name>.partial-*" files in OUT; the
+// next run removes those nobody has written to for a while, and keeps a
+// fresh one (a concurrent run's).
+func TestStalePartialsAreSwept(t *testing.T) {
+	r := newRig(t)
+	stale := filepath.Join(r.out, ".sourceos-edge-x86_64.iso.partial-123")
+	fresh := filepath.Join(r.out, ".sourceos-edge-x86_64.iso.sha256.partial-456")
+	other := filepath.Join(r.out, "notes.partial-7")
+	for _, p := range []string{stale, fresh, other} {
+		writeFile(t, p, "half")
+	}
+	old := time.Now().Add(-build.StalePartialAge - time.Minute)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(other, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build.Edition(context.Background(), r.deps(), "edge"); err != nil {
+		t.Fatalf("build: %v\n%s", err, r.log.String())
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale partial kept: %v", err)
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s removed: %v", filepath.Base(p), err)
+		}
+	}
+	if !strings.Contains(r.log.String(), "removed 1 partial files") {
+		t.Errorf("the sweep is not logged:\n%s", r.log.String())
+	}
 }
