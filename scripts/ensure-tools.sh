@@ -12,6 +12,7 @@ command -v nix >/dev/null 2>&1 || packages+=(nix-bin)
 command -v minisign >/dev/null 2>&1 || packages+=(minisign)
 command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
 [ -x /bin/busybox ] || packages+=(busybox-static)
+[ -x /usr/bin/time ] || packages+=(time) # GNU time: memory bounds in tests
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -3,11 +3,13 @@
 // a local directory and a Google Cloud Storage bucket, that pass the same
 // contract tests. Writes become visible only when complete, and CreateOnly
 // writes never overwrite (ErrExists instead), so concurrent writers of the
-// same content-addressed key can race safely.
+// same content-addressed key can race safely. IfGeneration writes replace
+// an object only if it is still the version the writer inspected.
 package blob
 
 import (
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,9 @@ var (
 	ErrNotFound = errors.New("blob: object not found")
 	// ErrExists is returned by a CreateOnly Put when the key already exists.
 	ErrExists = errors.New("blob: object already exists")
+	// ErrChanged is returned by an IfGeneration Put when the object is no
+	// longer the version named (replaced or deleted meanwhile).
+	ErrChanged = errors.New("blob: object changed since it was inspected")
 )
 
 // Info describes a stored object.
@@ -29,6 +34,26 @@ type Info struct {
 	Key     string
 	Size    int64
 	Updated time.Time
+	// Generation names this version of the object: it changes whenever
+	// the object is written again. Stat and List never give 0.
+	Generation int64
+	// MD5 is the MD5 of the content as the store computed it when the
+	// object was written (never a value the writer supplied). Stat and
+	// List fill it on stores whose Features have Checksums, except for
+	// objects kept without one (GCS composite objects); Checksum fills it
+	// on every store.
+	MD5 []byte
+	// Metadata is the object's custom metadata (PutOptions.Metadata), on
+	// stores whose Features have Metadata; nil elsewhere.
+	Metadata map[string]string
+}
+
+// Features says what a store keeps besides the bytes.
+type Features struct {
+	// Checksums: Stat and List give each object's MD5 (Info.MD5).
+	Checksums bool
+	// Metadata: Put stores PutOptions.Metadata; Stat and List return it.
+	Metadata bool
 }
 
 // PutOptions tunes one Put.
@@ -42,6 +67,19 @@ type PutOptions struct {
 	// store uses it to size its upload buffer (memory stays proportional
 	// to small objects).
 	SizeHint int64
+	// IfGeneration, when non-zero, makes Put replace the object only if
+	// its current generation is this one (Info.Generation); otherwise it
+	// fails with ErrChanged and writes nothing. A missing object has no
+	// generation: ErrChanged too. Not with CreateOnly.
+	IfGeneration int64
+	// Metadata is stored with the object on stores whose Features have
+	// Metadata, and ignored by the others.
+	Metadata map[string]string
+	// Stored, when not nil, receives the stored object's Info after a
+	// successful Put: from the store's answer to the write (GCS, whose
+	// Info.MD5 is then the MD5 of the bytes it received), or from a Stat
+	// right after it (a directory).
+	Stored *Info
 }
 
 // Store is a flat namespace of objects addressed by slash-separated keys,
@@ -62,6 +100,45 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// URL names an object: "gs://bucket/prefix/key" or "file:///dir/key".
 	URL(key string) string
+	// Features says what the store keeps besides the bytes.
+	Features() Features
+}
+
+// Checksum describes key like Stat, with Info.MD5 filled in: from the
+// store where it keeps one, otherwise computed by reading the object.
+// Info.MD5 stays nil only for an object a checksumming store keeps without
+// one (a GCS composite object).
+func Checksum(ctx context.Context, s Store, key string) (Info, error) {
+	if d, ok := s.(*Dir); ok {
+		return d.checksum(ctx, key)
+	}
+	info, err := s.Stat(ctx, key)
+	if err != nil || info.MD5 != nil || s.Features().Checksums {
+		return info, err
+	}
+	rc, err := s.Open(ctx, key)
+	if err != nil {
+		return Info{}, err
+	}
+	defer rc.Close()
+	h := md5.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: read %s: %w", s.URL(key), err)
+	}
+	// What was read may be a newer version than the one Stat saw.
+	info.Size, info.MD5, info.Generation = n, h.Sum(nil), 0
+	return info, nil
+}
+
+func checkPut(key string, opt PutOptions) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if opt.CreateOnly && opt.IfGeneration != 0 {
+		return fmt.Errorf("blob: put %s: CreateOnly and IfGeneration exclude each other", key)
+	}
+	return nil
 }
 
 // Retry tunes how transient failures (HTTP 408, 429 and 5xx, dropped

@@ -2,6 +2,7 @@ package blob
 
 import (
 	"context"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -125,22 +126,33 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// Features implements Store: GCS computes every object's MD5 as it is
+// written (composite objects excepted) and keeps custom metadata.
+func (g *GCS) Features() Features { return Features{Checksums: true, Metadata: true} }
+
 // Put streams r to the object. The upload is committed only when r reaches
 // EOF; any error cancels it, so nothing is stored. CreateOnly uses the
-// precondition DoesNotExist; a 412 becomes ErrExists.
+// precondition DoesNotExist, a 412 becoming ErrExists; IfGeneration the
+// precondition GenerationMatch, a 412 becoming ErrChanged.
 func (g *GCS) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) error {
-	if err := checkKey(key); err != nil {
+	if err := checkPut(key, opt); err != nil {
 		return err
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	h := g.handle(wctx, key)
-	if opt.CreateOnly {
+	failed := ErrExists
+	switch {
+	case opt.CreateOnly:
 		h = h.If(storage.Conditions{DoesNotExist: true})
+	case opt.IfGeneration != 0:
+		h = h.If(storage.Conditions{GenerationMatch: opt.IfGeneration})
+		failed = ErrChanged
 	}
 	w := h.NewWriter(wctx)
 	w.ContentType = opt.ContentType
 	w.CacheControl = opt.CacheControl
+	w.Metadata = opt.Metadata
 	hint := opt.SizeHint
 	if l, ok := r.(interface{ Len() int }); ok && hint <= 0 {
 		hint = int64(l.Len()) // strings.Reader, bytes.Reader, bytes.Buffer
@@ -150,15 +162,18 @@ func (g *GCS) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) 
 		cancel() // abandons the upload
 		_ = w.Close()
 		if isPrecondition(err) { // a multi-chunk upload learns of the 412 while writing
-			return fmt.Errorf("%s: %w", g.URL(key), ErrExists)
+			return fmt.Errorf("%s: %w", g.URL(key), failed)
 		}
 		return fmt.Errorf("blob: upload %s: %w", g.URL(key), err)
 	}
 	if err := w.Close(); err != nil {
 		if isPrecondition(err) {
-			return fmt.Errorf("%s: %w", g.URL(key), ErrExists)
+			return fmt.Errorf("%s: %w", g.URL(key), failed)
 		}
 		return fmt.Errorf("blob: upload %s: %w", g.URL(key), err)
+	}
+	if opt.Stored != nil {
+		*opt.Stored = attrsInfo(key, w.Attrs())
 	}
 	return nil
 }
@@ -206,7 +221,18 @@ func (g *GCS) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("blob: stat %s: %w", g.URL(key), err)
 	}
-	return Info{Key: key, Size: a.Size, Updated: a.Updated}, nil
+	return attrsInfo(key, a), nil
+}
+
+// listAttrs are the object attributes a listing asks for: what Info holds.
+var listAttrs = []string{"Name", "Size", "Updated", "Generation", "MD5", "Metadata"}
+
+func attrsInfo(key string, a *storage.ObjectAttrs) Info {
+	i := Info{Key: key, Size: a.Size, Updated: a.Updated, Generation: a.Generation, Metadata: a.Metadata}
+	if len(a.MD5) == md5.Size { // the client decodes a missing md5Hash as empty
+		i.MD5 = a.MD5
+	}
+	return i
 }
 
 // List implements Store.
@@ -216,7 +242,7 @@ func (g *GCS) List(ctx context.Context, prefix string, fn func(Info) error) erro
 		full = g.prefix + "/"
 	}
 	q := &storage.Query{Prefix: full}
-	if err := q.SetAttrSelection([]string{"Name", "Size", "Updated"}); err != nil {
+	if err := q.SetAttrSelection(listAttrs); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
 	it := g.bucket.Retryer(storage.WithPolicy(storage.RetryAlways),
@@ -235,7 +261,7 @@ func (g *GCS) List(ctx context.Context, prefix string, fn func(Info) error) erro
 		if g.prefix == "" {
 			key = a.Name
 		}
-		if err := fn(Info{Key: key, Size: a.Size, Updated: a.Updated}); err != nil {
+		if err := fn(attrsInfo(key, a)); err != nil {
 			return err
 		}
 	}

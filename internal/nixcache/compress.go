@@ -1,20 +1,42 @@
 package nixcache
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // codec is one NAR compression as a binary cache names it.
 type codec struct {
 	name, ext string
 	newWriter func(w io.Writer) (io.WriteCloser, error)
+	// newReader decodes within maxDecodeWindow (see there).
 	newReader func(r io.Reader) (io.ReadCloser, error)
+}
+
+// maxDecodeWindow bounds the history a NAR decoder may keep: the zstd
+// window and the xz (LZMA2) dictionary that a NAR declares, which its
+// decoder allocates before it decodes a byte. 8 MiB is what Nix writes
+// (xz preset 6; zstd at its default levels uses 2 MiB or less) and more
+// than our own NARs use (zstd 1 MiB, xz 8 MiB). A NAR that declares more is
+// refused rather than decoded (errDecodeLimit), so one decoder holds at
+// most about 8 MiB whatever the NAR says.
+const maxDecodeWindow = 8 << 20
+
+// errDecodeLimit says a NAR needs a larger window than maxDecodeWindow.
+var errDecodeLimit = fmt.Errorf("needs a window or dictionary larger than the %d MiB a decoder may use", maxDecodeWindow>>20)
+
+// decodeError names what went wrong when a NAR would not decode.
+func decodeError(err error) error {
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("%w (%v)", errDecodeLimit, err)
+	}
+	return err
 }
 
 var zstdEncoders = sync.Pool{New: func() any {
@@ -51,7 +73,11 @@ func codecFor(name string) (codec, error) {
 				return pooledZstd{e}, nil
 			},
 			newReader: func(r io.Reader) (io.ReadCloser, error) {
-				d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)))
+				// One block in flight, low-memory buffers, and the window
+				// bound twice: WithDecoderMaxMemory is what bounds the
+				// window of a single-segment frame (its whole content).
+				d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+					zstd.WithDecoderMaxWindow(maxDecodeWindow), zstd.WithDecoderMaxMemory(maxDecodeWindow))
 				if err != nil {
 					return nil, err
 				}
@@ -61,7 +87,10 @@ func codecFor(name string) (codec, error) {
 		return codec{name: "xz", ext: ".nar.xz",
 			newWriter: func(w io.Writer) (io.WriteCloser, error) { return xz.NewWriter(w) },
 			newReader: func(r io.Reader) (io.ReadCloser, error) {
-				x, err := xz.NewReader(r)
+				// ulikunitz/xz takes ReaderConfig.DictCap as a floor and
+				// allocates whatever larger dictionary a block declares
+				// (up to 4 GiB): the guard refuses those first.
+				x, err := xz.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(newXZGuard(r, maxDecodeWindow))
 				return io.NopCloser(x), err
 			}}, nil
 	case "none":

@@ -3,6 +3,7 @@ package nixcache_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,8 +16,9 @@ import (
 	"github.com/socioprophet/sourceos/internal/nixcache"
 )
 
-// childEnv, when set, turns the test binary into a push process (see
-// TestMain): TestKilledPushResumes kills it, BenchmarkCache measures it.
+// childEnv, when set, turns the test binary into a push (or audit) process
+// (see TestMain): TestKilledPushResumes kills it, BenchmarkCache and
+// TestVerifyDeepBombs measure it.
 const childEnv = "NIXCACHE_TEST_CHILD_PUSH"
 
 // childSpec tells a re-executed test binary what to push.
@@ -28,6 +30,11 @@ type childSpec struct {
 	// prints every goroutine's stack and exits 3, so a stall is diagnosed
 	// rather than waited on.
 	Timeout time.Duration
+	// Verify makes the child audit the cache (deeply if Deep) with PubKey
+	// instead of pushing; it prints the report on a "REPORT " line and
+	// exits 0 when the cache is clean, 1 otherwise.
+	Verify, Deep bool
+	PubKey       string
 }
 
 // TestMain runs the push body when the binary was started by childPush,
@@ -40,8 +47,9 @@ func TestMain(m *testing.M) {
 }
 
 // runChild pushes what raw (a JSON childSpec) names and prints the summary
-// on a "SUMMARY " line. Exit codes: 0 pushed, 1 push failed, 2 bad spec,
-// 3 timed out (stacks on stderr).
+// on a "SUMMARY " line (or audits: see childSpec.Verify). Exit codes: 0
+// pushed (clean), 1 push failed (problems found), 2 bad spec, 3 timed out
+// (stacks on stderr), 4 the audit could not run.
 func runChild(raw string) int {
 	var spec childSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
@@ -59,11 +67,30 @@ func runChild(raw string) int {
 	defer watchdog.Stop()
 	o := nixcache.Options{Bucket: spec.Bucket, Prefix: spec.Prefix, Dir: spec.Dir,
 		SecretKey: config.NewSecret(spec.Secret), Jobs: spec.Jobs, Runner: &execx.Exec{}}
+	if spec.Verify {
+		return runChildVerify(o, spec)
+	}
 	s, err := nixcache.Push(context.Background(), o, spec.Paths)
 	fmt.Println("SUMMARY " + s.JSON())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child push:", err)
 		return 1
+	}
+	return 0
+}
+
+func runChildVerify(o nixcache.Options, spec childSpec) int {
+	o.PubKey = spec.PubKey
+	rep, err := nixcache.Verify(context.Background(), o, spec.Deep)
+	b, _ := json.Marshal(rep) // numbers and strings always marshal
+	fmt.Println("REPORT " + string(b))
+	var ve *nixcache.VerifyError
+	switch {
+	case errors.As(err, &ve):
+		return 1
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "child verify:", err)
+		return 4
 	}
 	return 0
 }

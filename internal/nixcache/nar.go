@@ -2,7 +2,10 @@ package nixcache
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -30,36 +33,83 @@ func (e *MismatchError) Error() string {
 // produced is what the serialising side of an upload computed.
 type produced struct {
 	fileHash []byte
+	fileMD5  []byte
 	fileSize uint64
 	complete bool
 	err      error
 }
 
-// uploadNAR stores pi's compressed NAR (create-only, under a key derived
-// from the NarHash), retrying transient failures.
+func (r produced) stored(key string) stored {
+	return stored{URL: key, FileHash: r.fileHash, FileSize: r.fileSize, MD5: r.fileMD5}
+}
+
+// squattedError says a NAR's name holds bytes that are not ours.
+type squattedError struct {
+	key  string
+	ours produced // complete: what we would have stored
+}
+
+func (e *squattedError) Error() string { return e.key + " holds other bytes than this NAR's" }
+
+// uploadNAR stores pi's compressed NAR create-only and returns where. Its
+// name is the NarHash's; if that name holds other bytes (planted there, or
+// compressed differently by another pusher), the NAR goes under the name
+// of its file hash, as nix copy names NARs, and if that is taken too,
+// under that name with a random suffix nobody can predict.
 func (p *pusher) uploadNAR(ctx context.Context, pi nixstore.PathInfo) (stored, error) {
+	key, err := narKey(pi.NarHash, p.codec)
+	if err != nil {
+		return stored{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		st, err := p.uploadAs(ctx, pi, key, attempt == 0)
+		var sq *squattedError
+		if !errors.As(err, &sq) || attempt == 2 {
+			return st, err
+		}
+		p.o.Log.Warn("cache push: a NAR name holds other bytes; storing the NAR under another name", "path", pi.Path, "taken", key)
+		suffix := ""
+		if attempt == 1 {
+			suffix = "-" + randomSuffix()
+		}
+		key = fileKey(sq.ours.fileHash, p.codec, suffix)
+	}
+}
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail
+	return hex.EncodeToString(b[:])
+}
+
+// uploadAs stores pi's NAR under key, retrying transient failures.
+func (p *pusher) uploadAs(ctx context.Context, pi nixstore.PathInfo, key string, count bool) (stored, error) {
 	var st stored
 	err := retry(ctx, p.lim, func() error {
 		if err := p.lim.Acquire(ctx); err != nil {
 			return err
 		}
 		var err error
-		st, err = p.streamNAR(ctx, pi)
+		st, err = p.streamNAR(ctx, pi, key, count)
 		p.lim.Release(err == nil)
 		return err
 	})
 	return st, err
 }
 
-func (p *pusher) streamNAR(ctx context.Context, pi nixstore.PathInfo) (stored, error) {
-	key, err := narKey(pi.NarHash, p.codec)
-	if err != nil {
-		return stored{}, err
-	}
+// streamNAR uploads pi's NAR to key; count says whether the NAR bytes
+// serialised go to the progress (once per path).
+func (p *pusher) streamNAR(ctx context.Context, pi nixstore.PathInfo, key string, count bool) (stored, error) {
 	pr, pw := io.Pipe()
 	res := make(chan produced, 1)
-	go func() { res <- p.produce(pw, pi) }()
-	putErr := p.store.Put(ctx, key, pr, blob.PutOptions{CreateOnly: true, ContentType: narType, SizeHint: int64(pi.NarSize) + 4096})
+	go func() {
+		r := p.produce(pw, pi, produceOpts{count: count})
+		pw.CloseWithError(r.err) // nil: a clean end
+		res <- r
+	}()
+	var info blob.Info
+	putErr := p.store.Put(ctx, key, pr, blob.PutOptions{CreateOnly: true, ContentType: narType,
+		SizeHint: int64(pi.NarSize) + 4096, Stored: &info})
 	pr.CloseWithError(errOr(putErr, io.ErrClosedPipe))
 	r := <-res
 	var mm *MismatchError
@@ -67,34 +117,66 @@ func (p *pusher) streamNAR(ctx context.Context, pi nixstore.PathInfo) (stored, e
 	case errors.As(r.err, &mm):
 		return stored{}, r.err
 	case errors.Is(putErr, blob.ErrExists):
-		return p.existing(ctx, key, r)
+		return p.existing(ctx, pi, key, r)
 	case putErr != nil:
 		return stored{}, putErr
 	case r.err != nil:
 		return stored{}, r.err
 	}
 	p.upB.Add(int64(r.fileSize))
-	return stored{URL: key, FileHash: r.fileHash, FileSize: r.fileSize}, nil
-}
-
-func errOr(err, def error) error {
-	if err != nil {
-		return err
+	st := r.stored(key)
+	st.MD5 = info.MD5 // the MD5 of what the store received, where it keeps one
+	if p.proving && len(st.MD5) != md5.Size {
+		return p.storedMD5(ctx, st)
 	}
-	return def
+	return st, nil
 }
 
-// produce serialises pi into pw: NAR → hash → compress → hash → pw. It
-// closes pw with an error, so the upload is abandoned, if the NAR does not
-// match the store's NarHash and NarSize.
-func (p *pusher) produce(pw *io.PipeWriter, pi nixstore.PathInfo) produced {
-	fileHash, fileSize := sha256.New(), &counter{}
-	cw, err := p.codec.newWriter(io.MultiWriter(pw, fileHash, fileSize))
+// storedMD5 fills in st.MD5 from the store, for a store that computes
+// MD5s but did not give one with its answer to the upload.
+func (p *pusher) storedMD5(ctx context.Context, st stored) (stored, error) {
+	info, err := p.store.Stat(ctx, st.URL)
 	if err != nil {
-		pw.CloseWithError(err)
+		return stored{}, err
+	}
+	if len(info.MD5) != md5.Size || uint64(info.Size) != st.FileSize {
+		return stored{}, fmt.Errorf("%s: the store gives no MD5 for the NAR just uploaded", st.URL)
+	}
+	st.MD5 = info.MD5
+	return st, nil
+}
+
+// produceOpts tunes produce.
+type produceOpts struct {
+	// count sends the NAR bytes to the push's figures and progress (once
+	// per path).
+	count bool
+	// md5 computes the compressed file's MD5, to tell our bytes from
+	// others' under a taken name. Uploads leave it out (it costs as much
+	// CPU as SHA-256 with SHA extensions): push proofs take the MD5 the
+	// store computed from the bytes it received.
+	md5 bool
+}
+
+// produce serialises pi into w: NAR → hash → compress → hash → w. Its
+// error says why w must not be committed: the NAR does not match the
+// store's NarHash and NarSize, or w failed.
+func (p *pusher) produce(w io.Writer, pi nixstore.PathInfo, po produceOpts) produced {
+	fileHash, fileSize := sha256.New(), &counter{}
+	sinks := []io.Writer{w, fileHash, fileSize}
+	var fileMD5 hash.Hash
+	if po.md5 {
+		fileMD5 = md5.New()
+		sinks = append(sinks, fileMD5)
+	}
+	cw, err := p.codec.newWriter(io.MultiWriter(sinks...))
+	if err != nil {
 		return produced{err: err}
 	}
-	narHash, narSize := sha256.New(), &counter{add: p.addNarBytes}
+	narHash, narSize := sha256.New(), &counter{}
+	if po.count {
+		narSize.add = p.addNarBytes
+	}
 	err = dumpNAR(io.MultiWriter(cw, narHash, narSize), pi.Path)
 	if cerr := cw.Close(); err == nil {
 		err = cerr
@@ -103,11 +185,13 @@ func (p *pusher) produce(pw *io.PipeWriter, pi nixstore.PathInfo) produced {
 		err = checkNar(pi, narHash, narSize.n)
 	}
 	if err != nil {
-		pw.CloseWithError(err)
 		return produced{err: err}
 	}
-	pw.Close()
-	return produced{fileHash: fileHash.Sum(nil), fileSize: fileSize.n, complete: true}
+	r := produced{fileHash: fileHash.Sum(nil), fileSize: fileSize.n, complete: true}
+	if fileMD5 != nil {
+		r.fileMD5 = fileMD5.Sum(nil)
+	}
+	return r
 }
 
 func (p *pusher) addNarBytes(n int64) {
@@ -127,28 +211,33 @@ func checkNar(pi nixstore.PathInfo, h hash.Hash, size uint64) error {
 	return nil
 }
 
-// existing describes a NAR another push already stored under key: if its
-// size is ours, it is our bytes (same NarHash, same codec); otherwise its
-// FileHash is computed by reading it.
-func (p *pusher) existing(ctx context.Context, key string, r produced) (stored, error) {
-	info, err := p.store.Stat(ctx, key)
+// existing decides whether the object already stored under key (by
+// another push, or planted) holds exactly the bytes we would store: same
+// size and same MD5, as the store computed it (or, on a directory, as
+// computed by reading the file). If the upload stopped before our side was
+// complete, or without an MD5, the NAR is serialised again, to nowhere,
+// for its hashes.
+func (p *pusher) existing(ctx context.Context, pi nixstore.PathInfo, key string, r produced) (stored, error) {
+	if !r.complete || r.fileMD5 == nil {
+		if r = p.produce(io.Discard, pi, produceOpts{md5: true}); r.err != nil {
+			return stored{}, r.err
+		}
+	}
+	info, err := blob.Checksum(ctx, p.store, key)
 	if err != nil {
-		return stored{}, err
+		return stored{}, fmt.Errorf("inspect existing %s: %w", key, err)
 	}
-	if r.complete && uint64(info.Size) == r.fileSize {
-		return stored{URL: key, FileHash: r.fileHash, FileSize: r.fileSize}, nil
+	if !r.stored(key).ref().matches(info) {
+		return stored{}, &squattedError{key: key, ours: r}
 	}
-	rc, err := p.store.Open(ctx, key)
+	return r.stored(key), nil
+}
+
+func errOr(err, def error) error {
 	if err != nil {
-		return stored{}, err
+		return err
 	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	if err != nil {
-		return stored{}, fmt.Errorf("hash existing %s: %w", key, err)
-	}
-	return stored{URL: key, FileHash: h.Sum(nil), FileSize: uint64(n)}, nil
+	return def
 }
 
 // counter counts bytes written, optionally reporting them.

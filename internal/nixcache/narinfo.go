@@ -2,8 +2,11 @@ package nixcache
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
@@ -36,12 +39,23 @@ func narKey(narHash string, c codec) (string, error) {
 	return "nar/" + h.Format(nixhash.NixBase32, false) + c.ext, nil
 }
 
+// fileKey is the object key of a NAR named by the hash of the compressed
+// file, as nix copy names them, with an optional suffix: where a push
+// stores its NAR when the NarHash name holds other bytes.
+func fileKey(fileHash []byte, c codec, suffix string) string {
+	h := nixhash.MustNewHashWithEncoding(nixhash.SHA256, fileHash, nixhash.NixBase32, false)
+	return "nar/" + h.String() + suffix + c.ext
+}
+
 // stored describes an uploaded NAR.
 type stored struct {
 	URL      string
 	FileHash []byte // sha256 of the compressed file
 	FileSize uint64
+	MD5      []byte // md5 of the compressed file, for push proofs
 }
+
+func (s stored) ref() narRef { return narRef{Key: s.URL, Size: int64(s.FileSize), MD5: s.MD5} }
 
 // buildNarInfo assembles and signs the narinfo of pi: the path's own
 // signatures are kept and ours is added, sorted as Nix sorts them.
@@ -73,6 +87,73 @@ func buildNarInfo(pi nixstore.PathInfo, c codec, s stored, sk signature.SecretKe
 	}
 	ni.Signatures = mergeSignatures(pi.Signatures, ours)
 	return ni, nil
+}
+
+// parseFields reads the "Key: value" lines of a narinfo into go-nix's
+// NarInfo, with the same rules as go-nix's narinfo.Parse (known keys only,
+// one ": " per line, Compression bzip2 when absent, Deriver
+// "unknown-deriver" meaning none). It exists because that function
+// allocates a 1 MiB line buffer per call, which a push that checks every
+// narinfo of a closure on each run cannot afford.
+func parseFields(b []byte) (*narinfo.NarInfo, error) {
+	ni := &narinfo.NarInfo{}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok || strings.Contains(v, ": ") {
+			return nil, fmt.Errorf("line %q is not one \"Key: value\"", line)
+		}
+		if err := setField(ni, k, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if ni.Compression == "" {
+		ni.Compression = "bzip2"
+	}
+	return ni, nil
+}
+
+func setField(ni *narinfo.NarInfo, k, v string) error {
+	var err error
+	switch k {
+	case "StorePath":
+		ni.StorePath = v
+	case "URL":
+		ni.URL = v
+	case "Compression":
+		ni.Compression = v
+	case "FileHash":
+		ni.FileHash, err = nixhash.ParseAny(v, nil)
+	case "FileSize":
+		ni.FileSize, err = strconv.ParseUint(v, 10, 64)
+	case "NarHash":
+		ni.NarHash, err = nixhash.ParseAny(v, nil)
+	case "NarSize":
+		ni.NarSize, err = strconv.ParseUint(v, 10, 64)
+	case "References":
+		if v != "" {
+			ni.References = append(ni.References, strings.Split(v, " ")...)
+		}
+	case "Deriver":
+		if v != "unknown-deriver" {
+			ni.Deriver = v
+		}
+	case "System":
+		ni.System = v
+	case "Sig":
+		var sig signature.Signature
+		if sig, err = signature.ParseSignature(v); err == nil {
+			ni.Signatures = append(ni.Signatures, sig)
+		}
+	case "CA":
+		ni.CA = v
+	default:
+		err = errors.New("unknown key")
+	}
+	return err
 }
 
 // mergeSignatures keeps the parseable existing signatures, adds ours

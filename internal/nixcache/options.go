@@ -7,6 +7,13 @@
 // after its NAR is stored and after the narinfos of all its references
 // exist, so an interrupted push never publishes a path a client cannot
 // fetch, and the next push completes the job.
+//
+// A push trusts nothing it finds in the cache that it cannot prove is its
+// own (see proofKey): a narinfo counts as present only if it is ours for
+// the path and its NAR is in place, and a NAR name that holds other bytes
+// is routed around (the NAR goes under its file hash's name). Whatever
+// else sits under a path's narinfo name is replaced, conditioned on the
+// version inspected, so concurrent honest pushers never undo each other.
 package nixcache
 
 import (

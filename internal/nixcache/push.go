@@ -1,6 +1,7 @@
 package nixcache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/nixstore"
@@ -97,6 +100,10 @@ type node struct {
 	pi   nixstore.PathInfo
 	done chan struct{} // closed when the path's narinfo exists (or never will)
 	ok   bool          // set before done is closed
+	// gen is the generation of a narinfo already stored under the path's
+	// name that is not provably ours (planted, or naming a NAR that is
+	// gone or changed): the push replaces that version. 0: none.
+	gen int64
 }
 
 type pusher struct {
@@ -104,13 +111,17 @@ type pusher struct {
 	store blob.Store
 	codec codec
 	sk    signature.SecretKey
-	lim   *limiter
-	ups   *upstreams
-	nodes map[string]*node
-	narB  atomic.Int64
-	upB   atomic.Int64
-	mu    sync.Mutex
-	sum   Summary
+	pk    signature.PublicKey // sk's public half: what "ours" means
+	// proving: the store keeps checksums and metadata, so narinfos carry
+	// push proofs and presence needs no reads (see proofKey).
+	proving bool
+	lim     *limiter
+	ups     *upstreams
+	nodes   map[string]*node
+	narB    atomic.Int64
+	upB     atomic.Int64
+	mu      sync.Mutex
+	sum     Summary
 }
 
 // PushPaths publishes infos (a closure: every reference must be in infos or
@@ -157,12 +168,20 @@ type prefetch struct {
 	budget atomic.Int64
 }
 
-// listing is the narinfo keys at the cache root; ok is false when the
-// listing failed or stopped at its budget.
+// listing is the narinfos at the cache root and the NARs below nar/; ok
+// is false when the listing failed or stopped at its budget.
 type listing struct {
-	have map[string]bool
-	seen int
-	ok   bool
+	objects map[string]blob.Info
+	seen    int
+	ok      bool
+}
+
+// lookup describes the object key, or says it is not there.
+type lookup func(ctx context.Context, key string) (blob.Info, bool)
+
+func (l listing) lookup(_ context.Context, key string) (blob.Info, bool) {
+	i, ok := l.objects[key]
+	return i, ok
 }
 
 // prefetchBudget bounds the listing started before the closure size is
@@ -174,7 +193,7 @@ func (p *pusher) startPrefetch(ctx context.Context) *prefetch {
 	f := &prefetch{info: make(chan error, 1), list: make(chan listing, 1), cancel: cancel}
 	f.budget.Store(prefetchBudget)
 	go func() { f.info <- p.writeCacheInfo(ctx) }()
-	go func() { f.list <- p.listNarinfos(lctx, &f.budget) }()
+	go func() { f.list <- p.listObjects(lctx, &f.budget) }()
 	return f
 }
 
@@ -193,10 +212,11 @@ func newPusher(ctx context.Context, o Options) (*pusher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pusher{o: o, codec: c, sk: sk, lim: newLimiter(o.Jobs, o.Now), nodes: map[string]*node{}}
+	p := &pusher{o: o, codec: c, sk: sk, pk: sk.ToPublicKey(), lim: newLimiter(o.Jobs, o.Now), nodes: map[string]*node{}}
 	if p.store, err = o.open(ctx, p.lim); err != nil {
 		return nil, fmt.Errorf("cache push: %w", err)
 	}
+	p.proving = proving(p.store)
 	return p, nil
 }
 
@@ -223,13 +243,18 @@ func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo, pre 
 	}
 	if p.ups.enabled() {
 		parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
-			if outcome[i] == "" && p.ups.has(ctx, nixstore.HashPart(all[i].pi.Path)) {
+			// A path whose name here holds something unproven is pushed
+			// (replacing it) even if an upstream serves it.
+			if outcome[i] == "" && all[i].gen == 0 && p.ups.has(ctx, nixstore.HashPart(all[i].pi.Path)) {
 				outcome[i] = Upstream
 			}
 		})
 	}
 	var todo []*node
 	var bytes int64
+	if n := replacing(all, outcome); n > 0 {
+		p.o.Log.Info("cache push: narinfos in the cache that are not provably ours (unsigned, another key or path, no push proof, or their NAR gone or changed) are published again", "paths", n)
+	}
 	for i, n := range all {
 		switch outcome[i] {
 		case Present:
@@ -248,6 +273,17 @@ func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo, pre 
 	return todo
 }
 
+// replacing counts the nodes whose name holds an unproven narinfo.
+func replacing(all []*node, outcome []Outcome) int {
+	n := 0
+	for i, nd := range all {
+		if outcome[i] != Present && nd.gen != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // listThreshold is the closure size from which presence is decided by
 // listing the cache's narinfos instead of one HEAD per path.
 var listThreshold = 32
@@ -256,45 +292,108 @@ var listThreshold = 32
 // much larger than the closure) the listing stops and HEADs decide.
 func listBudget(paths int) int { return 16*paths + 1000 }
 
-// presence marks the nodes whose narinfo is already in the cache: by one
-// listing for a large closure (a page of 1000 names per request instead of
-// a request per path), by concurrent HEADs for a small one or a cache too
-// large to list cheaply.
+// presence marks the nodes that are provably in the cache already (see
+// proven), deciding from one listing for a large closure (a page of 1000
+// names per request instead of a request per path) or from a Stat per
+// object for a small one or a cache too large to list cheaply. A node
+// whose name holds something unproven gets the generation to replace.
 func (p *pusher) presence(ctx context.Context, all []*node, pre *prefetch) []Outcome {
-	outcome := make([]Outcome, len(all))
+	look := lookup(p.stat)
+	listed := false
 	if len(all) >= listThreshold {
 		pre.budget.Store(int64(listBudget(len(all))))
 		if l := <-pre.list; l.ok && l.seen <= listBudget(len(all)) {
-			for i, n := range all {
-				if l.have[narinfoKey(n.pi.Path)] {
-					outcome[i] = Present
-				}
-			}
-			return outcome
+			look, listed = l.lookup, true
 		}
 	}
-	pre.stop()
+	if !listed {
+		pre.stop()
+	}
+	outcome := make([]Outcome, len(all))
 	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
-		if _, err := p.store.Stat(ctx, narinfoKey(all[i].pi.Path)); err == nil {
+		v := p.judge(ctx, all[i].pi, look)
+		if v.present {
 			outcome[i] = Present
 		}
+		all[i].gen = v.gen
 	})
 	return outcome
 }
 
+func (p *pusher) stat(ctx context.Context, key string) (blob.Info, bool) {
+	i, err := p.store.Stat(ctx, key)
+	return i, err == nil
+}
+
+// verdict is what the cache holds for a path: provably the path, or the
+// generation of an unproven narinfo to replace (0: no narinfo).
+type verdict struct {
+	present bool
+	gen     int64
+}
+
+func (p *pusher) judge(ctx context.Context, pi nixstore.PathInfo, look lookup) verdict {
+	info, ok := look(ctx, narinfoKey(pi.Path))
+	switch {
+	case !ok:
+		return verdict{}
+	case p.proven(ctx, pi, info, look):
+		return verdict{present: true}
+	}
+	return verdict{gen: info.Generation}
+}
+
+// proven says whether the narinfo object info is provably ours for pi,
+// with its NAR in place. Where the store keeps checksums and metadata, the
+// narinfo's push proof must verify and the NAR must have the size and MD5
+// it names: no object is read. Elsewhere (a directory) the narinfo is read:
+// it must parse, name pi's store path and carry our signature over its
+// fingerprint, and its NAR must exist with its FileSize.
+func (p *pusher) proven(ctx context.Context, pi nixstore.PathInfo, info blob.Info, look lookup) bool {
+	if p.proving {
+		nar, err := checkProofWith(p.pk, &p.sk, info)
+		if err != nil {
+			return false
+		}
+		n, ok := look(ctx, nar.Key)
+		return ok && nar.matches(n)
+	}
+	body, ni, err := readNarinfoBody(ctx, p.store, info.Key)
+	if err != nil || ni.StorePath != pi.Path || !(p.wouldWrite(pi, ni, body) || verifies(ni, p.pk)) {
+		return false
+	}
+	n, ok := look(ctx, ni.URL)
+	return ok && (ni.FileSize == 0 || uint64(n.Size) == ni.FileSize)
+}
+
+// wouldWrite says whether body is, byte for byte, the narinfo this push
+// writes for pi with ni's NAR: then it carries our signature over pi's
+// fingerprint. Ed25519 signatures are deterministic, and making one costs
+// well under half of verifying one, which counts when every narinfo of a
+// closure is checked on each push; a narinfo written otherwise (another
+// version, nix copy) is verified instead.
+func (p *pusher) wouldWrite(pi nixstore.PathInfo, ni *narinfo.NarInfo, body []byte) bool {
+	if ni.FileHash == nil || ni.FileHash.Algo() != nixhash.SHA256 {
+		return false
+	}
+	st := stored{URL: ni.URL, FileHash: ni.FileHash.Digest(), FileSize: ni.FileSize}
+	want, err := buildNarInfo(pi, codec{name: ni.Compression}, st, p.sk)
+	return err == nil && want.String() == string(body)
+}
+
 var errListBudget = errors.New("listing budget exhausted")
 
-// listNarinfos lists the narinfo keys at the cache root, stopping once it
-// has read more objects than budget allows (the budget may shrink while it
-// runs).
-func (p *pusher) listNarinfos(ctx context.Context, budget *atomic.Int64) listing {
-	l := listing{have: map[string]bool{}}
+// listObjects lists the narinfos at the cache root and the NARs below
+// nar/, stopping once it has read more objects than budget allows (the
+// budget may shrink while it runs).
+func (p *pusher) listObjects(ctx context.Context, budget *atomic.Int64) listing {
+	l := listing{objects: map[string]blob.Info{}}
 	err := p.store.List(ctx, "", func(i blob.Info) error {
 		if l.seen++; int64(l.seen) > budget.Load() {
 			return errListBudget
 		}
-		if strings.HasSuffix(i.Key, ".narinfo") && !strings.Contains(i.Key, "/") {
-			l.have[i.Key] = true
+		if isNarinfoKey(i.Key) || strings.HasPrefix(i.Key, "nar/") {
+			l.objects[i.Key] = i
 		}
 		return nil
 	})
@@ -306,6 +405,10 @@ func (p *pusher) listNarinfos(ctx context.Context, budget *atomic.Int64) listing
 	}
 	l.ok = true
 	return l
+}
+
+func isNarinfoKey(key string) bool {
+	return strings.HasSuffix(key, ".narinfo") && !strings.Contains(key, "/")
 }
 
 // run pushes every node: NARs concurrently (bounded by the adaptive
@@ -356,7 +459,7 @@ func (p *pusher) pushOne(ctx context.Context, n *node) error {
 	if err := p.waitReferences(ctx, n); err != nil {
 		return err
 	}
-	return p.publish(ctx, n.pi, st)
+	return p.publish(ctx, n, st)
 }
 
 // waitReferences blocks until every reference's narinfo exists.
@@ -384,21 +487,46 @@ func (p *pusher) waitReferences(ctx context.Context, n *node) error {
 	return nil
 }
 
-func (p *pusher) publish(ctx context.Context, pi nixstore.PathInfo, st stored) error {
-	ni, err := buildNarInfo(pi, p.codec, st, p.sk)
+// publish writes n's narinfo, with its push proof where the store keeps
+// them: create-only, or replacing the unproven version found (n.gen). When
+// the name changed meanwhile (another pusher, or a planted object), the
+// path is judged again: provably there is a race lost (errRaced), anything
+// else is replaced, conditioned on the version just inspected, so two
+// honest pushers never overwrite each other's narinfo.
+func (p *pusher) publish(ctx context.Context, n *node, st stored) error {
+	ni, err := buildNarInfo(n.pi, p.codec, st, p.sk)
 	if err != nil {
 		return err
 	}
-	body := ni.String()
-	err = retry(ctx, p.lim, func() error {
-		return p.store.Put(ctx, narinfoKey(pi.Path), strings.NewReader(body),
-			blob.PutOptions{CreateOnly: true, ContentType: narinfoType, SizeHint: int64(len(body))})
-	})
-	if errors.Is(err, blob.ErrExists) {
-		return errRaced
+	body := []byte(ni.String())
+	key := narinfoKey(n.pi.Path)
+	opt := blob.PutOptions{ContentType: narinfoType, SizeHint: int64(len(body))}
+	if p.proving {
+		if opt.Metadata, err = makeProof(p.sk, key, body, st.ref()); err != nil {
+			return err
+		}
 	}
-	return err
+	gen := n.gen
+	for range maxPublishRounds {
+		opt.CreateOnly, opt.IfGeneration = gen == 0, gen
+		err := retry(ctx, p.lim, func() error {
+			return p.store.Put(ctx, key, bytes.NewReader(body), opt)
+		})
+		if !errors.Is(err, blob.ErrExists) && !errors.Is(err, blob.ErrChanged) {
+			return err
+		}
+		v := p.judge(ctx, n.pi, p.stat)
+		if v.present {
+			return errRaced
+		}
+		gen = v.gen
+	}
+	return fmt.Errorf("%s changed %d times while being published; left as is", key, maxPublishRounds)
 }
+
+// maxPublishRounds bounds how often publish re-inspects a narinfo name
+// that keeps changing.
+const maxPublishRounds = 4
 
 // retry runs fn up to 3 times while it fails transiently, telling the
 // limiter and backing off between attempts.

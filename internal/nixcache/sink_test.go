@@ -17,7 +17,9 @@ import (
 // answers every object look-up with 404. It reads and discards every
 // byte, so a push to it costs the pusher and the HTTP transport, not an
 // emulator storing the objects. Benchmarks use it to tell the pusher's
-// cost from fake-gcs-server's.
+// cost from fake-gcs-server's. Its answer to an upload carries a fixed
+// md5Hash (GCS gives the MD5 of what it stored; nothing here reads it
+// back), so a push signs its proofs without asking for one.
 type gcsSink struct {
 	srv      *httptest.Server
 	bytes    atomic.Int64
@@ -77,5 +79,6 @@ func (s *gcsSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *gcsSink) object(w http.ResponseWriter, name string) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{"bucket": "cache", "name": name, "generation": "1", "size": "0"})
+	_ = json.NewEncoder(w).Encode(map[string]string{"bucket": "cache", "name": name, "generation": "1", "size": "0",
+		"md5Hash": "1B2M2Y8AsgTpgAmY7PhCfg=="}) // MD5 of nothing
 }

@@ -40,12 +40,24 @@ type VerifyError struct{ Problems int }
 
 func (e *VerifyError) Error() string { return fmt.Sprintf("cache verify: %d problem(s)", e.Problems) }
 
-// Verify audits the cache: every narinfo parses, carries a signature that
-// verifies with the cache's public key, names an existing NAR of the stated
-// FileSize, and every reference's narinfo exists (in the cache or, when
-// Upstreams are set, upstream). With deep, each NAR is downloaded,
-// decompressed and checked against FileHash, NarHash and NarSize. The
-// report lists every problem; the error is a *VerifyError if any.
+// Verify audits the cache: every narinfo parses, names the store path its
+// object name says, carries a signature that verifies with the cache's
+// public key, names an existing NAR of the stated FileSize, and every
+// reference's narinfo exists (in the cache or, when Upstreams are set,
+// upstream). Where the store keeps checksums and metadata (GCS), each
+// narinfo's push proof must verify and its NAR must have the size and MD5
+// the proof names: a NAR replaced after it was published is found from the
+// listing, without downloading it (see proofKey).
+//
+// With deep, each NAR whose narinfo passed those checks is downloaded,
+// decompressed and checked against FileHash, NarHash and NarSize; the NAR
+// of a narinfo that failed them is reported and not downloaded. A deep
+// check reads at most FileSize+1 compressed bytes and decompresses at
+// most NarSize+1 (NarSize is signed), at most deepJobs at a time, each
+// decoder within maxDecodeWindow: a decompression bomb costs what the
+// path's real NAR would.
+//
+// The report lists every problem; the error is a *VerifyError if any.
 func Verify(ctx context.Context, o Options, deep bool) (Report, error) {
 	o = o.withDefaults()
 	pk, err := o.publicKey()
@@ -56,34 +68,41 @@ func Verify(ctx context.Context, o Options, deep bool) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("cache verify: %w", err)
 	}
-	objects := map[string]int64{}
-	err = store.List(ctx, "", func(i blob.Info) error { objects[i.Key] = i.Size; return nil })
+	objects := map[string]blob.Info{}
+	err = store.List(ctx, "", func(i blob.Info) error { objects[i.Key] = i; return nil })
 	if err != nil {
 		return Report{}, fmt.Errorf("cache verify: %w", err)
 	}
-	a := &auditor{o: o, store: store, pk: pk, deep: deep, objects: objects}
+	a := &auditor{o: o, store: store, pk: pk, deep: deep, objects: objects,
+		proving: proving(store), deepSlots: make(chan struct{}, deepJobs)}
 	if len(o.Upstreams) > 0 {
 		a.ups = probeUpstreams(ctx, o.HTTPClient, o.Upstreams, o.UpstreamTimeout, o.Log)
 	}
 	return a.run(ctx)
 }
 
+// deepJobs bounds the NARs decompressed at once by a deep audit, and so
+// its memory: each decoder holds up to maxDecodeWindow.
+const deepJobs = 2
+
 type auditor struct {
-	o       Options
-	store   blob.Store
-	pk      signature.PublicKey
-	deep    bool
-	objects map[string]int64
-	ups     *upstreams
-	mu      sync.Mutex
-	rep     Report
+	o         Options
+	store     blob.Store
+	pk        signature.PublicKey
+	deep      bool
+	proving   bool
+	objects   map[string]blob.Info
+	deepSlots chan struct{}
+	ups       *upstreams
+	mu        sync.Mutex
+	rep       Report
 }
 
 func (a *auditor) run(ctx context.Context) (Report, error) {
 	var keys []string
 	for k := range a.objects {
 		switch {
-		case strings.HasSuffix(k, ".narinfo") && !strings.Contains(k, "/"):
+		case isNarinfoKey(k):
 			keys = append(keys, k)
 		case strings.HasPrefix(k, "nar/"):
 			a.rep.NARs++
@@ -115,26 +134,19 @@ func (a *auditor) problem(key, msg string) {
 	a.rep.Problems = append(a.rep.Problems, Problem{Key: key, Message: msg})
 }
 
-// check audits one narinfo, reporting the first defect of each kind.
+// check audits one narinfo, reporting the first defect of each kind. A
+// NAR is downloaded (deep) only when everything else about its narinfo is
+// in order.
 func (a *auditor) check(ctx context.Context, key string) error {
-	ni, err := a.read(ctx, key)
+	ni, err := readNarinfo(ctx, a.store, key)
 	if err != nil {
 		return err
 	}
-	if nixstore.HashPart(ni.StorePath)+".narinfo" != key {
-		a.problem(key, "StorePath "+ni.StorePath+" does not match the object name")
-	}
-	if !verifies(ni, a.pk) {
-		a.problem(key, "no signature verifies with "+a.pk.Name)
-	}
-	size, ok := a.objects[ni.URL]
-	switch {
-	case !ok:
-		a.problem(key, "NAR "+ni.URL+" missing")
-	case ni.FileSize != 0 && uint64(size) != ni.FileSize:
-		a.problem(key, fmt.Sprintf("NAR %s has %d bytes, FileSize says %d", ni.URL, size, ni.FileSize))
-	case a.deep:
-		if err := a.checkNAR(ctx, ni); err != nil {
+	trusted, proof := a.checkNarinfo(key, ni)
+	if a.checkNARObject(key, ni, proof) && a.deep {
+		if !trusted {
+			a.problem(key, "NAR "+ni.URL+" not downloaded: its narinfo does not verify")
+		} else if err := a.deepCheck(ctx, ni); err != nil {
 			a.problem(key, err.Error())
 		}
 	}
@@ -147,23 +159,83 @@ func (a *auditor) check(ctx context.Context, key string) error {
 	return nil
 }
 
-func (a *auditor) read(ctx context.Context, key string) (*narinfo.NarInfo, error) {
-	rc, err := a.store.Open(ctx, key)
+// checkNarinfo checks what the narinfo says of itself: its store path and
+// its signature (ok) and, on a proving store, its push proof, whose NAR it
+// returns when the proof verifies.
+func (a *auditor) checkNarinfo(key string, ni *narinfo.NarInfo) (ok bool, proof *narRef) {
+	ok = true
+	if nixstore.HashPart(ni.StorePath)+".narinfo" != key {
+		a.problem(key, "StorePath "+ni.StorePath+" does not match the object name")
+		ok = false
+	}
+	if !verifies(ni, a.pk) {
+		a.problem(key, "no signature verifies with "+a.pk.Name)
+		ok = false
+	}
+	if !a.proving {
+		return ok, nil
+	}
+	// A narinfo without a valid proof may still be sound (written by
+	// another tool, or before proofs): a push will replace it, and a deep
+	// audit still checks its NAR if its signature verifies.
+	nar, err := checkProof(a.pk, a.objects[key])
+	switch {
+	case err != nil:
+		a.problem(key, err.Error())
+		return ok, nil
+	case nar.Key != ni.URL:
+		a.problem(key, "push proof names "+nar.Key+", the narinfo "+ni.URL)
+		return ok, nil
+	}
+	return ok, &nar
+}
+
+// checkNARObject checks the listed NAR object against the narinfo and
+// against the size and MD5 that the narinfo's push proof, if any, names.
+// It says whether the object is worth downloading.
+func (a *auditor) checkNARObject(key string, ni *narinfo.NarInfo, proof *narRef) bool {
+	info, ok := a.objects[ni.URL]
+	switch {
+	case !ok:
+		a.problem(key, "NAR "+ni.URL+" missing")
+		return false
+	case ni.FileSize != 0 && uint64(info.Size) != ni.FileSize:
+		a.problem(key, fmt.Sprintf("NAR %s has %d bytes, FileSize says %d", ni.URL, info.Size, ni.FileSize))
+		return false
+	}
+	if proof != nil && !proof.matches(info) {
+		a.problem(key, fmt.Sprintf("NAR %s is not the one uploaded: the store reports %d bytes, MD5 %x; the push proof says %d bytes, MD5 %x",
+			ni.URL, info.Size, info.MD5, proof.Size, proof.MD5))
+		return false
+	}
+	return true
+}
+
+// readNarinfo reads and parses the narinfo object key (at most 1 MiB).
+func readNarinfo(ctx context.Context, s blob.Store, key string) (*narinfo.NarInfo, error) {
+	_, ni, err := readNarinfoBody(ctx, s, key)
+	return ni, err
+}
+
+// readNarinfoBody is readNarinfo that also returns the bytes read.
+func readNarinfoBody(ctx context.Context, s blob.Store, key string) ([]byte, *narinfo.NarInfo, error) {
+	rc, err := s.Open(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ParseNarInfo(b)
+	ni, err := ParseNarInfo(b)
+	return b, ni, err
 }
 
 // ParseNarInfo parses and checks a narinfo: known fields only, valid store
 // paths, a NarHash and NarSize.
 func ParseNarInfo(b []byte) (*narinfo.NarInfo, error) {
-	ni, err := narinfo.Parse(bytes.NewReader(b))
+	ni, err := parseFields(b)
 	if err != nil {
 		return nil, fmt.Errorf("narinfo does not parse: %w", err)
 	}
@@ -197,30 +269,53 @@ func fingerprint(ni *narinfo.NarInfo) string {
 	return c.Fingerprint()
 }
 
-// checkNAR downloads, decompresses and hashes one NAR.
-func (a *auditor) checkNAR(ctx context.Context, ni *narinfo.NarInfo) error {
+// deepCheck runs checkNAR in one of the deepJobs slots.
+func (a *auditor) deepCheck(ctx context.Context, ni *narinfo.NarInfo) error {
+	select {
+	case a.deepSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.deepSlots }()
+	return a.checkNAR(ctx, ni, a.objects[ni.URL].Size)
+}
+
+// checkNAR downloads, decompresses and hashes one NAR, reading at most
+// one byte more than size (the listed size, which checkNARObject matched
+// with FileSize) and decompressing at most one byte more than NarSize.
+func (a *auditor) checkNAR(ctx context.Context, ni *narinfo.NarInfo, size int64) error {
 	c, err := codecFor(ni.Compression)
 	if err != nil {
-		return err
+		return fmt.Errorf("NAR %s not checked: %w", ni.URL, err)
 	}
 	rc, err := a.store.Open(ctx, ni.URL)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	fileHash, fileSize := sha256.New(), &counter{}
-	dr, err := c.newReader(io.TeeReader(rc, io.MultiWriter(fileHash, fileSize)))
+	compressed := &counter{}
+	fileHash := sha256.New()
+	file := io.TeeReader(io.LimitReader(rc, size+1), io.MultiWriter(fileHash, compressed))
+	dr, err := c.newReader(file)
 	if err != nil {
-		return fmt.Errorf("NAR %s: %w", ni.URL, err)
+		return fmt.Errorf("NAR %s does not decompress: %w", ni.URL, decodeError(err))
 	}
 	defer dr.Close()
 	narHash := sha256.New()
-	n, err := io.Copy(narHash, dr)
-	if err != nil {
-		return fmt.Errorf("NAR %s does not decompress: %w", ni.URL, err)
-	}
-	if !bytes.Equal(narHash.Sum(nil), ni.NarHash.Digest()) || uint64(n) != ni.NarSize {
+	n, err := io.Copy(narHash, io.LimitReader(dr, int64(ni.NarSize)+1))
+	switch {
+	case err != nil:
+		return fmt.Errorf("NAR %s does not decompress: %w", ni.URL, decodeError(err))
+	case uint64(n) > ni.NarSize:
+		return fmt.Errorf("NAR %s decompresses past its NarSize (%d bytes); stopped there", ni.URL, ni.NarSize)
+	case uint64(n) != ni.NarSize || !bytes.Equal(narHash.Sum(nil), ni.NarHash.Digest()):
 		return fmt.Errorf("NAR %s: content does not match NarHash/NarSize", ni.URL)
+	}
+	if _, err := io.Copy(io.Discard, file); err != nil { // what the decoder left, for FileHash
+		return fmt.Errorf("NAR %s: %w", ni.URL, err)
+	}
+	if int64(compressed.n) > size {
+		return fmt.Errorf("NAR %s is longer than its %d bytes listed; stopped there", ni.URL, size)
 	}
 	if ni.FileHash != nil && !bytes.Equal(fileHash.Sum(nil), ni.FileHash.Digest()) {
 		return fmt.Errorf("NAR %s: FileHash mismatch", ni.URL)
