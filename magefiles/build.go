@@ -7,7 +7,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // Build builds, signs, uploads and caches SourceOS images.
@@ -28,7 +28,7 @@ func (Build) Custom(ctx context.Context, specPath string) error {
 	if err != nil {
 		return err
 	}
-	sum, err := build.Custom(ctx, buildDeps(a), specPath)
+	sum, err := image.Custom(ctx, buildDeps(a), specPath)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func buildEdition(ctx context.Context, edition string) error {
 	if err != nil {
 		return err
 	}
-	sum, err := build.Edition(ctx, buildDeps(a), edition)
+	sum, err := image.Edition(ctx, buildDeps(a), edition)
 	if err != nil {
 		return err
 	}

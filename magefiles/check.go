@@ -8,8 +8,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // Check runs the repository's gates: host contracts, manifests, shellcheck, Nix syntax and workflows.
@@ -55,5 +55,5 @@ func (Check) Flake(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return build.FlakeCheck(ctx, buildDeps(a))
+	return image.FlakeCheck(ctx, buildDeps(a))
 }

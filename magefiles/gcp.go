@@ -10,10 +10,10 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/socioprophet/sourceos/internal/app"
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // Gcp runs self-serve custom builds that report to the user's GCS prefix: on a GCP build VM or in CI.
@@ -75,6 +75,6 @@ func laneName(cfg *config.Config) string {
 // verify gate (internal/gcpvm/lane).
 func customBuild(stdout, stderr io.Writer) gcpvm.BuildFunc {
 	return lane.CustomBuild(
-		func(cfg *config.Config) build.Deps { return buildDeps(app.With(cfg, stdout, stderr)) },
-		func(sum *build.Summary) error { return sum.Print(stdout) })
+		func(cfg *config.Config) image.Deps { return buildDeps(app.With(cfg, stdout, stderr)) },
+		func(sum *image.Summary) error { return sum.Print(stdout) })
 }

@@ -11,8 +11,8 @@ import (
 	"syscall"
 
 	"github.com/socioprophet/sourceos/internal/app"
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // process is this run's configuration, loaded once: the secrets are then
@@ -62,6 +62,6 @@ func relayTerminate() {
 }
 
 // buildDeps gives the build pipeline what it needs from this run.
-func buildDeps(a *app.App) build.Deps {
-	return build.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
+func buildDeps(a *app.App) image.Deps {
+	return image.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
 }

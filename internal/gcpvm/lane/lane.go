@@ -13,22 +13,22 @@ import (
 	"errors"
 	"path/filepath"
 
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // Deps gives the build pipeline what it needs for one configuration (the
 // mage target builds them from an App made of cfg).
-type Deps func(cfg *config.Config) build.Deps
+type Deps func(cfg *config.Config) image.Deps
 
 // Printer receives the build summary (the final JSON line of build:custom).
-type Printer func(sum *build.Summary) error
+type Printer func(sum *image.Summary) error
 
 // CustomBuild is the BuildFunc of both custom lanes.
 func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 	return func(ctx context.Context, cfg *config.Config, specPath string) (string, error) {
-		sum, err := build.Custom(ctx, deps(cfg), specPath)
+		sum, err := image.Custom(ctx, deps(cfg), specPath)
 		if err != nil {
 			return "", err
 		}
@@ -45,7 +45,7 @@ func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 	}
 }
 
-func isoOf(sum *build.Summary) (*build.Artifact, error) {
+func isoOf(sum *image.Summary) (*image.Artifact, error) {
 	for _, a := range sum.Artifacts {
 		if a.Kind == "iso" {
 			return a, nil
@@ -55,7 +55,7 @@ func isoOf(sum *build.Summary) (*build.Artifact, error) {
 }
 
 // ArtifactURL is where the image went: its upload URL, else the local file.
-func ArtifactURL(iso *build.Artifact) string {
+func ArtifactURL(iso *image.Artifact) string {
 	if u := iso.URLs[iso.Name]; u != "" {
 		return u
 	}

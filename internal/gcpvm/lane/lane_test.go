@@ -17,12 +17,12 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/socioprophet/sourceos/internal/app"
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/gcpvm/gcpvmtest"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/release"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
@@ -64,12 +64,12 @@ func runVMPrepared(t *testing.T, attrs map[string]string, prepare func(*gcpvmtes
 	}
 	var log bytes.Buffer
 	env := map[string]string{"OUT": t.TempDir()}
-	deps := func(cfg *config.Config) build.Deps {
+	deps := func(cfg *config.Config) image.Deps {
 		a := app.With(cfg, &log, &log)
-		return build.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
+		return image.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
 	}
 	err := gcpvm.Run(context.Background(), gcpvm.Options{
-		Build:      lane.CustomBuild(deps, func(s *build.Summary) error { return s.Print(&log) }),
+		Build:      lane.CustomBuild(deps, func(s *image.Summary) error { return s.Print(&log) }),
 		Env:        func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 		ComputeURL: vm.ComputeURL,
 		Stderr:     &log,

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/blob"
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/release"
@@ -212,12 +212,12 @@ func (s *signer) buildInfo(sp *spec.Spec, rec *buildrecord.Record) provenance.Bu
 	info := provenance.BuildInfo{
 		Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Hostname: sp.Hostname,
 		Version: cfg.Version, Channel: cfg.Channel,
-		FlakeRef: build.FlakeRef(cfg.Flake), FlakeAttr: rec.FlakeAttr,
+		FlakeRef: image.FlakeRef(cfg.Flake), FlakeAttr: rec.FlakeAttr,
 		SourceRepo: cfg.SourceRepo, SourceRev: cfg.SourceRev,
 		BuildID: cfg.BuildID, BuilderID: CustomBuilderID,
 		StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn,
 	}
-	if lock, err := build.FlakeLock(cfg.Flake); err == nil {
+	if lock, err := image.FlakeLock(cfg.Flake); err == nil {
 		info.FlakeLock = lock
 	}
 	return info
@@ -282,7 +282,7 @@ func (s *signer) upload(ctx context.Context, sidecars []string) error {
 			return err
 		}
 		name := filepath.Base(p)
-		if err := s.store.Put(ctx, name, bytes.NewReader(b), blob.PutOptions{ContentType: build.ContentType(name)}); err != nil {
+		if err := s.store.Put(ctx, name, bytes.NewReader(b), blob.PutOptions{ContentType: image.ContentType(name)}); err != nil {
 			return fmt.Errorf("upload %s: %w", name, err)
 		}
 		s.o.Log.Info("uploaded", "url", s.store.URL(name))

@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
@@ -114,7 +114,7 @@ func TestHostileSnippetsReachNoKey(t *testing.T) {
 			r := newCustomRig(t)
 			r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 			specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h", "moduleSnippet": hostile(c.script, fmt.Sprintf("nonce = \"%d\";", time.Now().UnixNano()))})
-			sum, err := build.Custom(context.Background(), r.deps(), specPath)
+			sum, err := image.Custom(context.Background(), r.deps(), specPath)
 			if c.fails != (err != nil) {
 				t.Fatalf("build error = %v, want failure %v\n%s", err, c.fails, r.log.String())
 			}

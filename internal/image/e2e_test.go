@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"bytes"
@@ -16,9 +16,9 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/release"
 	"github.com/socioprophet/sourceos/internal/sign"
@@ -65,7 +65,7 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func (r *rig) deps() build.Deps {
+func (r *rig) deps() image.Deps {
 	r.t.Helper()
 	cfg, err := config.Load(func(k string) (string, bool) { v, ok := r.env[k]; return v, ok }, os.ReadFile)
 	if err != nil {
@@ -73,7 +73,7 @@ func (r *rig) deps() build.Deps {
 	}
 	red := cfg.Redactor()
 	w := red.Writer(&r.log)
-	return build.Deps{Cfg: cfg, Stream: w, Log: slog.New(slog.NewTextHandler(w, nil)),
+	return image.Deps{Cfg: cfg, Stream: w, Log: slog.New(slog.NewTextHandler(w, nil)),
 		Run: &execx.Exec{SecretNames: config.SecretNames(), Redactor: red, Log: w}}
 }
 
@@ -122,7 +122,7 @@ func (r *rig) substitute(paths ...string) {
 
 func TestBuildDesktopEndToEnd(t *testing.T) {
 	r := newRig(t)
-	sum, err := build.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
 	if err != nil {
 		t.Fatalf("build:desktop: %v\n%s", err, r.log.String())
 	}
@@ -161,14 +161,14 @@ func TestBuildDesktopEndToEnd(t *testing.T) {
 func TestBuildNetbootEndToEnd(t *testing.T) {
 	r := newRig(t)
 	r.env["TARGET"] = "netboot"
-	sum, err := build.Edition(context.Background(), r.deps(), "server")
+	sum, err := image.Edition(context.Background(), r.deps(), "server")
 	if err != nil {
 		t.Fatalf("netboot: %v\n%s", err, r.log.String())
 	}
 	for _, name := range []string{"sourceos-server-x86_64-kernel", "sourceos-server-x86_64-initrd", "netboot-manifest.json"} {
 		r.verify(filepath.Join(r.out, name))
 	}
-	var m build.NetbootManifest
+	var m image.NetbootManifest
 	raw, err := os.ReadFile(filepath.Join(r.out, "netboot-manifest.json"))
 	if err != nil || json.Unmarshal(raw, &m) != nil {
 		t.Fatalf("manifest: %v", err)
@@ -198,7 +198,7 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 	writeFile(t, flake, patched)
 	r.env["SOURCEOS_FLAKE"] = "path:" + dir
-	_, err := build.Edition(context.Background(), r.deps(), "desktop")
+	_, err := image.Edition(context.Background(), r.deps(), "desktop")
 	if err == nil {
 		t.Fatal("a failing derivation did not fail the build")
 	}
@@ -227,7 +227,7 @@ func TestSecretsNeverReachNix(t *testing.T) {
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	t.Setenv("SOURCEOS_SIGN_SECRET_KEY", r.env["SOURCEOS_SIGN_SECRET_KEY"])
 	t.Setenv("NIX_CACHE_SECRET_KEY", r.env["NIX_CACHE_SECRET_KEY"])
-	if _, err := build.Edition(context.Background(), r.deps(), "edge"); err != nil {
+	if _, err := image.Edition(context.Background(), r.deps(), "edge"); err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
 	env, err := os.ReadFile(record)
@@ -259,7 +259,7 @@ func TestUnconfiguredBuildIsUnsignedAndStillSucceeds(t *testing.T) {
 	for _, k := range []string{"SOURCEOS_SIGN_SECRET_KEY", "NIX_CACHE_SECRET_KEY", "NIX_CACHE_BUCKET", "NIX_CACHE_STRICT", "GCS_PREFIX"} {
 		delete(r.env, k)
 	}
-	sum, err := build.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
@@ -270,7 +270,7 @@ func TestUnconfiguredBuildIsUnsignedAndStillSucceeds(t *testing.T) {
 		t.Error("skips not logged")
 	}
 	r.env["SOURCEOS_REQUIRE_SIGNATURE"] = "1"
-	_, err = build.Edition(context.Background(), r.deps(), "desktop")
+	_, err = image.Edition(context.Background(), r.deps(), "desktop")
 	if err == nil || !strings.Contains(err.Error(), "SOURCEOS_REQUIRE_SIGNATURE") {
 		t.Fatalf("required signature without key: %v", err)
 	}
@@ -320,14 +320,14 @@ func TestStalePartialsAreSwept(t *testing.T) {
 	for _, p := range []string{stale, fresh, other} {
 		writeFile(t, p, "half")
 	}
-	old := time.Now().Add(-build.StalePartialAge - time.Minute)
+	old := time.Now().Add(-image.StalePartialAge - time.Minute)
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(other, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := build.Edition(context.Background(), r.deps(), "edge"); err != nil {
+	if _, err := image.Edition(context.Background(), r.deps(), "edge"); err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {

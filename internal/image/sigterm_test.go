@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -26,15 +26,15 @@ func TestLockArgs(t *testing.T) {
 		{"caller asks to recreate", []string{"--recreate-lock-file"}, nil},
 	}
 	for _, c := range cases {
-		if got := build.LockArgs(c.extra); !slices.Equal(got, c.want) {
+		if got := image.LockArgs(c.extra); !slices.Equal(got, c.want) {
 			t.Errorf("%s: LockArgs(%q) = %q, want %q", c.name, c.extra, got, c.want)
 		}
 	}
-	args := build.BuildArgs("path:/c#x", "--override-input", "sourceos", "path:/src")
+	args := image.BuildArgs("path:/c#x", "--override-input", "sourceos", "path:/src")
 	if strings.Join(args, " ") != "build --json --no-link --print-build-logs --no-write-lock-file --override-input sourceos path:/src path:/c#x" {
 		t.Errorf("custom build argv %q", args)
 	}
-	if got := build.FlakeCheckArgs("path:/r"); !slices.Contains(got, "--no-update-lock-file") || slices.Contains(got, "--no-write-lock-file") {
+	if got := image.FlakeCheckArgs("path:/r"); !slices.Contains(got, "--no-update-lock-file") || slices.Contains(got, "--no-write-lock-file") {
 		t.Errorf("flake check argv %q must refuse lock changes", got)
 	}
 }
@@ -81,13 +81,13 @@ func TestBuildArgsNeverReResolveTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nixRun(t, build.BuildArgs("path:"+dir+"#packages.x86_64-linux.p")...); err != nil {
+	if _, err := nixRun(t, image.BuildArgs("path:"+dir+"#packages.x86_64-linux.p")...); err != nil {
 		t.Fatalf("build of a locked flake: %v", err)
 	}
 
 	// A second input the lock does not know.
 	writeFlake(t, dir, `dep = { url = "path:`+dep+`"; flake = false; }; dep2 = { url = "path:`+dep+`"; flake = false; };`)
-	_, err = nixRun(t, build.BuildArgs("path:"+dir+"#packages.x86_64-linux.p")...)
+	_, err = nixRun(t, image.BuildArgs("path:"+dir+"#packages.x86_64-linux.p")...)
 	if err == nil || !strings.Contains(err.Error(), "lock file") {
 		t.Fatalf("stale lock: err %v, want nix to refuse changing the lock file", err)
 	}
@@ -95,7 +95,7 @@ func TestBuildArgsNeverReResolveTheLock(t *testing.T) {
 	if rerr != nil || string(after) != string(lock) {
 		t.Fatalf("flake.lock changed on disk:\n%s\nwas\n%s", after, lock)
 	}
-	_, err = nixRun(t, build.FlakeCheckArgs("path:"+dir)...)
+	_, err = nixRun(t, image.FlakeCheckArgs("path:"+dir)...)
 	if err == nil || !strings.Contains(err.Error(), "lock file") {
 		t.Fatalf("flake check with a stale lock: err %v", err)
 	}
@@ -110,7 +110,7 @@ func TestBuildArgsOverrideLocksInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFlake(t, dir, `dep = { url = "path:/nonexistent/overridden"; flake = false; };`)
-	if _, err := nixRun(t, build.BuildArgs("path:"+dir+"#packages.x86_64-linux.p", "--override-input", "dep", "path:"+dep)...); err != nil {
+	if _, err := nixRun(t, image.BuildArgs("path:"+dir+"#packages.x86_64-linux.p", "--override-input", "dep", "path:"+dep)...); err != nil {
 		t.Fatalf("custom-shaped build: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "flake.lock")); !os.IsNotExist(err) {

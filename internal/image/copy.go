@@ -1,4 +1,4 @@
-package build
+package image
 
 import (
 	"bytes"
@@ -7,34 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/socioprophet/sourceos/internal/digest"
-	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/nixstore"
 )
-
-// nixBuild builds one package output of the request.
-type nixBuild struct{ kind string }
-
-func (b nixBuild) String() string { return "nix build " + b.kind }
-
-func (b nixBuild) Run(ctx context.Context, s *State) error {
-	inst := Installable(s.Req.Flake, s.Req.Arch, s.Req.Edition, b.kind)
-	log := newPrefixWriter(s.Stream, "    │ ")
-	defer log.Flush()
-	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: BuildArgs(inst, s.Req.NixArgs...), Stderr: log})
-	if err != nil {
-		return fmt.Errorf("build %s: %w", inst, err)
-	}
-	out, err := ParseBuildJSON(res.Stdout)
-	if err != nil {
-		return err
-	}
-	s.Outputs[b.kind] = out
-	fmt.Fprintf(s.Stream, "    %s → %s\n", b.kind, out)
-	return nil
-}
 
 // copyISO copies the image out of the store into OUT under its release name,
 // hashing it in the same pass.
@@ -114,58 +89,4 @@ func writeAtomic(r io.Reader, dir, name, kind string) (*Artifact, error) {
 		return nil, fmt.Errorf("write %s: %w", dst, err)
 	}
 	return &Artifact{Name: name, Path: dst, Kind: kind, Digests: d, SHA256: d.SHA256Hex(), Size: d.Size}, nil
-}
-
-// closure records the runtime closure of the system and image outputs: the
-// image's squashed contents hide the system from Nix's reference scanner, so
-// both are queried explicitly.
-type closure struct{}
-
-func (closure) String() string { return "query runtime closure" }
-
-func (closure) Run(ctx context.Context, s *State) error {
-	var roots []string
-	for _, k := range []string{"system", "iso", "netboot"} {
-		if p := s.Outputs[k]; p != "" {
-			roots = append(roots, p)
-		}
-	}
-	infos, err := nixstore.Query(ctx, s.Run, roots...)
-	if err != nil {
-		return err
-	}
-	s.Closure = infos
-	var size uint64
-	for _, i := range infos {
-		size += i.NarSize
-	}
-	fmt.Fprintf(s.Stream, "    %d store paths, %s\n", len(infos), humanBytes(size))
-	return nil
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// preflightNix checks that nix runs before anything long starts.
-type preflightNix struct{}
-
-func (preflightNix) String() string { return "preflight: nix" }
-
-func (preflightNix) Run(ctx context.Context, s *State) error {
-	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: []string{"--version"}})
-	if err != nil {
-		return fmt.Errorf("nix is not usable (install it: bash scripts/ensure-tools.sh): %w", err)
-	}
-	fmt.Fprintf(s.Stream, "    %s\n", strings.TrimSpace(string(res.Stdout)))
-	return nil
 }

@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/build"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
 func TestFlakeCheckWithRealNix(t *testing.T) {
 	r := newRig(t)
-	if err := build.FlakeCheck(context.Background(), r.deps()); err != nil {
+	if err := image.FlakeCheck(context.Background(), r.deps()); err != nil {
 		t.Fatalf("flake check of the fixture flake: %v\n%s", err, r.log.String())
 	}
 	dir := testrig.FixtureFlakeCopy(t)
@@ -21,7 +21,7 @@ func TestFlakeCheckWithRealNix(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.env["SOURCEOS_FLAKE"] = dir
-	err := build.FlakeCheck(context.Background(), r.deps())
+	err := image.FlakeCheck(context.Background(), r.deps())
 	if err == nil || !strings.Contains(err.Error(), "syntax error") {
 		t.Fatalf("broken flake passed: %v", err)
 	}

@@ -1,4 +1,4 @@
-package build_test
+package image_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/socioprophet/sourceos/internal/build"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
+	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -44,7 +44,7 @@ func TestBuildCustomEndToEnd(t *testing.T) {
 	r := newCustomRig(t)
 	specPath := writeSpec(t, map[string]any{"edition": "server", "arch": "x86_64", "hostname": "web-01",
 		"packages": []string{"htop"}, "services": []string{"openssh"}, "users": []map[string]any{{"name": "alice", "groups": []string{"wheel"}}}})
-	sum, err := build.Custom(context.Background(), r.deps(), specPath)
+	sum, err := image.Custom(context.Background(), r.deps(), specPath)
 	if err != nil {
 		t.Fatalf("build:custom: %v\n%s", err, r.log.String())
 	}
@@ -94,8 +94,8 @@ func TestBuildCustomRefusesKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newCustomRig(t)
 			set(r)
-			_, err := build.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
-			if !errors.Is(err, build.ErrKeysInUntrustedBuild) {
+			_, err := image.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
+			if !errors.Is(err, image.ErrKeysInUntrustedBuild) {
 				t.Fatalf("want ErrKeysInUntrustedBuild, got %v", err)
 			}
 			if strings.Contains(r.log.String(), "+ nix") {
@@ -116,8 +116,8 @@ func TestBuildCustomNeedsTheSandbox(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newCustomRig(t)
 			t.Setenv("NIX_CONFIG", testrig.NixConfig+conf)
-			_, err := build.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
-			if !errors.Is(err, build.ErrNoSandbox) {
+			_, err := image.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
+			if !errors.Is(err, image.ErrNoSandbox) {
 				t.Fatalf("want ErrNoSandbox, got %v", err)
 			}
 			if strings.Contains(r.log.String(), "nix build system") {
@@ -132,7 +132,7 @@ func TestBuildCustomRefusesHostileSnippet(t *testing.T) {
 	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 	specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h",
 		"moduleSnippet": `{ ... }: { x = builtins.readFile /etc/shadow; }`})
-	_, err := build.Custom(context.Background(), r.deps(), specPath)
+	_, err := image.Custom(context.Background(), r.deps(), specPath)
 	if err == nil || !strings.Contains(err.Error(), "builtins") || !strings.Contains(err.Error(), "/etc/shadow") {
 		t.Fatalf("want snippet refused, got %v", err)
 	}
@@ -146,7 +146,7 @@ func TestBuildCustomWithSnippet(t *testing.T) {
 	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 	specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "kiosk",
 		"moduleSnippet": `{ ... }: { services.kiosk.url = "https://example.org"; }`})
-	sum, err := build.Custom(context.Background(), r.deps(), specPath)
+	sum, err := image.Custom(context.Background(), r.deps(), specPath)
 	if err != nil {
 		t.Fatalf("build:custom with snippet: %v\n%s", err, r.log.String())
 	}
@@ -159,21 +159,21 @@ func TestBuildCustomWithSnippet(t *testing.T) {
 func TestParseShowConfig(t *testing.T) {
 	for name, c := range map[string]struct {
 		in      string
-		want    build.NixSandbox
+		want    image.NixSandbox
 		wantErr bool
 		safe    bool
 	}{
 		"2.8 entries": {in: `{"sandbox":{"value":true,"defaultValue":true},"sandbox-fallback":{"value":false},"build-users-group":{"value":"nixbld"}}`,
-			want: build.NixSandbox{Mode: "true", BuildUsersGroup: "nixbld"}, safe: true},
-		"relaxed":     {in: `{"sandbox":{"value":"relaxed"},"sandbox-fallback":{"value":false}}`, want: build.NixSandbox{Mode: "relaxed"}},
-		"fallback":    {in: `{"sandbox":{"value":true},"sandbox-fallback":{"value":true}}`, want: build.NixSandbox{Mode: "true", Fallback: true}},
-		"bare values": {in: `{"sandbox":"true","sandbox-fallback":"false","build-users-group":""}`, want: build.NixSandbox{Mode: "true"}, safe: true},
-		"off":         {in: `{"sandbox":{"value":false},"sandbox-fallback":{"value":false}}`, want: build.NixSandbox{Mode: "false"}},
+			want: image.NixSandbox{Mode: "true", BuildUsersGroup: "nixbld"}, safe: true},
+		"relaxed":     {in: `{"sandbox":{"value":"relaxed"},"sandbox-fallback":{"value":false}}`, want: image.NixSandbox{Mode: "relaxed"}},
+		"fallback":    {in: `{"sandbox":{"value":true},"sandbox-fallback":{"value":true}}`, want: image.NixSandbox{Mode: "true", Fallback: true}},
+		"bare values": {in: `{"sandbox":"true","sandbox-fallback":"false","build-users-group":""}`, want: image.NixSandbox{Mode: "true"}, safe: true},
+		"off":         {in: `{"sandbox":{"value":false},"sandbox-fallback":{"value":false}}`, want: image.NixSandbox{Mode: "false"}},
 		"no sandbox":  {in: `{"sandbox-fallback":{"value":false}}`, wantErr: true},
 		"not json":    {in: `sandbox = true`, wantErr: true},
 		"odd value":   {in: `{"sandbox":{"value":[1]},"sandbox-fallback":{"value":false}}`, wantErr: true},
 	} {
-		got, err := build.ParseShowConfig([]byte(c.in))
+		got, err := image.ParseShowConfig([]byte(c.in))
 		if (err != nil) != c.wantErr {
 			t.Errorf("%s: err = %v", name, err)
 			continue

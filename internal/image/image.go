@@ -1,9 +1,9 @@
-// Package build is the main job: build an edition image (or a netboot set)
+// Package image is the main job: build an edition image (or a netboot set)
 // with Nix, copy it out of the store while hashing it once, sign it and write
 // its provenance, upload it, and warm the Nix cache — as an ordered list of
 // small steps, each logged with a phase line, with a cheap preflight before
 // the long `nix build`.
-package build
+package image
 
 import (
 	"context"

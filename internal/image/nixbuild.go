@@ -1,0 +1,71 @@
+package image
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// nixBuild builds one package output of the request.
+type nixBuild struct{ kind string }
+
+func (b nixBuild) String() string { return "nix build " + b.kind }
+
+func (b nixBuild) Run(ctx context.Context, s *State) error {
+	inst := Installable(s.Req.Flake, s.Req.Arch, s.Req.Edition, b.kind)
+	log := newPrefixWriter(s.Stream, "    │ ")
+	defer log.Flush()
+	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: BuildArgs(inst, s.Req.NixArgs...), Stderr: log})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", inst, err)
+	}
+	out, err := ParseBuildJSON(res.Stdout)
+	if err != nil {
+		return err
+	}
+	s.Outputs[b.kind] = out
+	fmt.Fprintf(s.Stream, "    %s → %s\n", b.kind, out)
+	return nil
+}
+
+// closure records the runtime closure of the system and image outputs: the
+// image's squashed contents hide the system from Nix's reference scanner, so
+// both are queried explicitly.
+type closure struct{}
+
+func (closure) String() string { return "query runtime closure" }
+
+func (closure) Run(ctx context.Context, s *State) error {
+	var roots []string
+	for _, k := range []string{"system", "iso", "netboot"} {
+		if p := s.Outputs[k]; p != "" {
+			roots = append(roots, p)
+		}
+	}
+	infos, err := nixstore.Query(ctx, s.Run, roots...)
+	if err != nil {
+		return err
+	}
+	s.Closure = infos
+	var size uint64
+	for _, i := range infos {
+		size += i.NarSize
+	}
+	fmt.Fprintf(s.Stream, "    %d store paths, %s\n", len(infos), humanBytes(size))
+	return nil
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
