@@ -8,7 +8,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/image"
 )
 
@@ -19,21 +19,21 @@ type Check mg.Namespace
 func (Check) Contracts(ctx context.Context) error { return runChecks(ctx) }
 
 // Hosts evaluates the host contracts of hosts/contracts.json with real Nix.
-func (Check) Hosts(ctx context.Context) error { return runChecks(ctx, contracts.CheckHosts) }
+func (Check) Hosts(ctx context.Context) error { return runChecks(ctx, checks.CheckHosts) }
 
 // Manifests validates channels/*.json and builders/*.json against their schemas.
-func (Check) Manifests(ctx context.Context) error { return runChecks(ctx, contracts.CheckManifests) }
+func (Check) Manifests(ctx context.Context) error { return runChecks(ctx, checks.CheckManifests) }
 
 // Shell runs shellcheck -S warning over every shell script and checks that disables carry a reason.
-func (Check) Shell(ctx context.Context) error { return runChecks(ctx, contracts.CheckShell) }
+func (Check) Shell(ctx context.Context) error { return runChecks(ctx, checks.CheckShell) }
 
 // Nix parses every .nix file with nix-instantiate --parse.
-func (Check) Nix(ctx context.Context) error { return runChecks(ctx, contracts.CheckNix) }
+func (Check) Nix(ctx context.Context) error { return runChecks(ctx, checks.CheckNix) }
 
-// Workflows lints .github/workflows with actionlint.
-func (Check) Workflows(ctx context.Context) error { return runChecks(ctx, contracts.CheckWorkflows) }
+// Workflows checks every workflow rule: actionlint, one mage call per step, config variables in env, pinned actions, no key beside user code.
+func (Check) Workflows(ctx context.Context) error { return runChecks(ctx, checks.CheckWorkflows) }
 
-func runChecks(ctx context.Context, checks ...string) error {
+func runChecks(ctx context.Context, which ...string) error {
 	a, err := setup()
 	if err != nil {
 		return err
@@ -42,8 +42,8 @@ func runChecks(ctx context.Context, checks ...string) error {
 	if err != nil {
 		return err
 	}
-	return contracts.Main(ctx, contracts.MainOptions{
-		Options: contracts.Options{Root: root, Run: a.Run, Checks: checks, HostMode: contracts.HostMode(a.Cfg.CheckHostMode)},
+	return checks.Main(ctx, checks.MainOptions{
+		Options: checks.Options{Root: root, Run: a.Run, Checks: which, HostMode: checks.HostMode(a.Cfg.CheckHostMode)},
 		JSON:    a.Cfg.CheckJSON,
 		Out:     a.Stdout,
 	})

@@ -1,4 +1,4 @@
-package workflows
+package checks
 
 import (
 	"fmt"
@@ -183,6 +183,8 @@ type MageCall struct {
 	// built from a matrix value (build:${{ matrix.edition }}).
 	Targets []string
 	Args    []string
+	// Step is the run step the call is in.
+	Step RunStep
 }
 
 var (
@@ -298,6 +300,7 @@ func CheckRunSteps(steps []RunStep, allowed map[string]string) ([]MageCall, []Pr
 			out = append(out, Problem{File: s.File, Line: s.Line, Kind: "mage-only", Message: fmt.Sprintf("job %s: %v", s.Job, err)})
 			continue
 		}
+		c.Step = s
 		calls = append(calls, c)
 	}
 	return calls, out

@@ -1,4 +1,4 @@
-package contracts_test
+package checks_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -72,11 +72,11 @@ func goodValue(host string, p []string, nixos bool, nixosRole string) any {
 	return nil
 }
 
-func runFake(t *testing.T, f fakeNix, mode contracts.HostMode) (*contracts.Report, *execx.Fake) {
+func runFake(t *testing.T, f fakeNix, mode checks.HostMode) (*checks.Report, *execx.Fake) {
 	t.Helper()
 	fake := &execx.Fake{Respond: f.respond}
-	rep, err := contracts.Run(context.Background(), contracts.Options{
-		Root: testrig.RepoRoot(t), Run: fake, HostMode: mode, Checks: []string{contracts.CheckHosts},
+	rep, err := checks.Run(context.Background(), checks.Options{
+		Root: testrig.RepoRoot(t), Run: fake, HostMode: mode, Checks: []string{checks.CheckHosts},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func runFake(t *testing.T, f fakeNix, mode contracts.HostMode) (*contracts.Repor
 }
 
 func TestAutoModeFallsBackWhenNixpkgsIsMissing(t *testing.T) {
-	rep, fake := runFake(t, fakeNix{probeFails: true}, contracts.ModeAuto)
+	rep, fake := runFake(t, fakeNix{probeFails: true}, checks.ModeAuto)
 	if rep.HostMode != "module" || !strings.Contains(rep.Results[0].Note, "the flake could not be fetched: unable to download") {
 		t.Errorf("mode %q, note %q", rep.HostMode, rep.Results[0].Note)
 	}
@@ -100,7 +100,7 @@ func TestAutoModeFallsBackWhenNixpkgsIsMissing(t *testing.T) {
 }
 
 func TestAutoModeEvaluatesNixOSWhenAvailable(t *testing.T) {
-	rep, fake := runFake(t, fakeNix{nixosRole: "relay"}, contracts.ModeAuto)
+	rep, fake := runFake(t, fakeNix{nixosRole: "relay"}, checks.ModeAuto)
 	if rep.HostMode != "nixos" {
 		t.Fatalf("mode %q", rep.HostMode)
 	}
@@ -112,7 +112,7 @@ func TestAutoModeEvaluatesNixOSWhenAvailable(t *testing.T) {
 	for _, c := range fake.Calls {
 		if strings.HasSuffix(c.Args[len(c.Args)-4], "nixos-eval.nix") {
 			nixosEvals++
-			if !strings.Contains(c.Args[len(c.Args)-1], `"flake":"`+contracts.FlakeRef(testrig.RepoRoot(t))+`"`) {
+			if !strings.Contains(c.Args[len(c.Args)-1], `"flake":"`+checks.FlakeRef(testrig.RepoRoot(t))+`"`) {
 				t.Errorf("nixos evaluation of the wrong flake: %s", c.Args[len(c.Args)-1])
 			}
 		}
@@ -123,7 +123,7 @@ func TestAutoModeEvaluatesNixOSWhenAvailable(t *testing.T) {
 }
 
 func TestRequestedModeSkipsProbe(t *testing.T) {
-	_, fake := runFake(t, fakeNix{probeFails: true}, contracts.ModeModule)
+	_, fake := runFake(t, fakeNix{probeFails: true}, checks.ModeModule)
 	for _, c := range fake.Commands() {
 		if strings.Contains(c, "metadata") {
 			t.Errorf("probe ran although module mode was requested: %s", c)
@@ -132,7 +132,7 @@ func TestRequestedModeSkipsProbe(t *testing.T) {
 }
 
 func TestUnknownCheck(t *testing.T) {
-	_, err := contracts.Run(context.Background(), contracts.Options{Root: ".", Run: &execx.Fake{}, Checks: []string{"spelling"}})
+	_, err := checks.Run(context.Background(), checks.Options{Root: ".", Run: &execx.Fake{}, Checks: []string{"spelling"}})
 	if err == nil || !strings.Contains(err.Error(), `unknown check "spelling"`) {
 		t.Errorf("err = %v", err)
 	}
@@ -141,7 +141,7 @@ func TestUnknownCheck(t *testing.T) {
 // TestNixOSTreeIsParsed: the flake, the editions (custom included), hosts
 // and modules are among the files the nix check parses.
 func TestNixOSTreeIsParsed(t *testing.T) {
-	files, err := contracts.NixFiles(testrig.RepoRoot(t))
+	files, err := checks.NixFiles(testrig.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,11 @@
-// Package workflows checks the GitHub lane of the pipeline: every workflow
-// and every composite action passes actionlint (with shellcheck on the shell
-// of `run:` steps), every `run:` step of a workflow is one `mage` call, and
-// the environment a workflow gives its steps consists of variables that
-// internal/config declares, secrets only into secret variables.
-//
-// Composite actions are not workflows, so actionlint does not lint them on
-// its own; Lint wraps each action's steps in a workflow_call workflow (its
-// inputs become the workflow's inputs) and lints that.
-package workflows
+package checks
+
+// Lint is actionlint over every workflow and composite action (with
+// shellcheck on the shell of `run:` steps). Composite actions are not
+// workflows, so actionlint does not lint them on its own; Lint wraps each
+// action's steps in a workflow_call workflow (its inputs become the
+// workflow's inputs) and lints that. The other rules of the GitHub lane are
+// in workflows_steps.go and workflows.go.
 
 import (
 	"errors"

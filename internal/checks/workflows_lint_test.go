@@ -1,4 +1,4 @@
-package workflows_test
+package checks_test
 
 import (
 	"os"
@@ -8,41 +8,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/testrig"
-	"github.com/socioprophet/sourceos/internal/workflows"
 )
-
-// promised are targets other issues deliver and the workflows already call.
-// A workflow may name one before it lands; anything else must exist in
-// magefiles/ (a typo in a workflow fails here, not in CI on GitHub).
-var promised = map[string]string{
-	"build:desktop":   "issue 5",
-	"build:server":    "issue 5",
-	"build:edge":      "issue 5",
-	"build:custom":    "issue 5",
-	"verify":          "issue 4",
-	"sign":            "issue 4",
-	"check:contracts": "issue 7",
-	"check:flake":     "requested by issue 6: `nix flake check` of SOURCEOS_FLAKE",
-	"cache:push":      "issue 3",
-	"cache:nixconf":   "issue 3",
-}
 
 func TestWorkflowsAndActionPassActionlint(t *testing.T) {
 	sc := testrig.RequireTool(t, "shellcheck")
 	root := testrig.RepoRoot(t)
-	wfs, err := workflows.WorkflowFiles(root)
+	wfs, err := checks.WorkflowFiles(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts, err := workflows.ActionFiles(root)
+	acts, err := checks.ActionFiles(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(wfs) < 4 || len(acts) < 1 {
 		t.Fatalf("want the four lanes' workflows and the setup-nix action, got %v and %v", wfs, acts)
 	}
-	problems, err := workflows.Lint(workflows.LintOptions{Root: root, Shellcheck: sc})
+	problems, err := checks.Lint(checks.LintOptions{Root: root, Shellcheck: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +96,7 @@ func TestLintFindsProblems(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := writeRepo(t, c.files)
-			problems, err := workflows.Lint(workflows.LintOptions{Root: root, Shellcheck: sc})
+			problems, err := checks.Lint(checks.LintOptions{Root: root, Shellcheck: sc})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,11 +113,11 @@ func TestLintFindsProblems(t *testing.T) {
 
 func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 	root := testrig.RepoRoot(t)
-	steps, err := workflows.RunSteps(root)
+	steps, err := checks.RunSteps(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls, problems := workflows.CheckRunSteps(steps, workflows.CompositePlumbing)
+	calls, problems := checks.CheckRunSteps(steps, checks.CompositePlumbing)
 	for _, p := range problems {
 		t.Error(p)
 	}
@@ -143,8 +127,8 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 			composite++
 		}
 	}
-	if composite != len(workflows.CompositePlumbing) {
-		t.Errorf("the composite action runs %d shell lines, the allowed plumbing is %d", composite, len(workflows.CompositePlumbing))
+	if composite != len(checks.CompositePlumbing) {
+		t.Errorf("the composite action runs %d shell lines, the allowed plumbing is %d", composite, len(checks.CompositePlumbing))
 	}
 	// The lanes call the pipeline's targets: every edition build, the
 	// contract check, the verify gate of releases and the custom lane.
@@ -159,42 +143,44 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 	}
 }
 
-func TestWorkflowTargetsExist(t *testing.T) {
+// The repository follows every rule check:workflows enforces.
+func TestRepositoryFollowsEveryWorkflowRule(t *testing.T) {
 	root := testrig.RepoRoot(t)
-	have, err := workflows.MageTargets(filepath.Join(root, "magefiles"))
+	sc := testrig.RequireTool(t, "shellcheck")
+	problems, err := checks.WorkflowRules(root, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(have, "test") || !slices.Contains(have, "config:show") {
-		t.Fatalf("target discovery is broken: %v", have)
+	for _, p := range problems {
+		t.Error(p)
 	}
-	steps, err := workflows.RunSteps(root)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// Each rule catches what it is for, in a repository of one workflow.
+func TestWorkflowRulesCatch(t *testing.T) {
+	magefile := "//go:build mage\n\npackage main\n\ntype Gcp mg.Namespace\n\n// Custom builds.\nfunc (Gcp) Custom(spec string) error { return nil }\n\n// Test tests.\nfunc Test() error { return nil }\n"
+	const head = "on: workflow_dispatch\njobs:\n  a:\n    runs-on: ubuntu-24.04\n"
+	cases := map[string]struct{ src, kind string }{
+		"unknown target": {head + "    steps:\n      - run: mage tset\n", "mage-target"},
+		"keys with user code": {head + "    env:\n      SOURCEOS_SIGN_SECRET_KEY: ${{ secrets.SOURCEOS_SIGN_SECRET_KEY }}\n" +
+			"      SOURCEOS_SPEC: x\n    steps:\n      - run: mage gcp:custom \"$SOURCEOS_SPEC\"\n", "keys-with-user-code"},
+		"unpinned action": {head + "    steps:\n      - uses: actions/checkout@main\n      - run: mage test\n", "pinned"},
 	}
-	calls, _ := workflows.CheckRunSteps(steps, workflows.CompositePlumbing)
-	seen := map[string]bool{}
-	for _, c := range calls {
-		for _, tg := range c.Targets {
-			tg = strings.ToLower(tg)
-			if seen[tg] {
-				continue
-			}
-			seen[tg] = true
-			switch {
-			case slices.Contains(have, tg):
-			case promised[tg] != "":
-				t.Logf("mage %s is called by a workflow and not in magefiles/ yet (%s)", tg, promised[tg])
-			default:
-				t.Errorf("a workflow calls mage %s, which magefiles/ does not declare (targets: %v)", tg, have)
-			}
+	for name, c := range cases {
+		root := writeRepo(t, map[string]string{".github/workflows/a.yml": c.src, "magefiles/m.go": magefile})
+		problems, err := checks.WorkflowRules(root, "")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !slices.ContainsFunc(problems, func(p checks.Problem) bool { return p.Kind == c.kind }) {
+			t.Errorf("%s: no %s problem in %v", name, c.kind, problems)
 		}
 	}
 }
 
 func TestParseMageCall(t *testing.T) {
-	step := func(script string) workflows.RunStep {
-		return workflows.RunStep{Script: script, Env: map[string]bool{"SOURCEOS_SPEC": true},
+	step := func(script string) checks.RunStep {
+		return checks.RunStep{Script: script, Env: map[string]bool{"SOURCEOS_SPEC": true},
 			Matrix: map[string][]string{"edition": {"desktop", "server"}, "arch": {"x86_64"}}}
 	}
 	ok := map[string][]string{
@@ -205,7 +191,7 @@ func TestParseMageCall(t *testing.T) {
 		"mage verify out/sourceos-${{ matrix.edition }}-${{ matrix.arch }}.iso": {"verify"},
 	}
 	for script, want := range ok {
-		c, err := workflows.ParseMageCall(step(script))
+		c, err := checks.ParseMageCall(step(script))
 		if err != nil {
 			t.Errorf("%q: %v", script, err)
 			continue
@@ -233,7 +219,7 @@ func TestParseMageCall(t *testing.T) {
 		"mage verify out/*.iso":                                   "plain words",
 	}
 	for script, want := range bad {
-		_, err := workflows.ParseMageCall(step(script))
+		_, err := checks.ParseMageCall(step(script))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to say %q", script, err, want)
 		}
@@ -241,26 +227,13 @@ func TestParseMageCall(t *testing.T) {
 }
 
 func TestCompositeShellMustBePlumbing(t *testing.T) {
-	steps := []workflows.RunStep{
+	steps := []checks.RunStep{
 		{File: "a/action.yml", Line: 3, Script: `go run magefile.go -compile "$RUNNER_TEMP/sourceos-mage/mage"`, Composite: true},
 		{File: "a/action.yml", Line: 9, Script: "echo 'extra-substituters = x' | sudo tee -a /etc/nix/nix.conf", Composite: true},
 	}
-	_, problems := workflows.CheckRunSteps(steps, workflows.CompositePlumbing)
+	_, problems := checks.CheckRunSteps(steps, checks.CompositePlumbing)
 	if len(problems) != 1 || problems[0].Line != 9 {
 		t.Errorf("problems = %v, want one for line 9", problems)
-	}
-}
-
-func TestEnvComesFromConfig(t *testing.T) {
-	root := testrig.RepoRoot(t)
-	wfs, err := workflows.ParseWorkflows(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range wfs {
-		for _, p := range workflows.CheckEnv(w, workflows.LaneVars) {
-			t.Error(p)
-		}
 	}
 }
 
@@ -277,50 +250,16 @@ func TestEnvProblems(t *testing.T) {
 	}
 	for want, src := range cases {
 		root := writeRepo(t, map[string]string{".github/workflows/a.yml": src})
-		wfs, err := workflows.ParseWorkflows(root)
+		wfs, err := checks.ParseWorkflows(root)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var all []string
-		for _, p := range workflows.CheckEnv(wfs[0], workflows.LaneVars) {
+		for _, p := range checks.CheckEnv(wfs[0], checks.LaneVars) {
 			all = append(all, p.String())
 		}
 		if !strings.Contains(strings.Join(all, "\n"), want) {
 			t.Errorf("want a problem saying %q, got %q", want, all)
 		}
-	}
-}
-
-// Third-party actions are pinned to a release tag; local actions and
-// reusable workflows are paths.
-func TestActionsArePinned(t *testing.T) {
-	root := testrig.RepoRoot(t)
-	files, err := workflows.WorkflowFiles(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts, err := workflows.ActionFiles(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usesRe := regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*(\S+)`)
-	// Local actions and local reusable workflows are this repository's own
-	// files at the commit being run.
-	pinned := regexp.MustCompile(`^([A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@v\d+(\.\d+)*|\./\.github/actions/[a-z0-9-]+|\./\.github/workflows/[a-z0-9-]+\.ya?ml)$`)
-	n := 0
-	for _, f := range append(files, acts...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range usesRe.FindAllStringSubmatch(string(b), -1) {
-			n++
-			if !pinned.MatchString(m[1]) {
-				t.Errorf("%s: uses %s is not pinned to a version tag", f, m[1])
-			}
-		}
-	}
-	if n == 0 {
-		t.Fatal("found no uses: lines")
 	}
 }

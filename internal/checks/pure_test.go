@@ -1,4 +1,4 @@
-package contracts_test
+package checks_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/checks"
 )
 
 func TestSplitPath(t *testing.T) {
@@ -28,7 +28,7 @@ func TestSplitPath(t *testing.T) {
 		{in: `a."x"b`, wantErr: true},
 	}
 	for _, c := range cases {
-		got, err := contracts.SplitPath(c.in)
+		got, err := checks.SplitPath(c.in)
 		if (err != nil) != c.wantErr || (!c.wantErr && !reflect.DeepEqual(got, c.want)) {
 			t.Errorf("SplitPath(%q) = %q, %v; want %q, err=%v", c.in, got, err, c.want, c.wantErr)
 		}
@@ -48,7 +48,7 @@ func TestParseContracts(t *testing.T) {
 		{"no file", `{"hosts":{"h":{"facts":[]}}}`, "file is empty"},
 	}
 	for _, c := range cases {
-		_, err := contracts.ParseContracts([]byte(c.doc))
+		_, err := checks.ParseContracts([]byte(c.doc))
 		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
 		}
@@ -56,11 +56,11 @@ func TestParseContracts(t *testing.T) {
 }
 
 func TestPackageNames(t *testing.T) {
-	c, err := contracts.ParseContracts([]byte(`{"hosts":{"h":{"file":"f","facts":[{"path":"p","package":"tailscale"}]}}}`))
+	c, err := checks.ParseContracts([]byte(`{"hosts":{"h":{"file":"f","facts":[{"path":"p","package":"tailscale"}]}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := contracts.PackageNames(c, []byte("{ pkgs, ... }: { x = pkgs.htop; y = [ pkgs.python3Packages pkgs.gnome-tweaks ]; z = mypkgs.nope; }"))
+	got := checks.PackageNames(c, []byte("{ pkgs, ... }: { x = pkgs.htop; y = [ pkgs.python3Packages pkgs.gnome-tweaks ]; z = mypkgs.nope; }"))
 	want := []string{"gnome-tweaks", "htop", "python3Packages", "tailscale"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("PackageNames = %q, want %q", got, want)
@@ -68,19 +68,19 @@ func TestPackageNames(t *testing.T) {
 }
 
 func TestCompareHost(t *testing.T) {
-	hc := contracts.HostContract{
+	hc := checks.HostContract{
 		File:    "hosts/exit/default.nix",
 		Imports: []string{"modules/profiles/stable.nix"},
-		Facts: []contracts.Fact{
+		Facts: []checks.Fact{
 			{Path: "sourceos.mesh.role", Equals: json.RawMessage(`"exit"`)},
 			{Path: "sourceos.mesh.package", Package: "tailscale"},
 			{Path: "sourceos.mesh.enable", Equals: json.RawMessage(`true`)},
 		},
 	}
-	good := func() *contracts.HostEval {
-		return &contracts.HostEval{
+	good := func() *checks.HostEval {
+		return &checks.HostEval{
 			Imports: []string{"modules/profiles/stable.nix", "modules/hardware/vm.nix"},
-			Facts: []contracts.EvalFact{
+			Facts: []checks.EvalFact{
 				{Defined: true, Value: json.RawMessage(`"exit"`), File: "hosts/exit/default.nix", Line: 13},
 				{Defined: true, Value: json.RawMessage(`{"package":"tailscale"}`), File: "hosts/exit/default.nix", Line: 14},
 				{Defined: true, Value: json.RawMessage(`true`), File: "hosts/exit/default.nix", Line: 12},
@@ -89,35 +89,35 @@ func TestCompareHost(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		mutate func(*contracts.HostEval)
+		mutate func(*checks.HostEval)
 		want   []string // report lines
 	}{
-		{"all hold", func(*contracts.HostEval) {}, nil},
-		{"wrong role", func(e *contracts.HostEval) { e.Facts[0].Value = json.RawMessage(`"relay"`) },
+		{"all hold", func(*checks.HostEval) {}, nil},
+		{"wrong role", func(e *checks.HostEval) { e.Facts[0].Value = json.RawMessage(`"relay"`) },
 			[]string{`hosts/exit/default.nix:13: exit: sourceos.mesh.role: expected "exit", found "relay"`}},
-		{"role not set", func(e *contracts.HostEval) { e.Facts[0] = contracts.EvalFact{} },
+		{"role not set", func(e *checks.HostEval) { e.Facts[0] = checks.EvalFact{} },
 			[]string{`hosts/exit/default.nix: exit: sourceos.mesh.role: expected "exit", found not set`}},
-		{"conflict", func(e *contracts.HostEval) { e.Facts[0].Conflict = true },
+		{"conflict", func(e *checks.HostEval) { e.Facts[0].Conflict = true },
 			[]string{`hosts/exit/default.nix:13: exit: sourceos.mesh.role: conflicting definitions at the same priority: expected "exit", found "exit" and another value`}},
-		{"other package", func(e *contracts.HostEval) { e.Facts[1].Value = json.RawMessage(`{"package":"nebula"}`) },
+		{"other package", func(e *checks.HostEval) { e.Facts[1].Value = json.RawMessage(`{"package":"nebula"}`) },
 			[]string{`hosts/exit/default.nix:14: exit: sourceos.mesh.package: expected package tailscale, found package nebula`}},
-		{"not a package", func(e *contracts.HostEval) { e.Facts[1].Value = json.RawMessage(`"tailscale"`) },
+		{"not a package", func(e *checks.HostEval) { e.Facts[1].Value = json.RawMessage(`"tailscale"`) },
 			[]string{`hosts/exit/default.nix:14: exit: sourceos.mesh.package: expected package tailscale, found "tailscale"`}},
-		{"bool as string", func(e *contracts.HostEval) { e.Facts[2].Value = json.RawMessage(`"true"`) },
+		{"bool as string", func(e *checks.HostEval) { e.Facts[2].Value = json.RawMessage(`"true"`) },
 			[]string{`hosts/exit/default.nix:12: exit: sourceos.mesh.enable: expected true, found "true"`}},
-		{"import missing", func(e *contracts.HostEval) { e.Imports = []string{"modules/profiles/canary.nix"} },
+		{"import missing", func(e *checks.HostEval) { e.Imports = []string{"modules/profiles/canary.nix"} },
 			[]string{`hosts/exit/default.nix: exit: imports: required module not imported: expected modules/profiles/stable.nix, found modules/profiles/canary.nix`}},
-		{"defined elsewhere", func(e *contracts.HostEval) {
-			e.Facts[0] = contracts.EvalFact{Defined: true, Value: json.RawMessage(`"peer"`), File: "modules/profiles/stable.nix", Line: 7}
+		{"defined elsewhere", func(e *checks.HostEval) {
+			e.Facts[0] = checks.EvalFact{Defined: true, Value: json.RawMessage(`"peer"`), File: "modules/profiles/stable.nix", Line: 7}
 		}, []string{`modules/profiles/stable.nix:7: exit: sourceos.mesh.role: expected "exit", found "peer"`}},
-		{"short evaluation", func(e *contracts.HostEval) { e.Facts = e.Facts[:2] },
+		{"short evaluation", func(e *checks.HostEval) { e.Facts = e.Facts[:2] },
 			[]string{`hosts/exit/default.nix: exit: sourceos.mesh.enable: evaluation returned no value`}},
 	}
 	for _, c := range cases {
 		ev := good()
 		c.mutate(ev)
 		var got []string
-		for _, f := range contracts.CompareHost("exit", hc, ev) {
+		for _, f := range checks.CompareHost("exit", hc, ev) {
 			got = append(got, f.String())
 		}
 		if !reflect.DeepEqual(got, c.want) {
@@ -130,19 +130,19 @@ func TestParseShellcheckJSON1(t *testing.T) {
 	cases := []struct {
 		name    string
 		in      string
-		want    []contracts.ShellcheckComment
+		want    []checks.ShellcheckComment
 		wantErr bool
 	}{
-		{name: "clean", in: `{"comments":[]}`, want: []contracts.ShellcheckComment{}},
+		{name: "clean", in: `{"comments":[]}`, want: []checks.ShellcheckComment{}},
 		{name: "one warning", in: `{"comments":[{"file":"scripts/x.sh","line":7,"endLine":7,"column":1,"endColumn":4,"level":"warning","code":2034,"message":"BAZ appears unused. Verify use (or export if used externally).","fix":null}]}`,
-			want: []contracts.ShellcheckComment{{File: "scripts/x.sh", Line: 7, Column: 1, Level: "warning", Code: 2034, Message: "BAZ appears unused. Verify use (or export if used externally)."}}},
+			want: []checks.ShellcheckComment{{File: "scripts/x.sh", Line: 7, Column: 1, Level: "warning", Code: 2034, Message: "BAZ appears unused. Verify use (or export if used externally)."}}},
 		{name: "error level with fix", in: `{"comments":[{"file":"a.sh","line":2,"column":5,"level":"error","code":1073,"message":"Couldn't parse this","fix":{"replacements":[]}}]}`,
-			want: []contracts.ShellcheckComment{{File: "a.sh", Line: 2, Column: 5, Level: "error", Code: 1073, Message: "Couldn't parse this"}}},
+			want: []checks.ShellcheckComment{{File: "a.sh", Line: 2, Column: 5, Level: "error", Code: 1073, Message: "Couldn't parse this"}}},
 		{name: "json (not json1) array", in: `[{"file":"a.sh"}]`, wantErr: true},
 		{name: "garbage", in: `In a.sh line 1:`, wantErr: true},
 	}
 	for _, c := range cases {
-		got, err := contracts.ParseShellcheckJSON1([]byte(c.in))
+		got, err := checks.ParseShellcheckJSON1([]byte(c.in))
 		if (err != nil) != c.wantErr {
 			t.Errorf("%s: err = %v", c.name, err)
 			continue
@@ -151,7 +151,7 @@ func TestParseShellcheckJSON1(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
-	f := contracts.ShellcheckFailure(contracts.ShellcheckComment{File: "scripts/x.sh", Line: 7, Level: "warning", Code: 2034, Message: "BAZ appears unused."})
+	f := checks.ShellcheckFailure(checks.ShellcheckComment{File: "scripts/x.sh", Line: 7, Level: "warning", Code: 2034, Message: "BAZ appears unused."})
 	if want := "scripts/x.sh:7: SC2034 (warning): BAZ appears unused.: expected no shellcheck warning, found SC2034"; f.String() != want {
 		t.Errorf("failure line = %q, want %q", f.String(), want)
 	}
@@ -176,7 +176,7 @@ func TestIsShellScript(t *testing.T) {
 		{"tool.py", "#!/bin/bash\n", false},
 	}
 	for _, c := range cases {
-		if got := contracts.IsShellScript(c.name, []byte(c.head)); got != c.want {
+		if got := checks.IsShellScript(c.name, []byte(c.head)); got != c.want {
 			t.Errorf("IsShellScript(%q, %q) = %v, want %v", c.name, c.head, got, c.want)
 		}
 	}
@@ -198,7 +198,7 @@ func TestUnreasonedDisables(t *testing.T) {
 	}
 	for _, c := range cases {
 		var got []int
-		for _, f := range contracts.UnreasonedDisables("x.sh", []byte(c.src)) {
+		for _, f := range checks.UnreasonedDisables("x.sh", []byte(c.src)) {
 			got = append(got, f.Line)
 		}
 		if !reflect.DeepEqual(got, c.lines) {
@@ -210,25 +210,25 @@ func TestUnreasonedDisables(t *testing.T) {
 func TestParseNixError(t *testing.T) {
 	cases := []struct {
 		name, stderr string
-		want         contracts.NixError
+		want         checks.NixError
 	}{
 		{"nix 2.8 parse error", "error: syntax error, unexpected ';'\n\n       at /repo/hosts/x/default.nix:2:7:\n\n            1| { a = 1;\n            2|   b = ;\n             |       ^\n",
-			contracts.NixError{Message: "syntax error, unexpected ';'", File: "hosts/x/default.nix", Line: 2}},
+			checks.NixError{Message: "syntax error, unexpected ';'", File: "hosts/x/default.nix", Line: 2}},
 		{"nix 2.8 eval error in a file outside the root", "error: attribute 'nope' missing\n\n       at /tmp/eval/module-eval.nix:40:5:\n\n       at /repo/hosts/x/default.nix:9:20:\n",
-			contracts.NixError{Message: "attribute 'nope' missing", File: "hosts/x/default.nix", Line: 9}},
+			checks.NixError{Message: "attribute 'nope' missing", File: "hosts/x/default.nix", Line: 9}},
 		{"newer nix: trace then error", "error:\n       … while calling the 'import' builtin\n         at /repo/flake.nix:3:1:\n\n       error: undefined variable 'foo'\n       at /repo/hosts/y.nix:4:3:\n",
-			contracts.NixError{Message: "undefined variable 'foo'", File: "hosts/y.nix", Line: 4}},
+			checks.NixError{Message: "undefined variable 'foo'", File: "hosts/y.nix", Line: 4}},
 		{"newer nix: error position outside the root, trace inside", "error:\n       … while evaluating\n         at /repo/flake.nix:3:1:\n\n       error: attribute 'x' missing\n       at /nix/store/abc-source/lib.nix:4:3:\n",
-			contracts.NixError{Message: "attribute 'x' missing", File: "flake.nix", Line: 3}},
+			checks.NixError{Message: "attribute 'x' missing", File: "flake.nix", Line: 3}},
 		{"old style suffix position", "error: undefined variable 'x' at /repo/a.nix:1:7\n",
-			contracts.NixError{Message: "undefined variable 'x'", File: "a.nix", Line: 1}},
+			checks.NixError{Message: "undefined variable 'x'", File: "a.nix", Line: 1}},
 		{"no position", "error: getting status of '/nope': No such file or directory\n",
-			contracts.NixError{Message: "getting status of '/nope': No such file or directory"}},
+			checks.NixError{Message: "getting status of '/nope': No such file or directory"}},
 		{"not nix at all", "exec: \"nix\": executable file not found\n",
-			contracts.NixError{Message: "exec: \"nix\": executable file not found"}},
+			checks.NixError{Message: "exec: \"nix\": executable file not found"}},
 	}
 	for _, c := range cases {
-		if got := contracts.ParseNixError(c.stderr, "/repo"); got != c.want {
+		if got := checks.ParseNixError(c.stderr, "/repo"); got != c.want {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
 	}
@@ -250,19 +250,19 @@ func TestPointerLine(t *testing.T) {
 		{"/capabilities/9", 0},
 	}
 	for _, c := range cases {
-		if got := contracts.PointerLine(doc, c.ptr); got != c.want {
+		if got := checks.PointerLine(doc, c.ptr); got != c.want {
 			t.Errorf("PointerLine(%q) = %d, want %d", c.ptr, got, c.want)
 		}
 	}
 }
 
 func TestReportOutput(t *testing.T) {
-	rep := &contracts.Report{}
+	rep := &checks.Report{}
 	// Built through Run's exported shape: two checks, one failing.
-	rep.Results = []contracts.Result{
-		{Check: "hosts", Checked: 4, Note: "module mode", Failures: []contracts.Failure{
+	rep.Results = []checks.Result{
+		{Check: "hosts", Checked: 4, Note: "module mode", Failures: []checks.Failure{
 			{Check: "hosts", File: "hosts/exit-x86_64/default.nix", Line: 13, Subject: "exit-x86_64: sourceos.mesh.role", Expected: `"exit"`, Found: `"relay"`}}},
-		{Check: "shell", Checked: 2, Failures: []contracts.Failure{}},
+		{Check: "shell", Checked: 2, Failures: []checks.Failure{}},
 	}
 	rep.Failed = 1
 	var text bytes.Buffer
@@ -280,7 +280,7 @@ func TestReportOutput(t *testing.T) {
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	var back contracts.Report
+	var back checks.Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Failed != 1 || back.Results[0].Failures[0].Line != 13 {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}

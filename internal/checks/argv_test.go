@@ -1,4 +1,4 @@
-package contracts_test
+package checks_test
 
 import (
 	"os"
@@ -6,17 +6,17 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/checks"
 )
 
 func TestArgv(t *testing.T) {
-	files := contracts.EvalFiles{Module: "/t/module-eval.nix", NixOS: "/t/nixos-eval.nix"}
-	mod, err := contracts.ModuleEvalCmd("nix-instantiate", files, contracts.ModuleRequest{
+	files := checks.EvalFiles{Module: "/t/module-eval.nix", NixOS: "/t/nixos-eval.nix"}
+	mod, err := checks.ModuleEvalCmd("nix-instantiate", files, checks.ModuleRequest{
 		Root: "/r", File: "/r/hosts/h/default.nix", Name: `h"; abort "x`, Packages: []string{"tailscale"}, Paths: [][]string{{"a", "b"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nixos, err := contracts.NixOSEvalCmd("nix-instantiate", files, contracts.NixOSRequest{Flake: "path:/r", Name: "h", Paths: [][]string{{"a"}}})
+	nixos, err := checks.NixOSEvalCmd("nix-instantiate", files, checks.NixOSRequest{Flake: "path:/r", Name: "h", Paths: [][]string{{"a"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,18 +32,18 @@ func TestArgv(t *testing.T) {
 			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
 			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},
 		{"probe", func() []string {
-			c := contracts.ProbeCmd("nix", contracts.FlakeRef("/r"))
+			c := checks.ProbeCmd("nix", checks.FlakeRef("/r"))
 			return append([]string{c.Name}, c.Args...)
 		}(),
 			[]string{"nix", "--extra-experimental-features", "nix-command flakes", "--option", "download-attempts", "1",
 				"flake", "metadata", "--json", "--no-write-lock-file", "path:/r"}},
 		{"shellcheck", func() []string {
-			c := contracts.ShellcheckCmd("shellcheck", "/r", []string{"a.sh", "b"})
+			c := checks.ShellcheckCmd("shellcheck", "/r", []string{"a.sh", "b"})
 			return append([]string{c.Name, c.Dir}, c.Args...)
 		}(),
 			[]string{"shellcheck", "/r", "--severity=warning", "--format=json1", "--external-sources", "a.sh", "b"}},
 		{"nix parse", func() []string {
-			c := contracts.NixParseCmd("nix-instantiate", "/r", "x.nix")
+			c := checks.NixParseCmd("nix-instantiate", "/r", "x.nix")
 			return append([]string{c.Name, c.Dir}, c.Args...)
 		}(),
 			[]string{"nix-instantiate", "/r", "--parse", "x.nix"}},
@@ -57,13 +57,13 @@ func TestArgv(t *testing.T) {
 
 func TestFlakeRef(t *testing.T) {
 	dir := t.TempDir()
-	if got := contracts.FlakeRef(dir); got != "path:"+dir {
+	if got := checks.FlakeRef(dir); got != "path:"+dir {
 		t.Errorf("plain directory: %q", got)
 	}
 	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got := contracts.FlakeRef(dir); got != "git+file://"+dir {
+	if got := checks.FlakeRef(dir); got != "git+file://"+dir {
 		t.Errorf("git checkout: %q", got)
 	}
 }

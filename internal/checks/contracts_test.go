@@ -1,4 +1,4 @@
-package contracts_test
+package checks_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/contracts"
+	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -58,19 +58,19 @@ func copyPath(src, dst string) error {
 }
 
 // realTools makes nix, nix-instantiate and shellcheck usable (failing under CI=true when missing).
-func realTools(t *testing.T) contracts.Tools {
+func realTools(t *testing.T) checks.Tools {
 	t.Helper()
 	testrig.Nix(t)
-	return contracts.Tools{
+	return checks.Tools{
 		NixInstantiate: testrig.RequireTool(t, "nix-instantiate"),
 		Shellcheck:     testrig.RequireTool(t, "shellcheck"),
 	}
 }
 
-func run(t *testing.T, root string, tools contracts.Tools, checks ...string) *contracts.Report {
+func run(t *testing.T, root string, tools checks.Tools, which ...string) *checks.Report {
 	t.Helper()
-	rep, err := contracts.Run(context.Background(), contracts.Options{
-		Root: root, Run: &execx.Exec{}, Checks: checks, HostMode: contracts.ModeModule, Tools: tools,
+	rep, err := checks.Run(context.Background(), checks.Options{
+		Root: root, Run: &execx.Exec{}, Checks: which, HostMode: checks.ModeModule, Tools: tools,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func run(t *testing.T, root string, tools contracts.Tools, checks ...string) *co
 	return rep
 }
 
-func lines(rep *contracts.Report) []string {
+func lines(rep *checks.Report) []string {
 	var out []string
 	for _, r := range rep.Results {
 		for _, f := range r.Failures {
@@ -129,11 +129,11 @@ func TestRepoContracts(t *testing.T) {
 	if !rep.OK() {
 		t.Fatalf("the repository fails its contracts:\n%s", strings.Join(lines(rep), "\n"))
 	}
-	if rep.HostMode != string(contracts.ModeModule) || len(rep.Results) != len(contracts.AllChecks) {
+	if rep.HostMode != string(checks.ModeModule) || len(rep.Results) != len(checks.AllChecks) {
 		t.Errorf("mode %q, %d results", rep.HostMode, len(rep.Results))
 	}
 	for _, r := range rep.Results {
-		if r.Checked == 0 && r.Check != contracts.CheckWorkflows {
+		if r.Checked == 0 && r.Check != checks.CheckWorkflows {
 			t.Errorf("check %s looked at nothing", r.Check)
 		}
 	}
@@ -149,23 +149,23 @@ func TestMutations(t *testing.T) {
 		edit  func(t *testing.T, root string)
 		want  []string // substrings of failure lines; nil means the check passes
 	}{
-		{"unchanged", contracts.CheckHosts, func(*testing.T, string) {}, nil},
-		{"role relay", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"unchanged", checks.CheckHosts, func(*testing.T, string) {}, nil},
+		{"role relay", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "relay";`)
 		}, []string{exitHost + `:13: exit-x86_64: sourceos.mesh.role: expected "exit", found "relay"`}},
-		{"role missing", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"role missing", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, "")
 		}, []string{`exit-x86_64: sourceos.mesh.role: expected "exit", found not set`}},
-		{"plain exit", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"plain exit", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
 		}, nil},
-		{"mkDefault exit", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"mkDefault exit", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkDefault "exit";`)
 		}, nil},
-		{"mkOverride exit", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"mkOverride exit", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkOverride 10 "exit";`)
 		}, nil},
-		{"nested attribute sets", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"nested attribute sets", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, meshLines, `  sourceos = {
     mesh = {
       enable = true;
@@ -174,105 +174,105 @@ func TestMutations(t *testing.T) {
     };
   };`)
 		}, nil},
-		{"nested under mkForce", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"nested under mkForce", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, meshLines, `  sourceos.mesh = lib.mkForce { enable = true; role = "exit"; package = pkgs.tailscale; };`)
 		}, nil},
-		{"with lib", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"with lib", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, "{ lib, pkgs, ... }:\n{", "{ lib, pkgs, ... }:\nwith lib;\n{")
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = mkForce "exit";`)
 		}, nil},
-		{"mkMerge and mkIf", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"mkMerge and mkIf", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, meshLines, `  sourceos.mesh = lib.mkMerge [
     { enable = true; package = pkgs.tailscale; }
     (lib.mkIf true { role = lib.mkForce "exit"; })
     (lib.mkIf false { role = lib.mkForce "relay"; })
   ];`)
 		}, nil},
-		{"role under mkIf false", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"role under mkIf false", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf false "exit";`)
 		}, []string{`sourceos.mesh.role: expected "exit", found not set`}},
-		{"role derived from config", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"role derived from config", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, "{ lib, pkgs, ... }:", "{ config, lib, pkgs, ... }:")
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf config.sourceos.mesh.enable (lib.mkForce "exit");`)
 		}, nil},
-		{"profile overrides the host", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"profile overrides the host", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
 			edit(t, r, "modules/profiles/stable.nix", `sourceos.build.channel = "stable";`,
 				"sourceos.build.channel = \"stable\";\n  sourceos.mesh.role = lib.mkForce \"peer\";")
 			edit(t, r, "modules/profiles/stable.nix", "{ ... }:", "{ lib, ... }:")
 		}, []string{`modules/profiles/stable.nix:7: exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}},
-		{"conflicting definitions", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"conflicting definitions", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, "modules/profiles/stable.nix", `sourceos.build.channel = "stable";`,
 				"sourceos.build.channel = \"stable\";\n  sourceos.mesh.role = lib.mkForce \"peer\";")
 			edit(t, r, "modules/profiles/stable.nix", "{ ... }:", "{ lib, ... }:")
 		}, []string{`sourceos.mesh.role: conflicting definitions at the same priority`}},
-		{"hostName changed", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"hostName changed", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, `networking.hostName = "exit-x86_64";`, `networking.hostName = "exit-01";`)
 		}, []string{exitHost + `:10: exit-x86_64: networking.hostName: expected "exit-x86_64", found "exit-01"`}},
-		{"other mesh package", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"other mesh package", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, "pkgs.tailscale", "pkgs.nebula")
 		}, []string{`sourceos.mesh.package: expected package tailscale, found package nebula`}},
-		{"stable profile not imported", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"stable profile not imported", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, "../../modules/profiles/stable.nix", "../../modules/profiles/canary.nix")
 		}, []string{`exit-x86_64: imports: required module not imported: expected modules/profiles/stable.nix`}},
-		{"host evaluation error", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"host evaluation error", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkForce undefinedThing;`)
 		}, []string{exitHost + `:13: exit-x86_64: module-level evaluation: evaluation failed: undefined variable 'undefinedThing'`}},
-		{"host without contract", contracts.CheckHosts, func(t *testing.T, r string) {
+		{"host without contract", checks.CheckHosts, func(t *testing.T, r string) {
 			write(t, r, "hosts/new-host/default.nix", "{ ... }: { networking.hostName = \"new-host\"; }\n")
 		}, []string{`hosts/contracts.json: new-host: host directory hosts/new-host/ has no contract`}},
 
-		{"script with unused variable", contracts.CheckShell, func(t *testing.T, r string) {
+		{"script with unused variable", checks.CheckShell, func(t *testing.T, r string) {
 			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\nPROBE=1\n")
 		}, []string{`scripts/deploy-probe.sh:4: SC2034 (warning): PROBE appears unused`}},
-		{"script with reasoned disable", contracts.CheckShell, func(t *testing.T, r string) {
+		{"script with reasoned disable", checks.CheckShell, func(t *testing.T, r string) {
 			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\n# shellcheck disable=SC2034  # diagnostic probe, read in a debugger\nPROBE=1\n")
 		}, nil},
-		{"script with unreasoned disable", contracts.CheckShell, func(t *testing.T, r string) {
+		{"script with unreasoned disable", checks.CheckShell, func(t *testing.T, r string) {
 			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\n# shellcheck disable=SC2034\nPROBE=1\n")
 		}, []string{`scripts/deploy-probe.sh:4: shellcheck directive: a disable directive needs a reason`}},
-		{"extensionless script found by shebang", contracts.CheckShell, func(t *testing.T, r string) {
+		{"extensionless script found by shebang", checks.CheckShell, func(t *testing.T, r string) {
 			write(t, r, "tools/run", "#!/bin/sh\necho start\nunused=1\n")
 		}, []string{`tools/run:3: SC2034`}},
 
-		{"channel field of the wrong type", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"channel field of the wrong type", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "channels/stable.json", `"capabilities": [`, `"capabilities": "uefi-boot", "was": [`)
 		}, []string{`channels/stable.json:3: field capabilities: got string, want array`, `additional properties 'was' not allowed`}},
-		{"channel field missing", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"channel field missing", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "channels/dev.json", `"source_rev": "refs/heads/main"`, `"source_revision": "refs/heads/main"`)
 		}, []string{`channels/dev.json:1: (document): missing property 'source_rev'`}},
-		{"channel value out of pattern", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"channel value out of pattern", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "channels/candidate.json", `"sourceos-edge-iso",`, `"sourceos-edge-qcow2",`)
 		}, []string{`channels/candidate.json:7: field artifact_set.2: 'sourceos-edge-qcow2' does not match pattern`}},
-		{"channel named unlike its file", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"channel named unlike its file", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "channels/candidate.json", `"channel": "candidate"`, `"channel": "dev"`)
 		}, []string{`channels/candidate.json:2: field channel: must equal the file's base name: expected "candidate", found "dev"`}},
-		{"channel manifest not JSON", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"channel manifest not JSON", checks.CheckManifests, func(t *testing.T, r string) {
 			write(t, r, "channels/dev.json", "{\n  \"channel\": \"dev\",\n  \"capabilities\": [\"a\",]\n}\n")
 		}, []string{`channels/dev.json:3: invalid JSON`}},
-		{"builder for a missing host", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"builder for a missing host", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "builders/canary-x86_64.json", `"host_config": "canary-x86_64"`, `"host_config": "canary-riscv64"`)
 		}, []string{`builders/canary-x86_64.json:7: field host_config: names no host: expected hosts/canary-riscv64/default.nix, found none`}},
-		{"builder on a channel without manifest", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"builder on a channel without manifest", checks.CheckManifests, func(t *testing.T, r string) {
 			if err := os.Remove(filepath.Join(r, "channels/dev.json")); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{`builders/canary-x86_64.json:5: field channel: names no channel manifest: expected channels/dev.json`}},
-		{"builder system unlike its host", contracts.CheckManifests, func(t *testing.T, r string) {
+		{"builder system unlike its host", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "builders/builder-aarch64.json", `"system": "aarch64-linux"`, `"system": "x86_64-linux"`)
 		}, []string{`builders/builder-aarch64.json:3: field system: must match the system of host builder-aarch64: expected "aarch64-linux", found "x86_64-linux"`}},
 
-		{"nix syntax error", contracts.CheckNix, func(t *testing.T, r string) {
+		{"nix syntax error", checks.CheckNix, func(t *testing.T, r string) {
 			edit(t, r, "modules/profiles/builder.nix", "boot.tmp.cleanOnBoot = true;", "boot.tmp.cleanOnBoot = ;")
 		}, []string{`modules/profiles/builder.nix:5: expected a Nix expression that parses, found syntax error, unexpected ';'`}},
 
-		{"workflow passes", contracts.CheckWorkflows, func(t *testing.T, r string) {
+		{"workflow passes", checks.CheckWorkflows, func(t *testing.T, r string) {
 			write(t, r, ".github/workflows/ci.yml", workflow(""))
 		}, nil},
-		{"workflow with an unknown action input", contracts.CheckWorkflows, func(t *testing.T, r string) {
+		{"workflow with an unknown action input", checks.CheckWorkflows, func(t *testing.T, r string) {
 			write(t, r, ".github/workflows/ci.yml", workflow("        with:\n          not-an-input: x\n"))
 		}, []string{`.github/workflows/ci.yml:12: action: input "not-an-input" is not defined in action "actions/checkout@v4"`}},
-		{"workflow run script with a shellcheck warning", contracts.CheckWorkflows, func(t *testing.T, r string) {
+		{"workflow run script with a shellcheck warning", checks.CheckWorkflows, func(t *testing.T, r string) {
 			write(t, r, ".github/workflows/ci.yml", workflow("")+"      - run: |\n          unused=1\n          echo done\n")
 		}, []string{`.github/workflows/ci.yml:12: shellcheck: shellcheck reported issue in this script: SC2034`}},
 	}
@@ -329,11 +329,11 @@ func TestAllChecksReportTogether(t *testing.T) {
 	write(t, root, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\necho start\nPROBE=1\n")
 	edit(t, root, "channels/stable.json", `"channel": "stable"`, `"channel": 7`)
 	var out strings.Builder
-	err := contracts.Main(context.Background(), contracts.MainOptions{
-		Options: contracts.Options{Root: root, Run: &execx.Exec{}, HostMode: contracts.ModeModule, Tools: tools},
+	err := checks.Main(context.Background(), checks.MainOptions{
+		Options: checks.Options{Root: root, Run: &execx.Exec{}, HostMode: checks.ModeModule, Tools: tools},
 		Out:     &out,
 	})
-	var fe *contracts.FailedError
+	var fe *checks.FailedError
 	if !errorsAs(err, &fe) || fe.Failed != 3 {
 		t.Fatalf("err = %v, want 3 failures; report:\n%s", err, out.String())
 	}
@@ -343,11 +343,11 @@ func TestAllChecksReportTogether(t *testing.T) {
 		}
 	}
 	out.Reset()
-	_ = contracts.Main(context.Background(), contracts.MainOptions{
-		Options: contracts.Options{Root: root, Run: &execx.Exec{}, HostMode: contracts.ModeModule, Tools: tools, Checks: []string{contracts.CheckHosts}},
+	_ = checks.Main(context.Background(), checks.MainOptions{
+		Options: checks.Options{Root: root, Run: &execx.Exec{}, HostMode: checks.ModeModule, Tools: tools, Checks: []string{checks.CheckHosts}},
 		JSON:    true, Out: &out,
 	})
-	var rep contracts.Report
+	var rep checks.Report
 	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil || rep.Failed != 1 || rep.HostMode != "module" {
 		t.Errorf("JSON report: %v %+v", err, rep)
 	}

@@ -1,12 +1,12 @@
-package workflows_test
+package checks_test
 
 import (
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/testrig"
-	"github.com/socioprophet/sourceos/internal/workflows"
 )
 
 func TestMageTargetsFollowAliases(t *testing.T) {
@@ -16,7 +16,7 @@ func TestMageTargetsFollowAliases(t *testing.T) {
 			"var Aliases = map[string]interface{}{\"test\": Test.All, \"v\": Verify, \"ghost\": Test.Nope, \"x\": other}\n\n" +
 			"func (Test) All() error { return nil }\n\nfunc Verify() error { return nil }\n\nfunc other() error { return nil }\n",
 	})
-	got, err := workflows.MageTargets(filepath.Join(root, "magefiles"))
+	got, err := checks.MageTargets(filepath.Join(root, "magefiles"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestMageTargetsFollowAliases(t *testing.T) {
 // The repository's `mage test` is the alias of test:all that .ci/run and
 // the README call.
 func TestRepositoryTestAlias(t *testing.T) {
-	got, err := workflows.MageTargets(filepath.Join(testrig.RepoRoot(t), "magefiles"))
+	got, err := checks.MageTargets(filepath.Join(testrig.RepoRoot(t), "magefiles"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package contracts_test
+package checks_test
 
 import "errors"
 

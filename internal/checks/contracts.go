@@ -1,9 +1,11 @@
-// Package contracts checks the repository's meaning rather than its
-// spelling: host contracts by evaluating the hosts with real Nix, channel
-// and builder manifests against their JSON schemas, every shell script with
-// shellcheck, every .nix file with the Nix parser, and the workflows with
-// actionlint. Every check runs and every failure is reported at once.
-package contracts
+// Package checks holds every rule of `mage check:*`, the repository's
+// gates. They check meaning rather than spelling: host contracts by
+// evaluating the hosts with real Nix (hosts.go), channel and builder
+// manifests against their JSON schemas (manifests.go), every shell script
+// with shellcheck (shell.go), every .nix file with the Nix parser
+// (nixparse.go), and the workflows against every rule of the GitHub lane
+// (workflows*.go). Every check runs and every failure is reported at once.
+package checks
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package workflows
+package checks
 
 import (
 	"fmt"
