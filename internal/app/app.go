@@ -4,7 +4,6 @@
 package app
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -49,10 +48,4 @@ func With(cfg *config.Config, stdout, stderr io.Writer) *App {
 		Stderr:   errw,
 		Redactor: r,
 	}
-}
-
-// Errorf formats an error with every secret redacted, for errors that may
-// quote configuration values.
-func (a *App) Errorf(format string, args ...any) error {
-	return fmt.Errorf("%s", a.Redactor.String(fmt.Errorf(format, args...).Error()))
 }

@@ -141,40 +141,6 @@ func checkPut(key string, opt PutOptions) error {
 	return nil
 }
 
-// Retry tunes how transient failures (HTTP 408, 429 and 5xx, dropped
-// connections) are retried. Zero fields take defaults.
-type Retry struct {
-	// MaxAttempts per request (default 12).
-	MaxAttempts int
-	// Initial and Max bound the jittered exponential backoff (default
-	// 100ms and 15s).
-	Initial, Max time.Duration
-	// MaxRetryAfter caps how long a server's Retry-After is honoured
-	// (default 60s).
-	MaxRetryAfter time.Duration
-}
-
-func (r Retry) withDefaults() Retry {
-	if r.MaxAttempts <= 0 {
-		r.MaxAttempts = 12
-	}
-	if r.Initial <= 0 {
-		r.Initial = 100 * time.Millisecond
-	}
-	if r.Max <= 0 {
-		r.Max = 15 * time.Second
-	}
-	if r.MaxRetryAfter <= 0 {
-		r.MaxRetryAfter = 60 * time.Second
-	}
-	return r
-}
-
-// Throttle is told about every response that asks the client to slow down
-// (408, 429, 503) and every retried failure, so callers can lower their
-// concurrency.
-type Throttle interface{ Throttled() }
-
 type options struct {
 	retry    Retry
 	throttle Throttle
@@ -182,12 +148,6 @@ type options struct {
 
 // Option configures Open.
 type Option func(*options)
-
-// WithRetry sets the retry policy of remote stores.
-func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
-
-// WithThrottle registers t to be told when the remote store throttles.
-func WithThrottle(t Throttle) Option { return func(o *options) { o.throttle = t } }
 
 // Open opens the store at location: "gs://bucket[/prefix]", "file:///dir"
 // or an absolute or relative directory path.

@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
@@ -56,74 +53,6 @@ func (g *GCS) handle(ctx context.Context, key string) *storage.ObjectHandle {
 		storage.WithBackoff(gax.Backoff{Initial: r.Initial, Max: r.Max, Multiplier: 2}),
 		storage.WithErrorFunc(func(err error) bool { return g.shouldRetry(ctx, err) }),
 	)
-}
-
-// shouldRetry decides whether err is transient; before a retry it waits
-// for the server's Retry-After, if any, and tells the throttle.
-func (g *GCS) shouldRetry(ctx context.Context, err error) bool {
-	if !Transient(err) {
-		return false
-	}
-	if g.opt.throttle != nil {
-		g.opt.throttle.Throttled()
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		if d := retryAfter(ge.Header, time.Now()); d > 0 {
-			sleep(ctx, min(d, g.opt.retry.MaxRetryAfter))
-		}
-	}
-	return ctx.Err() == nil
-}
-
-// Transient reports whether err is worth retrying: HTTP 408, 429, 5xx,
-// dropped or reset connections.
-func Transient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	if storage.ShouldRetry(err) {
-		return true
-	}
-	var ge *googleapi.Error
-	if errors.As(err, &ge) {
-		return ge.Code == 408 || ge.Code == 429 || ge.Code >= 500
-	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) {
-		return true
-	}
-	s := err.Error()
-	for _, frag := range []string{"connection reset", "broken pipe", "unexpected EOF", "server closed", "http2: stream closed", "timeout awaiting response headers"} {
-		if strings.Contains(s, frag) {
-			return true
-		}
-	}
-	return false
-}
-
-// retryAfter parses a Retry-After header (seconds or an HTTP date).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // Features implements Store: GCS computes every object's MD5 as it is

@@ -1,12 +1,11 @@
 package checks_test
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/socioprophet/sourceos/internal/checks"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 func TestArgv(t *testing.T) {
@@ -32,11 +31,11 @@ func TestArgv(t *testing.T) {
 			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
 			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},
 		{"probe", func() []string {
-			c := checks.ProbeCmd("nix", checks.FlakeRef("/r"))
+			c := checks.ProbeCmd("nix", image.FlakeRef("/r"))
 			return append([]string{c.Name}, c.Args...)
 		}(),
 			[]string{"nix", "--extra-experimental-features", "nix-command flakes", "--option", "download-attempts", "1",
-				"flake", "metadata", "--json", "--no-write-lock-file", "path:/r"}},
+				"flake", "metadata", "--json", "--no-update-lock-file", "/r"}},
 		{"shellcheck", func() []string {
 			c := checks.ShellcheckCmd("shellcheck", "/r", []string{"a.sh", "b"})
 			return append([]string{c.Name, c.Dir}, c.Args...)
@@ -52,18 +51,5 @@ func TestArgv(t *testing.T) {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, c.got, c.want)
 		}
-	}
-}
-
-func TestFlakeRef(t *testing.T) {
-	dir := t.TempDir()
-	if got := checks.FlakeRef(dir); got != "path:"+dir {
-		t.Errorf("plain directory: %q", got)
-	}
-	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if got := checks.FlakeRef(dir); got != "git+file://"+dir {
-		t.Errorf("git checkout: %q", got)
 	}
 }

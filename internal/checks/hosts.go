@@ -14,6 +14,7 @@ import (
 	_ "embed"
 
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/image"
 )
 
 //go:embed nix/module-eval.nix
@@ -94,24 +95,13 @@ func evalCmd(nixInstantiate, file string, req any, extra []string) (execx.Cmd, e
 	return execx.Cmd{Name: nixInstantiate, Args: args}, nil
 }
 
-// FlakeRef is how the nixos mode refers to the repository's flake: as
-// `nix eval .#…` would, a Git checkout by its tracked files (so build
-// outputs in the tree are not copied into the store), any other directory
-// by its path.
-func FlakeRef(root string) string {
-	if _, err := os.Stat(filepath.Join(root, ".git")); err == nil {
-		return "git+file://" + root
-	}
-	return "path:" + root
-}
-
-// ProbeCmd fetches the flake's inputs without writing a lock file: it
+// ProbeCmd fetches the flake's inputs as flake.lock pins them: it
 // succeeds exactly when nixpkgs is available for the nixos mode.
 func ProbeCmd(nix, flake string) execx.Cmd {
 	return execx.Cmd{Name: nix, Args: []string{
 		"--extra-experimental-features", "nix-command flakes",
 		"--option", "download-attempts", "1",
-		"flake", "metadata", "--json", "--no-write-lock-file", flake,
+		"flake", "metadata", "--json", "--no-update-lock-file", flake,
 	}}
 }
 
@@ -170,7 +160,7 @@ func chooseMode(ctx context.Context, opts Options) (HostMode, string) {
 	case ModeNixOS:
 		return ModeNixOS, "nixos mode: flake nixosConfigurations evaluated (requested)"
 	}
-	if _, err := opts.Run.Run(ctx, ProbeCmd(opts.Tools.Nix, FlakeRef(opts.Root))); err != nil {
+	if _, err := opts.Run.Run(ctx, ProbeCmd(opts.Tools.Nix, image.FlakeRef(opts.Root))); err != nil {
 		why := err.Error()
 		var xe *execx.Error
 		if errors.As(err, &xe) {
@@ -222,7 +212,7 @@ func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Fai
 	}
 	if h.mode == ModeNixOS {
 		full, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
-			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: FlakeRef(opts.Root), Name: name, Paths: paths})
+			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: image.FlakeRef(opts.Root), Name: name, Paths: paths})
 		})
 		if fail != nil {
 			fail.Subject = name + ": nixosConfigurations evaluation"

@@ -84,8 +84,7 @@ type Config struct {
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
 
 	// Environment of the run
-	StorageEmulatorHost string // STORAGE_EMULATOR_HOST
-	CI                  bool   // CI
+	CI bool // CI
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -143,7 +142,6 @@ var Vars = []Var{
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
 	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when nixpkgs can be fetched, else the host modules), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
 
-	str("STORAGE_EMULATOR_HOST", "env", "", "host:port of a GCS emulator; the GCS client then talks to it instead of Google.", func(c *Config) *string { return &c.StorageEmulatorHost }),
 	boolean("CI", "env", "Set by CI: tests that need a missing tool fail instead of skipping.", func(c *Config) *bool { return &c.CI }),
 }
 

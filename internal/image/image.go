@@ -78,11 +78,24 @@ type Request struct {
 	Spec []byte
 }
 
+// ArtifactKind says what an artifact in OUT is.
+type ArtifactKind string
+
+// The kinds of artifacts a build writes.
+const (
+	KindISO      ArtifactKind = "iso"      // the installer image
+	KindKernel   ArtifactKind = "kernel"   // netboot kernel
+	KindInitrd   ArtifactKind = "initrd"   // netboot initrd
+	KindIPXE     ArtifactKind = "ipxe"     // netboot iPXE script
+	KindManifest ArtifactKind = "manifest" // netboot-manifest.json
+	KindRecord   ArtifactKind = "record"   // the build record of an untrusted build
+)
+
 // Artifact is one file the build wrote to OUT.
 type Artifact struct {
 	Name    string         `json:"name"`
 	Path    string         `json:"path"`
-	Kind    string         `json:"kind"` // iso, kernel, initrd, ipxe, manifest
+	Kind    ArtifactKind   `json:"kind"`
 	Digests digest.Digests `json:"-"`
 	SHA256  string         `json:"sha256"`
 	Size    int64          `json:"size"`
@@ -198,7 +211,7 @@ func (s *State) cleanup() {
 }
 
 // Artifact returns the registered artifact of a kind, or nil.
-func (s *State) Artifact(kind string) *Artifact {
+func (s *State) Artifact(kind ArtifactKind) *Artifact {
 	for _, a := range s.Artifacts {
 		if a.Kind == kind {
 			return a

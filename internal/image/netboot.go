@@ -89,17 +89,17 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 	args := line.Args
 	base := fmt.Sprintf("sourceos-%s-%s", s.Req.Edition, s.Req.Arch)
 	// The kernel is the file the script boots: bzImage or Image by platform.
-	kernel, err := copyOut(filepath.Join(src, line.File), s.Out, base+"-kernel", "kernel")
+	kernel, err := copyOut(filepath.Join(src, line.File), s.Out, base+"-kernel", KindKernel)
 	if err != nil {
 		return err
 	}
 	s.Artifacts = append(s.Artifacts, kernel)
-	initrd, err := copyOut(filepath.Join(src, "initrd"), s.Out, base+"-initrd", "initrd")
+	initrd, err := copyOut(filepath.Join(src, "initrd"), s.Out, base+"-initrd", KindInitrd)
 	if err != nil {
 		return err
 	}
 	s.Artifacts = append(s.Artifacts, initrd)
-	ipxe, err := writeOut(s.Out, base+".ipxe", "ipxe", []byte(IPXEScript(kernel.Name, initrd.Name, args)))
+	ipxe, err := writeOut(s.Out, base+".ipxe", KindIPXE, []byte(IPXEScript(kernel.Name, initrd.Name, args)))
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	manifest, err := writeOut(s.Out, "netboot-manifest.json", "manifest", append(data, '\n'))
+	manifest, err := writeOut(s.Out, "netboot-manifest.json", KindManifest, append(data, '\n'))
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ type recordStep struct{}
 func (recordStep) String() string { return "write build record" }
 
 func (recordStep) Run(ctx context.Context, s *State) error {
-	iso := s.Artifact("iso")
+	iso := s.Artifact(KindISO)
 	if iso == nil {
 		return fmt.Errorf("build record: no image to describe")
 	}
@@ -31,7 +31,7 @@ func (recordStep) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	a, err := writeOut(s.Out, iso.Name+buildrecord.Ext, "record", b)
+	a, err := writeOut(s.Out, iso.Name+buildrecord.Ext, KindRecord, b)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,11 @@ func (signStep) Run(ctx context.Context, s *State) error {
 	var arts []*Artifact
 	if s.Req.Target == "netboot" {
 		kind = release.Netboot
-		for _, k := range []string{"kernel", "initrd", "manifest"} {
+		for _, k := range []ArtifactKind{KindKernel, KindInitrd, KindManifest} {
 			arts = append(arts, s.Artifact(k))
 		}
 	} else {
-		arts = []*Artifact{s.Artifact("iso")}
+		arts = []*Artifact{s.Artifact(KindISO)}
 	}
 	opts := release.SignOptions{
 		Kind: kind, Build: s.buildInfo(), Closure: storePaths(s.Closure),

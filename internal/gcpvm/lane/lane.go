@@ -47,7 +47,7 @@ func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 
 func isoOf(sum *image.Summary) (*image.Artifact, error) {
 	for _, a := range sum.Artifacts {
-		if a.Kind == "iso" {
+		if a.Kind == image.KindISO {
 			return a, nil
 		}
 	}

@@ -1,0 +1,414 @@
+// Package blobtest is the contract every blob.Store implementation passes:
+// one suite, run against each store by its own tests (Run), so a new store
+// (another cloud, a decorator) is held to the same promises: create-only
+// writes that race safely, nothing visible before it is complete, listing,
+// checksums, generations and conditional writes.
+package blobtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+)
+
+// Run runs the whole contract against stores made by open; each call of
+// open must return a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) blob.Store) {
+	for _, c := range contract {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+	}
+}
+
+var contract = []struct {
+	name string
+	fn   func(t *testing.T, s blob.Store)
+}{
+	{"PutOpenStat", testPutOpenStat},
+	{"Missing", testMissing},
+	{"CreateOnly", testCreateOnly},
+	{"Overwrite", testOverwrite},
+	{"FailedReaderStoresNothing", testFailedReader},
+	{"List", testList},
+	{"Delete", testDelete},
+	{"ConcurrentCreateOnly", testConcurrentCreateOnly},
+	{"InvalidKeys", testInvalidKeys},
+	{"Large", testLarge},
+	{"Checksums", testChecksums},
+	{"Generations", testGenerations},
+	{"IfGeneration", testIfGeneration},
+	{"ConcurrentIfGeneration", testConcurrentIfGeneration},
+	{"LargeIfGenerationStale", testLargeIfGenerationStale},
+	{"Metadata", testMetadata},
+}
+
+var ctx = context.Background()
+
+func put(t *testing.T, s blob.Store, key, body string, opt blob.PutOptions) error {
+	t.Helper()
+	return s.Put(ctx, key, strings.NewReader(body), opt)
+}
+
+func read(t *testing.T, s blob.Store, key string) string {
+	t.Helper()
+	r, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("open %s: %v", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func testPutOpenStat(t *testing.T, s blob.Store) {
+	if err := put(t, s, "a/b.narinfo", "hello", blob.PutOptions{ContentType: "text/x-nix-narinfo"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, "a/b.narinfo"); got != "hello" {
+		t.Fatalf("read %q", got)
+	}
+	info, err := s.Stat(ctx, "a/b.narinfo")
+	if err != nil || info.Size != 5 || info.Key != "a/b.narinfo" || info.Updated.IsZero() {
+		t.Fatalf("stat = %+v, %v", info, err)
+	}
+	if u := s.URL("a/b.narinfo"); !strings.HasSuffix(u, "/a/b.narinfo") || !(strings.HasPrefix(u, "gs://bkt/some/prefix/") || strings.HasPrefix(u, "file:///")) {
+		t.Fatalf("URL = %s", u)
+	}
+}
+
+func testMissing(t *testing.T, s blob.Store) {
+	if _, err := s.Open(ctx, "nope"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("open missing: %v", err)
+	}
+	if _, err := s.Stat(ctx, "nope"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("stat missing: %v", err)
+	}
+	if err := s.Delete(ctx, "nope"); err != nil {
+		t.Fatalf("delete missing: %v", err)
+	}
+}
+
+func testCreateOnly(t *testing.T, s blob.Store) {
+	opt := blob.PutOptions{CreateOnly: true}
+	if err := put(t, s, "k", "first", opt); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, s, "k", "second", opt); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("second create-only put: %v, want ErrExists", err)
+	}
+	if got := read(t, s, "k"); got != "first" {
+		t.Fatalf("create-only put overwrote: %q", got)
+	}
+}
+
+func testOverwrite(t *testing.T, s blob.Store) {
+	for _, body := range []string{"one", "two"} {
+		if err := put(t, s, "k", body, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := read(t, s, "k"); got != "two" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		n := min(len(p), f.n)
+		f.n -= n
+		return n, nil
+	}
+	return 0, errors.New("source broke")
+}
+
+func testFailedReader(t *testing.T, s blob.Store) {
+	err := s.Put(ctx, "partial", &failingReader{n: 100 << 10}, blob.PutOptions{CreateOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "source broke") {
+		t.Fatalf("put with a failing reader: %v", err)
+	}
+	if _, err := s.Stat(ctx, "partial"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("a failed put left an object: %v", err)
+	}
+	var keys []string
+	_ = s.List(ctx, "", func(i blob.Info) error { keys = append(keys, i.Key); return nil })
+	if len(keys) != 0 {
+		t.Fatalf("a failed put left %v", keys)
+	}
+}
+
+func testList(t *testing.T, s blob.Store) {
+	for _, k := range []string{"x.narinfo", "y.narinfo", "nar/z.nar.zst", "nix-cache-info"} {
+		if err := put(t, s, k, k, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(prefix string) []string {
+		var keys []string
+		if err := s.List(ctx, prefix, func(i blob.Info) error {
+			if i.Size != int64(len(i.Key)) {
+				t.Errorf("%s: size %d", i.Key, i.Size)
+			}
+			keys = append(keys, i.Key)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	if got := strings.Join(list(""), " "); got != "nar/z.nar.zst nix-cache-info x.narinfo y.narinfo" {
+		t.Fatalf("list all = %s", got)
+	}
+	if got := strings.Join(list("nar/"), " "); got != "nar/z.nar.zst" {
+		t.Fatalf("list nar/ = %s", got)
+	}
+	if got := strings.Join(list("ni"), " "); got != "nix-cache-info" {
+		t.Fatalf("list ni = %s", got)
+	}
+	stop := errors.New("stop")
+	if err := s.List(ctx, "", func(blob.Info) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("list did not return fn's error: %v", err)
+	}
+}
+
+func testDelete(t *testing.T, s blob.Store) {
+	if err := put(t, s, "d/k", "x", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "d/k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, "d/k"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testConcurrentCreateOnly(t *testing.T, s blob.Store) {
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = put(t, s, "race", strings.Repeat("x", 1000+i), blob.PutOptions{CreateOnly: true})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, blob.ErrExists):
+			t.Fatalf("racing put: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d writers won the race, want 1", won)
+	}
+}
+
+func testInvalidKeys(t *testing.T, s blob.Store) {
+	for _, k := range []string{"", "/abs", "../up", "a/../../b", "dir/"} {
+		if err := put(t, s, k, "x", blob.PutOptions{}); err == nil {
+			t.Errorf("put %q accepted", k)
+		}
+	}
+}
+
+func testLarge(t *testing.T, s blob.Store) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), (20<<20)/16+3) // > one GCS chunk
+	if err := s.Put(ctx, "big", bytes.NewReader(body), blob.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, "big"); got != string(body) {
+		t.Fatalf("large object differs (%d bytes read, %d written)", len(got), len(body))
+	}
+}
+
+func listed(t *testing.T, s blob.Store, key string) blob.Info {
+	t.Helper()
+	var found []blob.Info
+	if err := s.List(ctx, key, func(i blob.Info) error {
+		if i.Key == key {
+			found = append(found, i)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("list %s: %d entries", key, len(found))
+	}
+	return found[0]
+}
+
+func stat(t *testing.T, s blob.Store, key string) blob.Info {
+	t.Helper()
+	info, err := s.Stat(ctx, key)
+	if err != nil {
+		t.Fatalf("stat %s: %v", key, err)
+	}
+	return info
+}
+
+// A store with Checksums gives the MD5 of what was written in Stat and
+// List; Checksum gives it on every store.
+func testChecksums(t *testing.T, s blob.Store) {
+	body := "checksummed content"
+	want := md5.Sum([]byte(body))
+	if err := put(t, s, "c/k", body, blob.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	for how, info := range map[string]blob.Info{"stat": stat(t, s, "c/k"), "list": listed(t, s, "c/k")} {
+		switch {
+		case s.Features().Checksums && !bytes.Equal(info.MD5, want[:]):
+			t.Errorf("%s: MD5 %x, want %x", how, info.MD5, want)
+		case !s.Features().Checksums && info.MD5 != nil:
+			t.Errorf("%s: MD5 %x from a store without checksums", how, info.MD5)
+		}
+	}
+	var stored blob.Info
+	if err := put(t, s, "c/k2", body, blob.PutOptions{Stored: &stored}); err != nil {
+		t.Fatal(err)
+	}
+	if st := stat(t, s, "c/k2"); stored.Key != "c/k2" || stored.Size != st.Size || stored.Generation != st.Generation || !bytes.Equal(stored.MD5, st.MD5) {
+		t.Errorf("PutOptions.Stored = %+v, Stat = %+v", stored, st)
+	}
+	info, err := blob.Checksum(ctx, s, "c/k")
+	if err != nil || !bytes.Equal(info.MD5, want[:]) || info.Size != int64(len(body)) || info.Generation != stat(t, s, "c/k").Generation {
+		t.Fatalf("Checksum = %+v, %v; want MD5 %x, size %d and Stat's generation", info, err, want, len(body))
+	}
+	if _, err := blob.Checksum(ctx, s, "c/missing"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("Checksum of a missing object: %v", err)
+	}
+}
+
+// Every version of an object has its own non-zero generation; Stat and
+// List agree on it, and reading does not change it.
+func testGenerations(t *testing.T, s blob.Store) {
+	if err := put(t, s, "g", "one", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g1 := stat(t, s, "g").Generation
+	_ = read(t, s, "g")
+	if g1 == 0 || stat(t, s, "g").Generation != g1 || listed(t, s, "g").Generation != g1 {
+		t.Fatalf("generation %d unstable or zero (list %d)", g1, listed(t, s, "g").Generation)
+	}
+	if err := put(t, s, "g", "two", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := stat(t, s, "g").Generation; g2 == g1 || g2 == 0 {
+		t.Fatalf("overwrite kept generation %d", g1)
+	}
+}
+
+// IfGeneration replaces the version it names and nothing else.
+func testIfGeneration(t *testing.T, s blob.Store) {
+	if err := put(t, s, "i", "one", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g1 := stat(t, s, "i").Generation
+	if err := put(t, s, "i", "two", blob.PutOptions{IfGeneration: g1}); err != nil {
+		t.Fatalf("replace the inspected version: %v", err)
+	}
+	if err := put(t, s, "i", "three", blob.PutOptions{IfGeneration: g1}); !errors.Is(err, blob.ErrChanged) {
+		t.Fatalf("replace a stale version: %v, want ErrChanged", err)
+	}
+	if got := read(t, s, "i"); got != "two" {
+		t.Fatalf("after a stale replace: %q", got)
+	}
+	if err := put(t, s, "i-missing", "x", blob.PutOptions{IfGeneration: g1}); !errors.Is(err, blob.ErrChanged) {
+		t.Fatalf("replace a missing object: %v, want ErrChanged", err)
+	}
+	if _, err := s.Stat(ctx, "i-missing"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("a failed replace stored an object: %v", err)
+	}
+	if err := put(t, s, "i", "x", blob.PutOptions{IfGeneration: g1, CreateOnly: true}); err == nil {
+		t.Fatal("CreateOnly with IfGeneration accepted")
+	}
+}
+
+// Of writers that inspected the same version, exactly one replaces it.
+func testConcurrentIfGeneration(t *testing.T, s blob.Store) {
+	if err := put(t, s, "ri", "base", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g := stat(t, s, "ri").Generation
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = put(t, s, "ri", strings.Repeat("y", 100+i), blob.PutOptions{IfGeneration: g})
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("writers %d and %d both replaced generation %d", winner, i, g)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, blob.ErrChanged):
+			t.Fatalf("racing replace: %v", err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer replaced the object")
+	}
+	if got := read(t, s, "ri"); len(got) != 100+winner {
+		t.Fatalf("the object holds %d bytes, the winner wrote %d", len(got), 100+winner)
+	}
+}
+
+// A stale IfGeneration upload larger than one GCS chunk stores nothing.
+func testLargeIfGenerationStale(t *testing.T, s blob.Store) {
+	if err := put(t, s, "li", "small", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g := stat(t, s, "li").Generation
+	if err := put(t, s, "li", "newer", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("z"), 20<<20)
+	err := s.Put(ctx, "li", bytes.NewReader(body), blob.PutOptions{IfGeneration: g})
+	if !errors.Is(err, blob.ErrChanged) {
+		t.Fatalf("large stale replace: %v, want ErrChanged", err)
+	}
+	if got := read(t, s, "li"); got != "newer" {
+		t.Fatalf("after a large stale replace: %q", got)
+	}
+}
+
+// A store with Metadata keeps PutOptions.Metadata; others return none.
+func testMetadata(t *testing.T, s blob.Store) {
+	meta := map[string]string{"proof": "v1 a b"}
+	if err := put(t, s, "m", "x", blob.PutOptions{Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	for how, info := range map[string]blob.Info{"stat": stat(t, s, "m"), "list": listed(t, s, "m")} {
+		switch {
+		case s.Features().Metadata && info.Metadata["proof"] != "v1 a b":
+			t.Errorf("%s: metadata %v, want %v", how, info.Metadata, meta)
+		case !s.Features().Metadata && info.Metadata != nil:
+			t.Errorf("%s: metadata %v from a store without metadata", how, info.Metadata)
+		}
+	}
+}
