@@ -22,7 +22,7 @@ func (Build) Server(ctx context.Context) error { return buildEdition(ctx, "serve
 // Edge builds the edge edition image into OUT, with the same signing, upload and cache steps as build:desktop.
 func (Build) Edge(ctx context.Context) error { return buildEdition(ctx, "edge") }
 
-// Custom builds the image a self-serve spec (JSON file) asks for, after validating it strictly.
+// Custom builds the image a self-serve spec (JSON file) asks for, validated strictly, in Nix's sandbox and with no key: an unsigned image and its build record for gcp:sign.
 func (Build) Custom(ctx context.Context, specPath string) error {
 	a, err := setup()
 	if err != nil {

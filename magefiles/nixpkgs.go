@@ -1,0 +1,28 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/socioprophet/sourceos/internal/devtasks"
+)
+
+// Nixpkgs manages the nixpkgs pin of flake.lock.
+type Nixpkgs mg.Namespace
+
+// Bump moves the nixpkgs pin of flake.lock to the newest revision of its branch and prints the old and the new revision.
+func (Nixpkgs) Bump(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	return devtasks.BumpNixpkgs(ctx, a.Run, root, a.Stdout)
+}
