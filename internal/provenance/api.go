@@ -48,6 +48,32 @@ const (
 	BuildType = "https://sourceos.dev/build/nix-flake/v1"
 )
 
+// Byproduct is a document made by the build that the predicate lists in
+// runDetails.byproducts, so that the signature over the statement covers
+// it: its file name, SHA-256 (lowercase hex) and media type.
+type Byproduct struct {
+	Name, SHA256, MediaType string
+}
+
+// Media types of the byproducts we list.
+const (
+	MediaTypeCycloneDX = "application/vnd.cyclonedx+json"
+	MediaTypeOSImage   = "application/json"
+)
+
+// Predicate is what a checked SLSA predicate records that verification
+// compares other documents with. Build holds the fields the predicate
+// carries: Edition, Arch, Target, Hostname, Version and Channel (external
+// parameters), FlakeRef and FlakeAttr, SourceRepo and SourceRev (from the
+// "source" dependency; a "git+" prefix of the repository is not kept),
+// BuildID (invocationId) and BuilderID.
+type Predicate struct {
+	Build BuildInfo
+	// SourceURI is the source dependency's uri as recorded, "" if none.
+	SourceURI  string
+	Byproducts []Byproduct
+}
+
 // ParsedStatement is the part of a checked statement callers need.
 type ParsedStatement struct {
 	Subjects      []Subject

@@ -1,14 +1,14 @@
 package provenance
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
 )
 
 // OSImageSpecVersion is the sourceos-spec version our OSImage documents follow.
@@ -256,15 +256,51 @@ func ociAnnotations(in OSImageInput) map[string]any {
 	return a
 }
 
-// ParseOSImage validates doc against the schema and decodes it.
+// ParseOSImage validates doc against the schema and decodes it strictly:
+// no key twice or in two cases at any depth, and no member the document
+// type does not have (see strictjson).
 func ParseOSImage(doc []byte) (*OSImageDocument, error) {
 	if err := ValidateOSImage(doc); err != nil {
 		return nil, err
 	}
 	var d OSImageDocument
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	if err := dec.Decode(&d); err != nil {
+	if err := strictjson.Unmarshal(doc, &d); err != nil {
 		return nil, fmt.Errorf("osimage: %w", err)
 	}
 	return &d, nil
+}
+
+// CheckOSImageClaims checks that what the OSImage document d (as
+// ParseOSImage returns it) says about the image and its build is what the
+// signed provenance says: the document is rebuilt from pred and image, with
+// d's own creation time, signed state and refs (which the predicate does
+// not hold), and every member must be equal. The error lists each member
+// that differs, by JSON pointer.
+func CheckOSImageClaims(d *OSImageDocument, pred *Predicate, image Subject) error {
+	signed, err := d.Signed()
+	if err != nil {
+		return err
+	}
+	ann := func(k string) string { s, _ := d.OCIAnnotations[k].(string); return s }
+	b := pred.Build
+	// The predicate records the repository without a "git+" prefix.
+	if src := ann("org.opencontainers.image.source"); strings.TrimPrefix(src, "git+") == b.SourceRepo {
+		b.SourceRepo = src
+	}
+	want, err := osImageDocument(OSImageInput{
+		Build: b, Image: image, Signed: signed, Created: time.Unix(d.Epoch, 0),
+		StatementRef: ann(AnnotationStatement), SLSAPredicateRef: ann(AnnotationSLSAPredicate),
+		SBOMRef: d.Provenance.SBOMRef, SignatureRef: d.Provenance.SignatureRef,
+	})
+	if err != nil {
+		return fmt.Errorf("the signed provenance does not describe an OS image: %w", err)
+	}
+	diffs, err := diffJSON(want, d)
+	if err != nil {
+		return err
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("osimage differs from the signed provenance: %s", strings.Join(diffs, "; "))
+	}
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/nix-community/go-nix/pkg/nixhash"
+
+	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
 )
 
 // ErrBadSBOM is wrapped by every error CheckSBOM returns.
@@ -203,8 +205,13 @@ func compactStrings(s []string) []string {
 
 // CheckSBOM checks that sbom is a CycloneDX 1.6 JSON document whose
 // metadata.component is an operating-system component carrying the SHA-256
-// imageSHA256, and whose dependencies only name components it lists.
+// imageSHA256, and whose dependencies only name components it lists. It is
+// read strictly: no key twice or in two cases at any depth (see
+// strictjson), since the CycloneDX decoder would keep the last of them.
 func CheckSBOM(sbom []byte, imageSHA256 string) error {
+	if err := strictjson.Check(sbom); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSBOM, err)
+	}
 	var bom cdx.BOM
 	if err := cdx.NewBOMDecoder(bytes.NewReader(sbom), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		return fmt.Errorf("%w: decode: %w", ErrBadSBOM, err)

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
 )
 
 // ErrNotSLSAv1 is wrapped by every error CheckSLSAPredicate returns.
@@ -48,9 +50,14 @@ func moduleVersion() map[string]string {
 
 // SLSAPredicate returns the SLSA provenance v1 predicate for b as JSON,
 // built from the official in-toto types and checked with their Validate.
-func SLSAPredicate(b BuildInfo) ([]byte, error) {
+// byproducts, in the order given, become runDetails.byproducts: a
+// signature over a statement carrying the predicate then covers them.
+func SLSAPredicate(b BuildInfo, byproducts ...Byproduct) ([]byte, error) {
 	p, err := provenanceOf(b)
 	if err != nil {
+		return nil, err
+	}
+	if p.RunDetails.Byproducts, err = byproductDescriptors(byproducts); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
@@ -205,6 +212,35 @@ func inputDependency(in LockedInput) (*ita.ResourceDescriptor, error) {
 	}, nil
 }
 
+func byproductDescriptors(bs []Byproduct) ([]*ita.ResourceDescriptor, error) {
+	var out []*ita.ResourceDescriptor
+	seen := map[string]bool{}
+	for _, b := range bs {
+		if err := checkByproduct(b, seen); err != nil {
+			return nil, fmt.Errorf("slsa predicate: %w", err)
+		}
+		out = append(out, &ita.ResourceDescriptor{Name: b.Name, Digest: map[string]string{"sha256": b.SHA256}, MediaType: b.MediaType})
+	}
+	return out, nil
+}
+
+// checkByproduct requires a name not in seen (then adds it), a lowercase
+// hex SHA-256 and a media type.
+func checkByproduct(b Byproduct, seen map[string]bool) error {
+	switch {
+	case b.Name == "":
+		return errors.New("byproduct without a name")
+	case seen[b.Name]:
+		return fmt.Errorf("byproduct %q listed twice", b.Name)
+	case !sha256RE.MatchString(b.SHA256):
+		return fmt.Errorf("byproduct %q: sha256 %q is not 64 lowercase hex digits", b.Name, b.SHA256)
+	case b.MediaType == "":
+		return fmt.Errorf("byproduct %q has no mediaType", b.Name)
+	}
+	seen[b.Name] = true
+	return nil
+}
+
 func buildMetadata(b BuildInfo) *slsa.BuildMetadata {
 	md := &slsa.BuildMetadata{InvocationId: b.BuildID}
 	if !b.StartedOn.IsZero() {
@@ -219,25 +255,133 @@ func buildMetadata(b BuildInfo) *slsa.BuildMetadata {
 // CheckSLSAPredicate checks that predicate has the SLSA provenance v1
 // layout: only buildDefinition and runDetails at the top level (v0.2 fields
 // such as builder, invocation and materials are rejected by name), no
-// unknown fields anywhere, and the in-toto types' own Validate passes.
+// unknown fields anywhere, and the in-toto types' own Validate passes. It
+// is read strictly (no key twice or in two cases, see strictjson) and must
+// be in the form the official type writes, so that a parser other than
+// protojson (which also takes proto field names such as
+// "build_definition") reads the same predicate.
 func CheckSLSAPredicate(predicate []byte) error {
+	_, err := parseSLSA(predicate)
+	return err
+}
+
+func parseSLSA(predicate []byte) (*slsa.Provenance, error) {
 	top, err := objectKeys(predicate)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
 	}
 	for _, k := range v02Fields {
 		if _, ok := top[k]; ok {
-			return fmt.Errorf("%w: top-level %q is a SLSA v0.2 field", ErrNotSLSAv1, k)
+			return nil, fmt.Errorf("%w: top-level %q is a SLSA v0.2 field", ErrNotSLSAv1, k)
 		}
+	}
+	if err := strictjson.Check(predicate); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
 	}
 	var p slsa.Provenance
 	if err := protojson.Unmarshal(predicate, &p); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
 	}
 	if err := p.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
+	}
+	if err := officialForm(predicate, &p); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
+	}
+	return &p, nil
+}
+
+// ParsePredicate checks predicate (see CheckSLSAPredicate), requires our
+// buildType and returns what it records about the build and its
+// byproducts.
+func ParsePredicate(predicate []byte) (*Predicate, error) {
+	p, err := parseSLSA(predicate)
+	if err != nil {
+		return nil, err
+	}
+	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
+	if bd.GetBuildType() != BuildType {
+		return nil, fmt.Errorf("%w: buildType %q, want %q", ErrNotSLSAv1, bd.GetBuildType(), BuildType)
+	}
+	out := &Predicate{Build: BuildInfo{
+		BuildID: rd.GetMetadata().GetInvocationId(), BuilderID: rd.GetBuilder().GetId(),
+	}}
+	if err := readExternalParameters(bd.GetExternalParameters(), &out.Build); err != nil {
+		return nil, fmt.Errorf("%w: externalParameters: %w", ErrNotSLSAv1, err)
+	}
+	if err := readSource(bd.GetResolvedDependencies(), out); err != nil {
+		return nil, fmt.Errorf("%w: resolvedDependencies: %w", ErrNotSLSAv1, err)
+	}
+	if out.Byproducts, err = readByproducts(rd.GetByproducts()); err != nil {
+		return nil, fmt.Errorf("%w: byproducts: %w", ErrNotSLSAv1, err)
+	}
+	return out, nil
+}
+
+func readExternalParameters(ext *structpb.Struct, b *BuildInfo) error {
+	fields := ext.GetFields()
+	for name, dst := range map[string]*string{
+		"edition": &b.Edition, "arch": &b.Arch, "target": &b.Target,
+		"hostname": &b.Hostname, "version": &b.Version, "channel": &b.Channel,
+	} {
+		if err := stringField(fields, name, dst); err != nil {
+			return err
+		}
+	}
+	flake := fields["flake"].GetStructValue().GetFields()
+	if err := stringField(flake, "ref", &b.FlakeRef); err != nil {
+		return fmt.Errorf("flake: %w", err)
+	}
+	return stringField(flake, "attribute", &b.FlakeAttr)
+}
+
+// stringField sets *dst to fields[name], which must be a string if present.
+func stringField(fields map[string]*structpb.Value, name string, dst *string) error {
+	v, ok := fields[name]
+	if !ok {
+		return nil
+	}
+	s, ok := v.GetKind().(*structpb.Value_StringValue)
+	if !ok {
+		return fmt.Errorf("%s is not a string", name)
+	}
+	*dst = s.StringValue
+	return nil
+}
+
+// readSource reads the dependency named "source", as sourceDependency
+// writes it.
+func readSource(deps []*ita.ResourceDescriptor, out *Predicate) error {
+	found := false
+	for _, d := range deps {
+		if d.GetName() != "source" {
+			continue
+		}
+		if found {
+			return errors.New(`two dependencies named "source"`)
+		}
+		found = true
+		rev := d.GetDigest()[string(ita.AlgorithmGitCommit)]
+		repo := strings.TrimPrefix(d.GetUri(), "git+")
+		if rev != "" {
+			repo = strings.TrimSuffix(repo, "@"+rev)
+		}
+		out.SourceURI, out.Build.SourceRev, out.Build.SourceRepo = d.GetUri(), rev, repo
 	}
 	return nil
+}
+
+func readByproducts(rds []*ita.ResourceDescriptor) ([]Byproduct, error) {
+	var out []Byproduct
+	seen := map[string]bool{}
+	for i, rd := range rds {
+		b := Byproduct{Name: rd.GetName(), SHA256: rd.GetDigest()["sha256"], MediaType: rd.GetMediaType()}
+		if err := checkByproduct(b, seen); err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // predicateStruct parses predicate JSON into the Struct a Statement holds.

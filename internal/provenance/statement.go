@@ -8,6 +8,8 @@ import (
 
 	ita "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
 )
 
 // ErrBadStatement is wrapped by every error CheckStatement returns.
@@ -88,12 +90,21 @@ func checkSubject(s Subject) error {
 // CheckStatement parses statement and checks it has the Statement v1 shape:
 // _type exactly Statement/v1, no unknown members, at least one subject, each
 // with a name and a lowercase hex sha256 (sha512 optional), a predicateType
-// and a predicate object; then the in-toto types' own Validate. The returned
-// Predicate is re-encoded the way SLSAPredicate writes it, so a round trip
-// through Statement gives back the same bytes.
+// and a predicate object; then the in-toto types' own Validate. It is read
+// strictly (no key twice or in two cases at any depth, see strictjson) and
+// must be in the form the official type writes (no proto field names such
+// as "predicate_type"), so that every parser reads the same statement. The
+// returned Predicate is re-encoded the way SLSAPredicate writes it, so a
+// round trip through Statement gives back the same bytes.
 func CheckStatement(statement []byte) (*ParsedStatement, error) {
+	if err := strictjson.Check(statement); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadStatement, err)
+	}
 	var st ita.Statement
 	if err := protojson.Unmarshal(statement, &st); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadStatement, err)
+	}
+	if err := officialForm(statement, &st); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadStatement, err)
 	}
 	if st.GetType() != StatementType {

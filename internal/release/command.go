@@ -52,7 +52,9 @@ func SignCommand(ctx context.Context, a *app.App, artifact string) error {
 	return enc.Encode(res)
 }
 
-// artifactSet is the files a `mage sign` argument stands for.
+// artifactSet is the files a `mage sign` argument stands for. A manifest
+// that verify would refuse (a file outside its directory, listed twice,
+// without a digest) is refused here too.
 func artifactSet(kind Kind, artifact string) ([]string, error) {
 	if _, err := os.Stat(artifact); err != nil {
 		return nil, err
@@ -60,23 +62,16 @@ func artifactSet(kind Kind, artifact string) ([]string, error) {
 	if kind != Netboot || filepath.Base(artifact) != ManifestName {
 		return []string{artifact}, nil
 	}
-	raw, err := os.ReadFile(artifact)
+	raw, err := readLimited(artifact, MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
-	var m struct {
-		Files []struct {
-			File string `json:"file"`
-		} `json:"files"`
+	m, err := parseManifest(raw)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", artifact, err)
-	}
-	out := []string{}
+	out := make([]string, 0, len(m.Files)+1)
 	for _, f := range m.Files {
-		if f.File == "" || f.File != filepath.Base(f.File) || f.File == ManifestName {
-			continue
-		}
 		out = append(out, filepath.Join(filepath.Dir(artifact), f.File))
 	}
 	return append(out, artifact), nil

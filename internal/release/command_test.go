@@ -13,6 +13,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/release"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
@@ -79,18 +80,25 @@ func TestSignAndVerifyCommands(t *testing.T) {
 func TestSignCommandNetbootManifest(t *testing.T) {
 	k := newKeys(t)
 	dir := t.TempDir()
-	kernel := artifact(t, dir, "sourceos-edge-x86_64-kernel", 1024)
-	initrd := artifact(t, dir, "sourceos-edge-x86_64-initrd", 1024)
-	manifest := filepath.Join(dir, release.ManifestName)
-	writeFile(t, manifest, []byte(`{"files":[{"file":"sourceos-edge-x86_64-kernel"},{"file":"sourceos-edge-x86_64-initrd"},{"file":"../escape"}]}`))
-	a, _, _ := newApp(t, map[string]string{"TARGET": "netboot", "EDITION": "edge", "SOURCEOS_SIGN_SECRET_KEY": string(k.pair.SecretKey)})
+	env := map[string]string{"TARGET": "netboot", "EDITION": "edge", "SOURCEOS_SIGN_SECRET_KEY": string(k.pair.SecretKey)}
+	a, _, _ := newApp(t, env)
+	paths := netbootSet(t, dir, provenance.BuildInfo{Edition: a.Cfg.Edition, Arch: a.Cfg.Arch, Version: a.Cfg.Version})
+	manifest := paths[len(paths)-1]
 	if err := release.SignCommand(context.Background(), a, manifest); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{kernel, initrd, manifest} {
+	for _, p := range paths {
 		if rep, err := verify(t, p, k.pub()); err != nil {
 			t.Errorf("%s: %v\n%s", p, err, reportText(rep))
 		}
+	}
+
+	// A manifest that lists a file outside its directory is not signed.
+	escape := strings.Replace(string(readFile(t, manifest)), `"file": "initrd"`, `"file": "../initrd"`, 1)
+	writeFile(t, manifest, []byte(escape))
+	a, _, _ = newApp(t, env)
+	if err := release.SignCommand(context.Background(), a, manifest); err == nil || !strings.Contains(err.Error(), "../initrd") {
+		t.Errorf("manifest naming ../initrd: %v", err)
 	}
 }
 

@@ -3,13 +3,15 @@
 // verify`, also called by the build pipeline. Each artifact is hashed once
 // (or not at all, when the build hands over the digests it computed while
 // copying), and every document it emits is checked by the same code that
-// verifies it.
+// verifies it. One signature covers every document a user reads: the DSSE
+// envelope signs the statement, whose predicate lists the SBOM and the
+// OSImage document with their digests (runDetails.byproducts), and verify
+// takes what it compares everything else with from that signed statement.
 package release
 
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -65,13 +67,20 @@ type Artifact struct {
 
 // digests returns the artifact's digests, hashing the file only when none
 // were handed over. Handed-over digests must at least match the file size.
+// The artifact must be a regular file (a FIFO or a device is refused
+// without blocking).
 func (a Artifact) digests() (digest.Digests, error) {
-	st, err := os.Stat(a.Path)
+	f, st, err := openRegular(a.Path)
 	if err != nil {
 		return digest.Digests{}, err
 	}
+	defer f.Close()
 	if a.Digests == nil {
-		return digest.File(a.Path)
+		d, err := digest.Reader(f)
+		if err != nil {
+			return digest.Digests{}, fmt.Errorf("digest %s: %w", a.Path, err)
+		}
+		return d, nil
 	}
 	if !a.Digests.Complete() || a.Digests.Size != st.Size() {
 		return digest.Digests{}, fmt.Errorf("%s: the digests handed over are for %d bytes, the file has %d", a.Path, a.Digests.Size, st.Size())

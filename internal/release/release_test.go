@@ -51,8 +51,8 @@ func TestSignThenVerifyISO(t *testing.T) {
 			t.Errorf("check %q: %s %s", c.Name, c.Status, c.Detail)
 		}
 	}
-	if len(rep.Checks) != 15 {
-		t.Errorf("%d checks reported, want 15", len(rep.Checks))
+	if len(rep.Checks) != 17 {
+		t.Errorf("%d checks reported, want 17", len(rep.Checks))
 	}
 
 	// Real tools agree: minisign verifies the signature (prehashed only),
@@ -244,7 +244,6 @@ func TestCannotVerify(t *testing.T) {
 		{name: "missing public key file", path: iso, pub: filepath.Join(dir, "missing.pub")},
 		{name: "missing artifact", path: filepath.Join(dir, "missing.iso"), pub: k.pub()},
 		{name: "missing signature", path: iso, pub: pubFile, before: func() { os.Remove(iso + ".minisig") }},
-		{name: "missing OSImage", path: iso, pub: pubFile, before: func() { os.Remove(iso + ".osimage.json") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.before != nil {
@@ -279,7 +278,7 @@ func TestPublicKeyFileAndJSONReport(t *testing.T) {
 			OK     bool `json:"ok"`
 			Checks []struct{ Name, Status string }
 		}
-		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 15 {
+		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 17 {
 			t.Errorf("JSON report: %v %s", err, b.String())
 		}
 	}
@@ -462,13 +461,13 @@ func TestNetbootSet(t *testing.T) {
 	k := newKeys(t)
 	dir := t.TempDir()
 	var arts []release.Artifact
-	for _, name := range []string{"bzImage", "initrd", "netboot-manifest.json"} {
-		arts = append(arts, release.Artifact{Path: artifact(t, dir, name, 2048)})
+	for _, p := range netbootSet(t, dir, buildInfo("netboot")) {
+		arts = append(arts, release.Artifact{Path: p})
 	}
 	res, err := release.Sign(context.Background(), release.SignOptions{
 		Kind: release.Netboot, Artifacts: arts, Build: buildInfo("netboot"), SecretKey: k.secret(), Now: clock,
 	})
-	if err != nil || len(res.Artifacts) != 3 {
+	if err != nil || len(res.Artifacts) != 4 {
 		t.Fatalf("sign: %v", err)
 	}
 	for _, a := range arts {
@@ -482,14 +481,50 @@ func TestNetbootSet(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v\n%s", a.Path, err, reportText(rep))
 		}
-		if status(rep, release.CheckOSImageSchema) != release.Skip {
-			t.Errorf("OSImage check on a netboot file: %s", status(rep, release.CheckOSImageSchema))
+		if status(rep, release.CheckOSImageSchema) != release.Skip || status(rep, release.CheckByproducts) != release.Skip {
+			t.Errorf("documents check on a netboot file:\n%s", reportText(rep))
+		}
+		manifest := filepath.Base(a.Path) == release.ManifestName
+		if got := status(rep, release.CheckNetbootSet); (got == release.Pass) != manifest {
+			t.Errorf("%s: netboot set check %s", filepath.Base(a.Path), got)
 		}
 		minisignVerify(t, a.Path, k.pub())
 	}
 	if !slices.Contains(listDir(t, dir), "initrd.minisig") {
 		t.Error("no initrd.minisig")
 	}
+}
+
+// netbootSet writes a kernel, an initrd, an iPXE script and the manifest
+// listing them (as the build writes it) to dir; it returns their paths,
+// the manifest last.
+func netbootSet(t *testing.T, dir string, b provenance.BuildInfo) []string {
+	t.Helper()
+	type entry struct {
+		File   string `json:"file"`
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	}
+	var paths []string
+	var files []entry
+	for _, name := range []string{"bzImage", "initrd", "netboot.ipxe"} {
+		p := artifact(t, dir, name, 2048)
+		d, err := digest.Reader(bytes.NewReader(readFile(t, p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+		files = append(files, entry{File: name, SHA256: d.SHA256Hex(), Size: d.Size})
+	}
+	m := map[string]any{"edition": b.Edition, "arch": b.Arch, "version": b.Version,
+		"kernel": files[0], "initrd": files[1], "ipxe": files[2], "kernelArgs": "init=/init console=ttyS0", "files": files}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, release.ManifestName)
+	writeFile(t, manifest, append(raw, '\n'))
+	return append(paths, manifest)
 }
 
 func TestRef(t *testing.T) {

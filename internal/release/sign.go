@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,8 +80,8 @@ func Sign(ctx context.Context, opts SignOptions) (*Result, error) {
 	if key != nil {
 		defer key.Wipe()
 	}
-	predicate, err := provenance.SLSAPredicate(opts.Build)
-	if err != nil {
+	// Bad build information fails here, before any artifact is hashed.
+	if _, err := provenance.SLSAPredicate(opts.Build); err != nil {
 		return nil, err
 	}
 	res := &Result{Signed: key != nil}
@@ -92,7 +94,7 @@ func Sign(ctx context.Context, opts SignOptions) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		fs, ar, err := sidecars(opts, key, a, predicate)
+		fs, ar, err := sidecars(opts, key, a)
 		if err != nil {
 			return nil, err
 		}
@@ -151,14 +153,27 @@ func loadKey(o SignOptions) (*sign.SecretKey, error) {
 	return k, nil
 }
 
-// sidecars builds the contents of one artifact's sidecars in memory.
-func sidecars(o SignOptions, key *sign.SecretKey, a Artifact, predicate []byte) ([]file, ArtifactResult, error) {
+// sidecars builds the contents of one artifact's sidecars in memory. The
+// documents about the artifact (SBOM, OSImage) come first: the predicate
+// lists them as byproducts with their digests, so the one signature over
+// the statement covers every document a user reads.
+func sidecars(o SignOptions, key *sign.SecretKey, a Artifact) ([]file, ArtifactResult, error) {
 	d, err := a.digests()
 	if err != nil {
 		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
 	}
 	name := filepath.Base(a.Path)
 	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}
+	var docs []file
+	if o.Kind == ISO {
+		if docs, err = isoDocuments(o, a.Path, subject, key != nil); err != nil {
+			return nil, ArtifactResult{}, err
+		}
+	}
+	predicate, err := provenance.SLSAPredicate(o.Build, byproducts(docs)...)
+	if err != nil {
+		return nil, ArtifactResult{}, err
+	}
 	statement, err := provenance.Statement([]provenance.Subject{subject}, predicate)
 	if err != nil {
 		return nil, ArtifactResult{}, err
@@ -175,18 +190,30 @@ func sidecars(o SignOptions, key *sign.SecretKey, a Artifact, predicate []byte) 
 		}
 		fs = append(fs, sigs...)
 	}
-	if o.Kind == ISO {
-		docs, err := isoDocuments(o, a.Path, subject, key != nil)
-		if err != nil {
-			return nil, ArtifactResult{}, err
-		}
-		fs = append(fs, docs...)
-	}
+	fs = append(fs, docs...)
 	ar := ArtifactResult{Path: a.Path, Digests: d, SHA256: d.SHA256Hex()}
 	for _, f := range fs {
 		ar.Sidecars = append(ar.Sidecars, f.path)
 	}
 	return fs, ar, nil
+}
+
+// byproducts describes the documents for the predicate.
+func byproducts(docs []file) []provenance.Byproduct {
+	out := make([]provenance.Byproduct, 0, len(docs))
+	for _, f := range docs {
+		sum := sha256.Sum256(f.data)
+		out = append(out, provenance.Byproduct{Name: filepath.Base(f.path), SHA256: hex.EncodeToString(sum[:]), MediaType: mediaType(f.path)})
+	}
+	return out
+}
+
+// mediaType is the media type of the document at path.
+func mediaType(path string) string {
+	if strings.HasSuffix(path, ExtSBOM) {
+		return provenance.MediaTypeCycloneDX
+	}
+	return provenance.MediaTypeOSImage
 }
 
 // signatures are the .minisig (prehashed, from the digest already computed)

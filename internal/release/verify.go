@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -17,7 +16,9 @@ import (
 	"github.com/socioprophet/sourceos/internal/sign"
 )
 
-// Names of the checks Verify reports.
+// Names of the checks Verify reports. Everything about the artifact's
+// build is read from the statement in the DSSE envelope, and only when
+// the envelope's signature verifies: the other files must agree with it.
 const (
 	CheckMinisigKey       = "minisign key"
 	CheckMinisigPrehashed = "minisign prehashed"
@@ -31,9 +32,12 @@ const (
 	CheckDSSESignature    = "dsse signature"
 	CheckDSSEStatement    = "dsse statement matches .intoto.json"
 	CheckSLSA             = "slsa predicate v1"
+	CheckByproducts       = "documents listed in the signed predicate"
 	CheckSBOM             = "sbom metadata component hash"
 	CheckOSImageSchema    = "osimage schema"
 	CheckOSImageRefs      = "osimage refs"
+	CheckOSImageClaims    = "osimage claims match the signed provenance"
+	CheckNetbootSet       = "netboot manifest matches its files and the signed provenance"
 )
 
 // Check outcomes.
@@ -106,28 +110,25 @@ type VerifyOptions struct {
 	AllowLegacy bool
 	// Digests, when set, are trusted instead of hashing the artifact.
 	Digests *digest.Digests
-	// ReadFile reads sidecars and key files (os.ReadFile when nil).
-	ReadFile func(string) ([]byte, error)
 }
 
 // Verify runs every check on an artifact and its sidecars. The error is nil
 // when all pass, a *FailedError when any check failed, and a
-// *CannotVerifyError when verification could not be completed.
+// *CannotVerifyError when verification could not be completed. It reads
+// regular files only (a FIFO or a device is refused without blocking) and
+// no sidecar larger than its limit (see SidecarLimit).
 func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
-	if opts.ReadFile == nil {
-		opts.ReadFile = os.ReadFile
-	}
 	rep := &Report{Artifact: opts.Artifact, Checks: []Check{}}
 	cannot := func(err error) (*Report, error) {
 		rep.Error = err.Error()
 		return rep, &CannotVerifyError{Err: err}
 	}
-	pub, err := LoadPublicKey(opts.PublicKey, opts.ReadFile)
+	pub, err := LoadPublicKey(opts.PublicKey)
 	if err != nil {
 		return cannot(err)
 	}
 	rep.KeyID = pub.ID.String()
-	d, err := artifactDigests(opts)
+	d, err := Artifact{Path: opts.Artifact, Digests: opts.Digests}.digests()
 	if err != nil {
 		return cannot(err)
 	}
@@ -135,33 +136,26 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return cannot(err)
 	}
-	v := &verifier{opts: opts, pub: pub, d: d, name: filepath.Base(opts.Artifact), rep: rep}
+	v := &verifier{opts: opts, pub: pub, d: d, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
 	v.run()
 	return rep, rep.result()
 }
 
 // LoadPublicKey reads a public key given as the `RW…` line, a .pub file's
 // contents, or a path to a .pub file.
-func LoadPublicKey(value string, readFile func(string) ([]byte, error)) (sign.PublicKey, error) {
+func LoadPublicKey(value string) (sign.PublicKey, error) {
 	v := strings.TrimSpace(value)
 	if v == "" {
 		return sign.PublicKey{}, errors.New("no public key: set SOURCEOS_SIGN_PUBKEY to the RW… line or a .pub file")
 	}
 	if !strings.HasPrefix(v, "RW") && !strings.HasPrefix(v, "untrusted comment:") {
-		b, err := readFile(v)
+		b, err := readLimited(v, MaxPublicKeySize)
 		if err != nil {
 			return sign.PublicKey{}, fmt.Errorf("public key file: %w", err)
 		}
 		v = string(b)
 	}
 	return sign.ParsePublicKey(v)
-}
-
-func artifactDigests(o VerifyOptions) (digest.Digests, error) {
-	if o.Digests != nil {
-		return Artifact{Path: o.Artifact, Digests: o.Digests}.digests()
-	}
-	return digest.File(o.Artifact)
 }
 
 func (r *Report) result() error {
@@ -220,10 +214,34 @@ type verifier struct {
 	d    digest.Digests
 	name string
 	rep  *Report
-	// statement is .intoto.json's contents once read.
-	statement []byte
-	parsed    *provenance.ParsedStatement
+	// payload is the DSSE payload, set only when the envelope's type and
+	// signature verified; statement, predicate and subject are read from
+	// it. unsigned says why they are not set.
+	payload   []byte
+	statement *provenance.ParsedStatement
+	predicate *provenance.Predicate
+	subject   *provenance.Subject
+	unsigned  error
+	// osImage is the OSImage document once it validated.
+	osImage *provenance.OSImageDocument
+	// docs caches the documents read beside the artifact, by suffix.
+	docs map[string]document
 }
+
+// document is a sidecar as read: its bytes, or why it could not be read
+// (wrapping fs.ErrNotExist when it is absent).
+type document struct {
+	data []byte
+	err  error
+}
+
+func (d document) absent() bool { return errors.Is(d.err, fs.ErrNotExist) }
+
+// missingError names a sidecar that is not there.
+type missingError string
+
+func (e missingError) Error() string { return string(e) + " is missing" }
+func (e missingError) Unwrap() error { return fs.ErrNotExist }
 
 func (v *verifier) add(name, status, detail string) {
 	v.rep.Checks = append(v.rep.Checks, Check{Name: name, Status: status, Detail: detail})
@@ -243,28 +261,56 @@ func (v *verifier) result(name string, err error) bool {
 	return true
 }
 
-// sidecar reads a sidecar; a missing one makes each of names an error.
+// read reads the sidecar with suffix ext once, within its size limit.
+func (v *verifier) read(ext string) document {
+	if d, ok := v.docs[ext]; ok {
+		return d
+	}
+	b, err := readLimited(v.opts.Artifact+ext, sidecarLimits[ext])
+	if errors.Is(err, fs.ErrNotExist) {
+		err = missingError(v.name + ext)
+	}
+	d := document{data: b, err: err}
+	v.docs[ext] = d
+	return d
+}
+
+// sidecar reads a sidecar; one that is missing or unreadable makes each of
+// names an error.
 func (v *verifier) sidecar(ext string, names ...string) ([]byte, bool) {
-	b, err := v.opts.ReadFile(v.opts.Artifact + ext)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			err = fmt.Errorf("%s is missing", v.name+ext)
-		}
+	d := v.read(ext)
+	if d.err != nil {
 		for _, n := range names {
-			v.errored(n, err)
+			v.errored(n, d.err)
 		}
 		return nil, false
 	}
-	return b, true
+	return d.data, true
+}
+
+// signed reports whether the signed statement was read; if not, each of
+// names is an error saying why.
+func (v *verifier) signed(names ...string) bool {
+	if v.statement != nil {
+		return true
+	}
+	for _, n := range names {
+		v.errored(n, fmt.Errorf("no statement signed by this key: %w", v.unsigned))
+	}
+	return false
 }
 
 func (v *verifier) run() {
 	v.minisig()
-	v.sha256File()
-	v.inToto()
 	v.dsse()
+	v.signedStatement()
+	v.statementFile()
 	v.slsa()
-	v.isoDocuments()
+	v.sha256File()
+	v.byproducts()
+	v.osImageDocument()
+	v.sbom()
+	v.netboot()
 }
 
 var minisigChecks = []string{CheckMinisigKey, CheckMinisigPrehashed, CheckMinisig, CheckTrustedComment, CheckCommentFile}
@@ -297,7 +343,7 @@ func (v *verifier) signatureOverFile(s *sign.Signature) {
 	case !v.opts.AllowLegacy:
 		v.fail(CheckMinisig, sign.ErrLegacy)
 	default:
-		msg, err := os.ReadFile(v.opts.Artifact)
+		msg, err := readWhole(v.opts.Artifact)
 		if err != nil {
 			v.errored(CheckMinisig, err)
 			return
@@ -306,12 +352,130 @@ func (v *verifier) signatureOverFile(s *sign.Signature) {
 	}
 }
 
+// readWhole reads the (regular) artifact into memory for a legacy signature.
+func readWhole(path string) ([]byte, error) {
+	f, _, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+var dsseChecks = []string{CheckDSSEType, CheckDSSESignature}
+
+// dsse checks the envelope; its payload is trusted only when both pass.
+func (v *verifier) dsse() {
+	raw, ok := v.sidecar(ExtDSSE, dsseChecks...)
+	if !ok {
+		v.unsigned = v.read(ExtDSSE).err
+		return
+	}
+	env, payload, err := sign.ParseEnvelope(raw)
+	if err != nil {
+		for _, n := range dsseChecks {
+			v.fail(n, err)
+		}
+		v.unsigned = err
+		return
+	}
+	okType := v.result(CheckDSSEType, env.CheckPayloadType(sign.PayloadTypeInToto))
+	okSig := v.result(CheckDSSESignature, env.VerifySignature(v.pub, payload))
+	if !okType || !okSig {
+		v.unsigned = errors.New("the DSSE envelope does not verify")
+		return
+	}
+	v.payload = payload
+}
+
+// signedStatement reads the signed statement and its predicate and checks
+// its subject is this file.
+func (v *verifier) signedStatement() {
+	if v.payload == nil {
+		v.signed(CheckStatement, CheckSubjects)
+		return
+	}
+	p, err := provenance.CheckStatement(v.payload)
+	var pred *provenance.Predicate
+	if err == nil {
+		pred, err = provenance.ParsePredicate(p.Predicate)
+	}
+	if err != nil {
+		v.unsigned = fmt.Errorf("the signed statement is unreadable: %w", err)
+		v.fail(CheckStatement, err)
+		v.fail(CheckSubjects, v.unsigned)
+		return
+	}
+	v.pass(CheckStatement)
+	v.statement, v.predicate = p, pred
+	s, err := checkSubjects(p.Subjects, v.name, v.d)
+	if v.result(CheckSubjects, err) {
+		v.subject = &s
+	}
+}
+
+// checkSubjects requires a subject naming this file and that every digest
+// it gives matches; it returns that subject.
+func checkSubjects(subjects []provenance.Subject, name string, d digest.Digests) (provenance.Subject, error) {
+	for _, s := range subjects {
+		if s.Name != name {
+			continue
+		}
+		if s.SHA256 != d.SHA256Hex() {
+			return s, fmt.Errorf("subject sha256 %s, the file's is %s", s.SHA256, d.SHA256Hex())
+		}
+		if s.SHA512 != "" && s.SHA512 != d.SHA512Hex() {
+			return s, fmt.Errorf("subject sha512 %s, the file's is %s", s.SHA512, d.SHA512Hex())
+		}
+		return s, nil
+	}
+	return provenance.Subject{}, fmt.Errorf("no subject names %q", name)
+}
+
+// statementFile checks .intoto.json is byte for byte the signed statement.
+func (v *verifier) statementFile() {
+	raw, ok := v.sidecar(ExtStatement, CheckDSSEStatement)
+	switch {
+	case !ok:
+	case v.payload == nil:
+		v.signed(CheckDSSEStatement)
+	case !bytes.Equal(raw, v.payload):
+		v.fail(CheckDSSEStatement, errors.New(v.name+ExtStatement+" differs from the statement in the DSSE envelope"))
+	default:
+		v.pass(CheckDSSEStatement)
+	}
+}
+
+// slsa checks .slsa.json is byte for byte the predicate the signed
+// statement carries (which the statement check found to be SLSA v1).
+func (v *verifier) slsa() {
+	raw, ok := v.sidecar(ExtSLSA, CheckSLSA)
+	if !ok || !v.signed(CheckSLSA) {
+		return
+	}
+	if bytes.Equal(raw, v.statement.Predicate) {
+		v.pass(CheckSLSA)
+		return
+	}
+	err := errors.New(v.name + ExtSLSA + " differs from the predicate of the signed statement")
+	if perr := provenance.CheckSLSAPredicate(raw); perr != nil {
+		err = fmt.Errorf("%w; it is not a valid predicate either: %w", err, perr)
+	}
+	v.fail(CheckSLSA, err)
+}
+
+// sha256File checks the checksum file names this file with its SHA-256,
+// which is also the signed subject's when there is a signed statement.
 func (v *verifier) sha256File() {
 	raw, ok := v.sidecar(ExtSHA256, CheckSHA256File)
 	if !ok {
 		return
 	}
-	v.result(CheckSHA256File, checkSumLine(raw, v.name, v.d.SHA256Hex()))
+	err := checkSumLine(raw, v.name, v.d.SHA256Hex())
+	if err == nil && v.subject != nil && v.subject.SHA256 != v.d.SHA256Hex() {
+		err = fmt.Errorf("the signed subject's sha256 is %s", v.subject.SHA256)
+	}
+	v.result(CheckSHA256File, err)
 }
 
 // checkSumLine checks a sha256sum-format line: "<hex>  <name>" (or " *name").
@@ -326,107 +490,6 @@ func checkSumLine(raw []byte, name, want string) error {
 		return fmt.Errorf("sha256 %s, the file's is %s", sum, want)
 	case file != name:
 		return fmt.Errorf("names %q, the file is %q", file, name)
-	}
-	return nil
-}
-
-func (v *verifier) inToto() {
-	raw, ok := v.sidecar(ExtStatement, CheckStatement, CheckSubjects)
-	if !ok {
-		return
-	}
-	v.statement = raw
-	p, err := provenance.CheckStatement(raw)
-	if err == nil && p.PredicateType != provenance.SLSAPredicateType {
-		err = fmt.Errorf("predicateType %q, want %q", p.PredicateType, provenance.SLSAPredicateType)
-	}
-	if !v.result(CheckStatement, err) {
-		v.fail(CheckSubjects, errors.New("statement unreadable"))
-		return
-	}
-	v.parsed = p
-	v.result(CheckSubjects, checkSubjects(p.Subjects, v.name, v.d))
-}
-
-// checkSubjects requires a subject naming this file and that every digest
-// it gives matches.
-func checkSubjects(subjects []provenance.Subject, name string, d digest.Digests) error {
-	found := false
-	for _, s := range subjects {
-		if s.Name != name {
-			continue
-		}
-		found = true
-		if s.SHA256 != d.SHA256Hex() {
-			return fmt.Errorf("subject sha256 %s, the file's is %s", s.SHA256, d.SHA256Hex())
-		}
-		if s.SHA512 != "" && s.SHA512 != d.SHA512Hex() {
-			return fmt.Errorf("subject sha512 %s, the file's is %s", s.SHA512, d.SHA512Hex())
-		}
-	}
-	if !found {
-		return fmt.Errorf("no subject names %q", name)
-	}
-	return nil
-}
-
-var dsseChecks = []string{CheckDSSEType, CheckDSSESignature, CheckDSSEStatement}
-
-func (v *verifier) dsse() {
-	raw, ok := v.sidecar(ExtDSSE, dsseChecks...)
-	if !ok {
-		return
-	}
-	env, payload, err := sign.ParseEnvelope(raw)
-	if err != nil {
-		for _, n := range dsseChecks {
-			v.fail(n, err)
-		}
-		return
-	}
-	v.result(CheckDSSEType, env.CheckPayloadType(sign.PayloadTypeInToto))
-	v.result(CheckDSSESignature, env.VerifySignature(v.pub, payload))
-	switch {
-	case v.statement == nil:
-		v.errored(CheckDSSEStatement, errors.New("no .intoto.json to compare with"))
-	case !bytes.Equal(payload, v.statement):
-		v.fail(CheckDSSEStatement, errors.New("the envelope's statement differs from "+v.name+ExtStatement))
-	default:
-		v.pass(CheckDSSEStatement)
-	}
-}
-
-// slsa checks the statement's predicate is v1-shaped and that .slsa.json
-// is the same predicate.
-func (v *verifier) slsa() {
-	raw, ok := v.sidecar(ExtSLSA, CheckSLSA)
-	if !ok {
-		return
-	}
-	if err := provenance.CheckSLSAPredicate(raw); err != nil {
-		v.fail(CheckSLSA, fmt.Errorf("%s: %w", v.name+ExtSLSA, err))
-		return
-	}
-	if v.parsed == nil {
-		v.errored(CheckSLSA, errors.New("no readable statement to compare the predicate with"))
-		return
-	}
-	if err := provenance.CheckSLSAPredicate(v.parsed.Predicate); err != nil {
-		v.fail(CheckSLSA, fmt.Errorf("statement predicate: %w", err))
-		return
-	}
-	v.result(CheckSLSA, sameJSON(raw, v.parsed.Predicate))
-}
-
-func sameJSON(a, b []byte) error {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return errors.New("not JSON")
-	}
-	ca, _ := json.Marshal(x)
-	cb, _ := json.Marshal(y)
-	if !bytes.Equal(ca, cb) {
-		return errors.New("the .slsa.json predicate differs from the statement's")
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
 )
 
 // PayloadTypeInToto is the DSSE payload type of an in-toto statement.
@@ -64,16 +66,28 @@ func (k *SecretKey) SignEnvelope(payloadType string, payload []byte) ([]byte, er
 	return append(out, '\n'), nil
 }
 
-// ParseEnvelope reads an envelope and decodes its payload.
+// ParseEnvelope reads an envelope strictly and decodes its payload. Every
+// reader must see the same statement, so a member given twice or in
+// another case ("Payload"), a member DSSE does not define, a missing
+// payloadType, payload or signature, and payload base64 that does not
+// decode canonically are all refused.
 func ParseEnvelope(data []byte) (*Envelope, []byte, error) {
 	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := strictjson.Unmarshal(data, &env); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrEnvelopeFormat, err)
 	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	switch {
+	case env.PayloadType == "":
+		return nil, nil, fmt.Errorf("%w: no payloadType", ErrEnvelopeFormat)
+	case env.Payload == "":
+		return nil, nil, fmt.Errorf("%w: no payload", ErrEnvelopeFormat)
+	case len(env.Signatures) == 0:
+		return nil, nil, fmt.Errorf("%w: no signatures", ErrEnvelopeFormat)
+	}
+	payload, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
 	if err != nil {
 		// DSSE allows URL-safe base64 too.
-		if payload, err = base64.URLEncoding.DecodeString(env.Payload); err != nil {
+		if payload, err = base64.URLEncoding.Strict().DecodeString(env.Payload); err != nil {
 			return nil, nil, fmt.Errorf("%w: payload is not base64", ErrEnvelopeFormat)
 		}
 	}

@@ -2,6 +2,7 @@ package sign_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/socioprophet/sourceos/internal/sign"
@@ -39,5 +40,38 @@ func FuzzParseSignature(f *testing.F) {
 		}
 		_ = s.VerifyComment(kp.Public)
 		_ = s.VerifyDigest(kp.Public, make([]byte, 64))
+	})
+}
+
+// Whatever envelope parses has one reading: encoding/json, which matches
+// keys case-insensitively and keeps the last of repeated ones, reads the
+// same payload and type from it.
+func FuzzParseEnvelope(f *testing.F) {
+	kp, err := sign.Generate(sign.GenerateOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := sign.ParseSecretKey(kp.SecretKey, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := k.SignEnvelope(sign.PayloadTypeInToto, []byte(`{"_type":"x"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"payloadType":"a","payload":"e30=","Payload":"e31=","signatures":[{"sig":"AA=="}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, payload, err := sign.ParseEnvelope(data)
+		if err != nil {
+			return
+		}
+		var lax sign.Envelope
+		if err := json.Unmarshal(data, &lax); err != nil {
+			t.Fatalf("accepted, but encoding/json says %v", err)
+		}
+		if lax.PayloadType != env.PayloadType || lax.Payload != env.Payload || len(payload) == 0 {
+			t.Fatalf("two readings: %+v and %+v", env, lax)
+		}
 	})
 }

@@ -390,3 +390,55 @@ func mustDecode(t *testing.T, e *sign.Envelope) []byte {
 	}
 	return b
 }
+
+// An envelope another parser could read differently is refused: keys
+// given twice or in another case, members DSSE does not define, and
+// base64 that does not decode one way only.
+func TestParseEnvelopeIsStrict(t *testing.T) {
+	kp := generate(t, "")
+	k := load(t, kp.SecretKey, "")
+	env, err := k.SignEnvelope(sign.PayloadTypeInToto, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sign.ParseEnvelope(env); err != nil {
+		t.Fatalf("our own envelope: %v", err)
+	}
+	forged := base64.StdEncoding.EncodeToString([]byte(`{"forged":true}`))
+	s := string(env)
+	e, _, _ := sign.ParseEnvelope(env)
+	p64 := e.Payload
+	for name, doc := range map[string]string{
+		"duplicate payload":         strings.Replace(s, `"payload":`, `"payload": "`+forged+`", "payload":`, 1),
+		"case-variant payload":      strings.Replace(s, `"payload":`, `"Payload": "`+forged+`", "payload":`, 1),
+		"case-variant payload only": strings.Replace(s, `"payload":`, `"PAYLOAD":`, 1),
+		"case-variant payloadType":  strings.Replace(s, `"payloadType":`, `"payloadtype": "text/plain", "payloadType":`, 1),
+		"duplicate signatures":      strings.Replace(s, `"signatures":`, `"signatures": [], "signatures":`, 1),
+		"unknown top-level member":  strings.Replace(s, `"payloadType":`, `"payloadHash": "x", "payloadType":`, 1),
+		"case-variant keyid":        strings.Replace(s, `"keyid":`, `"keyID": "0000000000000000", "keyid":`, 1),
+		"unknown signature member":  strings.Replace(s, `"keyid":`, `"cert": "x", "keyid":`, 1),
+		"second envelope after":     s + s,
+		"no payload":                strings.Replace(s, `"payload":`, `"payloadX":`, 1),
+		"non-canonical base64":      strings.Replace(s, p64, nonCanonical(t, p64), 1),
+	} {
+		if doc == s {
+			t.Fatalf("%s: mutation did not change the envelope", name)
+		}
+		if _, _, err := sign.ParseEnvelope([]byte(doc)); !errors.Is(err, sign.ErrEnvelopeFormat) {
+			t.Errorf("%s: ParseEnvelope = %v, want ErrEnvelopeFormat", name, err)
+		}
+	}
+}
+
+// nonCanonical sets padding bits base64 decoders other than a strict one
+// ignore, so the string decodes to the same bytes as b64.
+func nonCanonical(t *testing.T, b64 string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	end := strings.TrimRight(b64, "=")
+	if len(end) == len(b64) {
+		t.Fatal("payload length is a multiple of 3: no padding bits to set")
+	}
+	i := strings.IndexByte(alphabet, end[len(end)-1])
+	return end[:len(end)-1] + string(alphabet[i|1]) + b64[len(end):]
+}

@@ -1,0 +1,9 @@
+//go:build unix
+
+package release
+
+import "syscall"
+
+// oNonblock makes opening a FIFO return at once instead of waiting for a
+// writer.
+const oNonblock = syscall.O_NONBLOCK
