@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // OSImageSpecVersion is the sourceos-spec version our OSImage documents follow.

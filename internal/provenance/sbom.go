@@ -13,7 +13,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // ErrBadSBOM is wrapped by every error CheckSBOM returns.

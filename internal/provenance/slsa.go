@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // ErrNotSLSAv1 is wrapped by every error CheckSLSAPredicate returns.

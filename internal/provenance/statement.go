@@ -9,7 +9,7 @@ import (
 	ita "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // ErrBadStatement is wrapped by every error CheckStatement returns.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // netbootManifest is netboot-manifest.json as the build writes it: the

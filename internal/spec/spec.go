@@ -5,7 +5,6 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
 // Spec is a custom build request.
@@ -115,17 +116,9 @@ func Parse(r io.Reader, opts Options) (*Spec, error) {
 	if !utf8.Valid(data) {
 		return nil, &ValidationError{[]*FieldError{{Field: "(spec)", Value: "", Rule: "must be UTF-8"}}}
 	}
-	if fe := checkKeys(data); fe != nil {
-		return nil, &ValidationError{[]*FieldError{fe}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s Spec
-	if err := dec.Decode(&s); err != nil {
-		return nil, &ValidationError{[]*FieldError{{Field: "(spec)", Value: shortJSONError(err), Rule: "must be a JSON object with only the known fields (edition, arch, hostname, packages, services, users, moduleSnippet)"}}}
-	}
-	if dec.More() {
-		return nil, &ValidationError{[]*FieldError{{Field: "(spec)", Value: "trailing data", Rule: "must hold exactly one JSON object"}}}
+	if err := strictjson.Unmarshal(data, &s); err != nil {
+		return nil, &ValidationError{[]*FieldError{jsonFieldError(err)}}
 	}
 	if err := s.Validate(opts); err != nil {
 		return nil, err
@@ -133,7 +126,47 @@ func Parse(r io.Reader, opts Options) (*Spec, error) {
 	return &s, nil
 }
 
-func shortJSONError(err error) string { return strings.TrimPrefix(err.Error(), "json: ") }
+// jsonFieldError says what strictjson refused, in the spec's terms.
+func jsonFieldError(err error) *FieldError {
+	var je *strictjson.Error
+	if !errors.As(err, &je) {
+		return &FieldError{Field: "(spec)", Value: err.Error(), Rule: "must be a JSON object"}
+	}
+	field := func() string { return pointerField(je.Pointer, je.Key) }
+	switch je.Reason {
+	case strictjson.Unknown:
+		return &FieldError{Field: field(), Value: je.Key, Rule: "unknown field (field names are case-sensitive)"}
+	case strictjson.Duplicate:
+		return &FieldError{Field: field(), Value: je.Key, Rule: "given twice"}
+	case strictjson.CaseVariant:
+		return &FieldError{Field: field(), Value: je.Key, Rule: "given twice, in two cases"}
+	case strictjson.Trailing:
+		return &FieldError{Field: "(spec)", Value: "trailing data", Rule: "must hold exactly one JSON object"}
+	}
+	return &FieldError{Field: "(spec)", Value: je.Msg, Rule: "must be a JSON object with only the known fields (edition, arch, hostname, packages, services, users, moduleSnippet)"}
+}
+
+// pointerField turns a JSON pointer and a key into the spec's field
+// notation: /users/0 and "uid" become users[0].uid.
+func pointerField(pointer, key string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		switch {
+		case tok == "":
+		case tok[0] >= '0' && tok[0] <= '9':
+			fmt.Fprintf(&b, "[%s]", tok)
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(tok)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteByte('.')
+	}
+	return b.String() + key
+}
 
 // Validate checks every field and reports every broken rule at once.
 func (s *Spec) Validate(opts Options) error {

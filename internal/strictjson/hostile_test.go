@@ -12,21 +12,21 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/socioprophet/sourceos/internal/provenance/strictjson"
+	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
-type inner struct {
+type hostileInner struct {
 	Name string `json:"name"`
 }
 
-type doc struct {
+type hostileDoc struct {
 	Type    string            `json:"payloadType"`
 	Payload string            `json:"payload"`
-	List    []inner           `json:"list"`
+	List    []hostileInner           `json:"list"`
 	Ann     map[string]any    `json:"ann"`
 	Raw     json.RawMessage   `json:"raw"`
-	Ptr     *inner            `json:"ptr,omitempty"`
-	Map     map[string]inner  `json:"map"`
+	Ptr     *hostileInner            `json:"ptr,omitempty"`
+	Map     map[string]hostileInner  `json:"map"`
 	Skip    string            `json:"-"`
 	Strs    map[string]string `json:"strs"`
 }
@@ -35,7 +35,7 @@ func TestAccepts(t *testing.T) {
 	good := `{"payloadType":"t","payload":"p","list":[{"name":"a"},{"name":"b"}],
 		"ann":{"x":{"Y":1,"y2":[{"z":null}]}},"raw":{"anything":{"goes":1}},"ptr":{"name":"c"},
 		"map":{"k":{"name":"d"},"K2":{"name":"e"}},"strs":{"a":"b"}}`
-	var d doc
+	var d hostileDoc
 	if err := strictjson.Unmarshal([]byte(good), &d); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestAccepts(t *testing.T) {
 }
 
 func TestRejects(t *testing.T) {
-	for name, tc := range map[string]struct{ doc, want string }{
+	for name, tc := range map[string]struct{ hostileDoc, want string }{
 		"duplicate key":                 {`{"payload":"a","payload":"b"}`, `"payload" given twice`},
 		"case variant":                  {`{"payload":"a","Payload":"b"}`, `differ only in case`},
 		"case variant only":             {`{"Payload":"b"}`, `unknown member "Payload"`},
@@ -67,8 +67,8 @@ func TestRejects(t *testing.T) {
 		"ignored field name is unknown": {`{"Skip":"x"}`, `unknown member "Skip"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var d doc
-			err := strictjson.Unmarshal([]byte(tc.doc), &d)
+			var d hostileDoc
+			err := strictjson.Unmarshal([]byte(tc.hostileDoc), &d)
 			var se *strictjson.Error
 			if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Unmarshal = %v, want a *strictjson.Error mentioning %q", err, tc.want)
