@@ -7,8 +7,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/socioprophet/sourceos/internal/bench"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/release/bench"
 )
 
 // Bench runs the committed benchmarks side by side with the peer tools.
@@ -31,5 +31,5 @@ func (Bench) Sign(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return bench.Command(ctx, a, mg.GoCmd())
+	return bench.Command(ctx, bench.CommandOptions{Run: a.Run, GoCmd: mg.GoCmd(), Stdout: a.Stdout, Stderr: a.Stderr})
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 )
 
@@ -19,7 +18,7 @@ import (
 type Cache mg.Namespace
 
 // cacheOptions builds the cache options of this run, with progress on stderr.
-func cacheOptions(a *app.App) nixcache.Options {
+func cacheOptions(a *App) nixcache.Options {
 	o := nixcache.FromConfig(a.Cfg, a.Run, a.Log)
 	st, err := os.Stderr.Stat()
 	term := err == nil && st.Mode()&os.ModeCharDevice != 0 && !a.Cfg.CI

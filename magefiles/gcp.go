@@ -9,7 +9,6 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
@@ -75,6 +74,6 @@ func laneName(cfg *config.Config) string {
 // verify gate (internal/gcpvm/lane).
 func customBuild(stdout, stderr io.Writer) gcpvm.BuildFunc {
 	return lane.CustomBuild(
-		func(cfg *config.Config) image.Deps { return buildDeps(app.With(cfg, stdout, stderr)) },
+		func(cfg *config.Config) image.Deps { return buildDeps(newApp(cfg, stdout, stderr)) },
 		func(sum *image.Summary) error { return sum.Print(stdout) })
 }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/socioprophet/sourceos/internal/attest"
 	"github.com/socioprophet/sourceos/internal/nixcache"
-	"github.com/socioprophet/sourceos/internal/release"
 )
 
 // Keys generates the key pairs the pipeline signs with.
@@ -20,7 +20,7 @@ func (Keys) Sign(secretKeyPath string) error {
 	if err != nil {
 		return err
 	}
-	return release.KeysCommand(a, secretKeyPath)
+	return attest.NewKey(attest.KeyOptions{SecretPath: secretKeyPath, Password: a.Cfg.SignPassword, Stdout: a.Stdout, Stderr: a.Stderr})
 }
 
 // Cache generates a Nix binary cache key pair called name and prints NIX_CACHE_SECRET_KEY= and NIX_CACHE_PUBKEY= lines to stdout only (never to a log or file).

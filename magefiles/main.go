@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/image"
 )
@@ -25,12 +24,12 @@ var process struct {
 }
 
 // setup loads the configuration of this run.
-func setup() (*app.App, error) {
+func setup() (*App, error) {
 	cfg, err := loadProcess()
 	if err != nil {
 		return nil, err
 	}
-	return app.With(cfg, os.Stdout, os.Stderr), nil
+	return newApp(cfg, os.Stdout, os.Stderr), nil
 }
 
 // loadProcess reads the environment once, seals the process (secrets out
@@ -62,6 +61,6 @@ func relayTerminate() {
 }
 
 // buildDeps gives the build pipeline what it needs from this run.
-func buildDeps(a *app.App) image.Deps {
+func buildDeps(a *App) image.Deps {
 	return image.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
 }

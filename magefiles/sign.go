@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/attest"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // Sign signs an artifact (or, with TARGET=netboot, a netboot-manifest.json and its files) and writes its checksum, minisign signature and provenance beside it.
@@ -16,17 +19,30 @@ func Sign(ctx context.Context, artifact string) error {
 	if err != nil {
 		return err
 	}
-	return release.SignCommand(ctx, a, artifact)
+	o, err := attest.FilesFromConfig(a.Cfg, artifact, time.Now(), a.Log)
+	if err != nil {
+		return err
+	}
+	res, err := attest.Files(ctx, o)
+	if err != nil {
+		return err
+	}
+	if !res.Signed {
+		a.Log.Warn("no signing key set: wrote unsigned provenance (the OSImage document says unsigned)")
+	}
+	enc := json.NewEncoder(a.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
 }
 
 // Verify checks an artifact's signature and every sidecar with SOURCEOS_SIGN_PUBKEY; exit 1: verification failed, 2: could not verify.
 func Verify(ctx context.Context, artifact string) error {
 	a, err := setup()
 	if err == nil {
-		err = release.VerifyCommand(ctx, a, artifact)
+		err = verify.Run(ctx, verify.FromConfig(a.Cfg, artifact, a.Stdout))
 	}
 	if err != nil {
-		return mg.Fatal(release.ExitCode(err), err)
+		return mg.Fatal(verify.ExitCode(err), err)
 	}
 	return nil
 }

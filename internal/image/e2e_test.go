@@ -20,9 +20,10 @@ import (
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixcache"
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // rig is one end-to-end build environment: real Nix, the fixture flake, a
@@ -80,7 +81,7 @@ func (r *rig) deps() image.Deps {
 // verify runs the same verification as `mage verify` on an artifact.
 func (r *rig) verify(path string) {
 	r.t.Helper()
-	rep, err := release.Verify(context.Background(), release.VerifyOptions{Artifact: path, PublicKey: r.signPub})
+	rep, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: path, PublicKey: r.signPub})
 	if err != nil {
 		js, _ := json.MarshalIndent(rep, "", " ")
 		r.t.Fatalf("verify %s: %v\n%s", filepath.Base(path), err, js)
@@ -168,7 +169,7 @@ func TestBuildNetbootEndToEnd(t *testing.T) {
 	for _, name := range []string{"sourceos-server-x86_64-kernel", "sourceos-server-x86_64-initrd", "netboot-manifest.json"} {
 		r.verify(filepath.Join(r.out, name))
 	}
-	var m image.NetbootManifest
+	var m sidecar.NetbootManifest
 	raw, err := os.ReadFile(filepath.Join(r.out, "netboot-manifest.json"))
 	if err != nil || json.Unmarshal(raw, &m) != nil {
 		t.Fatalf("manifest: %v", err)

@@ -8,27 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/socioprophet/sourceos/internal/sidecar"
 )
-
-// NetbootManifest describes a netboot set: the files, their digests and the
-// kernel command line, so a PXE server can be configured from it alone.
-type NetbootManifest struct {
-	Edition    string        `json:"edition"`
-	Arch       string        `json:"arch"`
-	Version    string        `json:"version"`
-	Kernel     NetbootFile   `json:"kernel"`
-	Initrd     NetbootFile   `json:"initrd"`
-	IPXE       NetbootFile   `json:"ipxe"`
-	KernelArgs string        `json:"kernelArgs"`
-	Files      []NetbootFile `json:"files"`
-}
-
-// NetbootFile is one file of the set.
-type NetbootFile struct {
-	File   string `json:"file"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
 
 // KernelArgs returns the arguments of the first `kernel` line of an iPXE
 // script (everything after the kernel file name).
@@ -104,9 +86,9 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Artifacts = append(s.Artifacts, ipxe)
-	m := NetbootManifest{Edition: s.Req.Edition, Arch: s.Req.Arch, Version: s.Cfg.Version,
+	m := sidecar.NetbootManifest{Edition: s.Req.Edition, Arch: s.Req.Arch, Version: s.Cfg.Version,
 		Kernel: fileOf(kernel), Initrd: fileOf(initrd), IPXE: fileOf(ipxe), KernelArgs: args}
-	m.Files = []NetbootFile{m.Kernel, m.Initrd, m.IPXE}
+	m.Files = []sidecar.NetbootFile{m.Kernel, m.Initrd, m.IPXE}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -120,6 +102,6 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-func fileOf(a *Artifact) NetbootFile {
-	return NetbootFile{File: a.Name, SHA256: a.SHA256, Size: a.Size}
+func fileOf(a *Artifact) sidecar.NetbootFile {
+	return sidecar.NetbootFile{File: a.Name, SHA256: a.SHA256, Size: a.Size}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
 func TestParseKernelLine(t *testing.T) {
@@ -77,7 +78,7 @@ func TestCopyNetbootUsesTheScriptsKernel(t *testing.T) {
 			if err != nil || !strings.Contains(string(script), "kernel sourceos-edge-"+c.arch+"-kernel init=/nix/store/z/init console=ttyAMA0") {
 				t.Fatalf("rewritten script %q (%v)", script, err)
 			}
-			var m NetbootManifest
+			var m sidecar.NetbootManifest
 			raw, err := os.ReadFile(filepath.Join(out, "netboot-manifest.json"))
 			if err != nil || json.Unmarshal(raw, &m) != nil {
 				t.Fatalf("manifest %s: %v", raw, err)

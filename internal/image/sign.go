@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/socioprophet/sourceos/internal/attest"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
 // signStep signs the artifacts and writes their provenance beside them,
@@ -17,17 +18,17 @@ type signStep struct{}
 func (signStep) String() string { return "sign and write provenance" }
 
 func (signStep) Run(ctx context.Context, s *State) error {
-	kind := release.ISO
+	kind := sidecar.ISO
 	var arts []*Artifact
 	if s.Req.Target == "netboot" {
-		kind = release.Netboot
-		for _, k := range []ArtifactKind{KindKernel, KindInitrd, KindManifest} {
+		kind = sidecar.Netboot
+		for _, k := range []ArtifactKind{KindKernel, KindInitrd, KindIPXE, KindManifest} {
 			arts = append(arts, s.Artifact(k))
 		}
 	} else {
 		arts = []*Artifact{s.Artifact(KindISO)}
 	}
-	opts := release.SignOptions{
+	opts := attest.SignOptions{
 		Kind: kind, Build: s.buildInfo(), Closure: storePaths(s.Closure),
 		SecretKey: s.Cfg.SignSecretKey, Password: s.Cfg.SignPassword,
 		RequireSignature: s.Cfg.RequireSignature, GCSPrefix: s.Cfg.GCSPrefix,
@@ -35,9 +36,9 @@ func (signStep) Run(ctx context.Context, s *State) error {
 	}
 	for _, a := range arts {
 		d := a.Digests
-		opts.Artifacts = append(opts.Artifacts, release.Artifact{Path: a.Path, Digests: &d})
+		opts.Artifacts = append(opts.Artifacts, sidecar.Artifact{Path: a.Path, Digests: &d})
 	}
-	res, err := release.Sign(ctx, opts)
+	res, err := attest.Sign(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (s *State) buildInfo() provenance.BuildInfo {
 		Version: s.Cfg.Version, Channel: s.Cfg.Channel,
 		FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, kind),
 		SourceRepo: s.Cfg.SourceRepo, SourceRev: s.Cfg.SourceRev,
-		BuildID: s.Cfg.BuildID, BuilderID: release.LocalBuilderID,
+		BuildID: s.Cfg.BuildID, BuilderID: attest.LocalBuilderID,
 		StartedOn: s.Started, FinishedOn: s.Now(),
 	}
 	if lock, err := FlakeLock(s.Req.Flake); err == nil {

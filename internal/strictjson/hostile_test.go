@@ -20,15 +20,15 @@ type hostileInner struct {
 }
 
 type hostileDoc struct {
-	Type    string            `json:"payloadType"`
-	Payload string            `json:"payload"`
-	List    []hostileInner           `json:"list"`
-	Ann     map[string]any    `json:"ann"`
-	Raw     json.RawMessage   `json:"raw"`
-	Ptr     *hostileInner            `json:"ptr,omitempty"`
-	Map     map[string]hostileInner  `json:"map"`
-	Skip    string            `json:"-"`
-	Strs    map[string]string `json:"strs"`
+	Type    string                  `json:"payloadType"`
+	Payload string                  `json:"payload"`
+	List    []hostileInner          `json:"list"`
+	Ann     map[string]any          `json:"ann"`
+	Raw     json.RawMessage         `json:"raw"`
+	Ptr     *hostileInner           `json:"ptr,omitempty"`
+	Map     map[string]hostileInner `json:"map"`
+	Skip    string                  `json:"-"`
+	Strs    map[string]string       `json:"strs"`
 }
 
 func TestAccepts(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,16 +17,17 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/gcpvm/gcpvmtest"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
 	"github.com/socioprophet/sourceos/internal/image"
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 const (
@@ -65,8 +67,10 @@ func runVMPrepared(t *testing.T, attrs map[string]string, prepare func(*gcpvmtes
 	var log bytes.Buffer
 	env := map[string]string{"OUT": t.TempDir()}
 	deps := func(cfg *config.Config) image.Deps {
-		a := app.With(cfg, &log, &log)
-		return image.Deps{Cfg: a.Cfg, Run: a.Run, Log: a.Log, Stream: a.Stderr}
+		red := cfg.Redactor()
+		w := red.Writer(&log)
+		return image.Deps{Cfg: cfg, Run: &execx.Exec{SecretNames: config.SecretNames(), Redactor: red, Log: w},
+			Log: slog.New(slog.NewTextHandler(w, nil)), Stream: w}
 	}
 	err := gcpvm.Run(context.Background(), gcpvm.Options{
 		Build:      lane.CustomBuild(deps, func(s *image.Summary) error { return s.Print(&log) }),
@@ -124,12 +128,15 @@ func TestVMLaneThenSignerEndToEnd(t *testing.T) {
 	if st.State != gcpvm.Complete || !st.Signed || st.Error != "" {
 		t.Fatalf("after signing: status = %+v", st)
 	}
+	if got := objects(t, gcs); slices.Contains(got, iso+buildrecord.Ext) {
+		t.Errorf("the unsigned build record stayed beside the signed image: %v", got)
+	}
 	dir := download(t, gcs)
-	rep, err := release.Verify(context.Background(), release.VerifyOptions{Artifact: filepath.Join(dir, iso), PublicKey: keys.pub})
+	rep, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: filepath.Join(dir, iso), PublicKey: keys.pub})
 	if err != nil {
 		t.Fatalf("mage verify of the published image: %v %+v", err, rep)
 	}
-	slsa, _ := os.ReadFile(filepath.Join(dir, iso+release.ExtSLSA))
+	slsa, _ := os.ReadFile(filepath.Join(dir, iso+sidecar.ExtSLSA))
 	for _, want := range []string{lane.CustomBuilderID, "box-1", "1.4.0-signer"} {
 		if !strings.Contains(string(slsa), want) {
 			t.Errorf("provenance lacks %q", want)

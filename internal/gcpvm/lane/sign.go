@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socioprophet/sourceos/internal/attest"
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
 	"github.com/socioprophet/sourceos/internal/config"
@@ -23,9 +24,10 @@ import (
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/spec"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // MaxImageBytes bounds the image a signer downloads.
@@ -120,8 +122,8 @@ func (s *signer) run(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%s in the bucket (%d bytes, sha256 %s) is not the image the build recorded (%d bytes, sha256 %s)",
 			name, d.Size, d.SHA256Hex(), rec.Size, rec.SHA256)
 	}
-	res, err := release.Sign(ctx, release.SignOptions{
-		Kind: release.ISO, Artifacts: []release.Artifact{{Path: path, Digests: &d}},
+	res, err := attest.Sign(ctx, attest.SignOptions{
+		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: path, Digests: &d}},
 		Build: s.buildInfo(sp, rec), Closure: closureOf(rec),
 		SecretKey: s.o.Cfg.SignSecretKey, Password: s.o.Cfg.SignPassword,
 		RequireSignature: s.o.Cfg.RequireSignature, GCSPrefix: s.o.Cfg.GCSPrefix,
@@ -135,6 +137,12 @@ func (s *signer) run(ctx context.Context) (string, error) {
 	}
 	if err := s.upload(ctx, res.Artifacts[0].Sidecars); err != nil {
 		return "", err
+	}
+	// The record was the builder's word, for this step only: what it
+	// said that the signature vouches for is in the provenance now, and
+	// nothing unsigned stays beside a signed image.
+	if err := s.store.Delete(ctx, name+buildrecord.Ext); err != nil {
+		return "", fmt.Errorf("remove the build record: %w", err)
 	}
 	s.status.Signed = res.Signed
 	return s.store.URL(name), nil
@@ -251,7 +259,7 @@ func (s *signer) verify(ctx context.Context, path string, d digest.Digests, sign
 	if err != nil {
 		return err
 	}
-	if _, err := release.Verify(ctx, release.VerifyOptions{Artifact: path, PublicKey: pub, Digests: &d}); err != nil {
+	if _, err := verify.Verify(ctx, verify.VerifyOptions{Artifact: path, PublicKey: pub, Digests: &d}); err != nil {
 		return fmt.Errorf("verify gate: %w", err)
 	}
 	return nil
@@ -291,7 +299,7 @@ func (s *signer) upload(ctx context.Context, sidecars []string) error {
 }
 
 func isSignature(p string) int {
-	if strings.HasSuffix(p, release.ExtMinisig) || strings.HasSuffix(p, release.ExtDSSE) {
+	if strings.HasSuffix(p, sidecar.ExtMinisig) || strings.HasSuffix(p, sidecar.ExtDSSE) {
 		return 1
 	}
 	return 0

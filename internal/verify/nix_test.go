@@ -1,4 +1,4 @@
-package release_test
+package verify_test
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/attest"
+	"github.com/socioprophet/sourceos/internal/attest/attesttest"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/release"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -20,12 +21,12 @@ import (
 func TestRealNixISO(t *testing.T) {
 	testrig.Nix(t)
 	out := testrig.Build(t, testrig.Attr(t, "sourceos-desktop-iso"))[0]
-	src, err := os.Open(filepath.Join(out, "iso", isoName))
+	src, err := os.Open(filepath.Join(out, "iso", attesttest.ISOName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	iso := filepath.Join(t.TempDir(), isoName)
+	iso := filepath.Join(t.TempDir(), attesttest.ISOName)
 	dst, err := os.Create(iso)
 	if err != nil {
 		t.Fatal(err)
@@ -45,18 +46,18 @@ func TestRealNixISO(t *testing.T) {
 	for _, p := range infos {
 		closure = append(closure, provenance.StorePath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize, References: p.References, Deriver: p.Deriver})
 	}
-	k := newKeys(t)
-	signISO(t, k, iso, func(o *release.SignOptions) {
+	k := attesttest.NewKeys(t)
+	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) {
 		o.Artifacts[0].Digests = &d
 		o.Closure = closure
 		o.Build.FlakeRef = testrig.FixtureFlake(t)
 	})
-	rep, err := verify(t, iso, k.pub())
+	rep, err := attesttest.Verify(t, iso, k.Pub())
 	if err != nil {
-		t.Fatalf("%v\n%s", err, reportText(rep))
+		t.Fatalf("%v\n%s", err, attesttest.ReportText(rep))
 	}
-	minisignVerify(t, iso, k.pub())
-	if err := provenance.CheckSBOM(readFile(t, iso+".sbom.json"), d.SHA256Hex()); err != nil {
+	attesttest.MinisignVerify(t, iso, k.Pub())
+	if err := provenance.CheckSBOM(attesttest.ReadFile(t, iso+".sbom.json"), d.SHA256Hex()); err != nil {
 		t.Error(err)
 	}
 }

@@ -1,4 +1,12 @@
-package release
+// Package verify is `mage verify`: every check on an artifact and the
+// sidecars internal/attest wrote beside it, with the public key alone. The
+// statement, its predicate and the documents the predicate lists are taken
+// from the DSSE envelope, and only once its signature verifies; everything
+// else a user reads is compared with them. Each check has a name and an
+// outcome in the report; the exit codes say failed (1: something does not
+// match) or could not verify (2: a file missing, too large or not a regular
+// file, a bad key).
+package verify
 
 import (
 	"bytes"
@@ -11,8 +19,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 )
 
@@ -116,7 +126,7 @@ type VerifyOptions struct {
 // when all pass, a *FailedError when any check failed, and a
 // *CannotVerifyError when verification could not be completed. It reads
 // regular files only (a FIFO or a device is refused without blocking) and
-// no sidecar larger than its limit (see SidecarLimit).
+// no sidecar larger than its limit (see sidecar.Limit).
 func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	rep := &Report{Artifact: opts.Artifact, Checks: []Check{}}
 	cannot := func(err error) (*Report, error) {
@@ -128,7 +138,7 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 		return cannot(err)
 	}
 	rep.KeyID = pub.ID.String()
-	d, err := Artifact{Path: opts.Artifact, Digests: opts.Digests}.digests()
+	d, err := sidecar.Artifact{Path: opts.Artifact, Digests: opts.Digests}.Hash()
 	if err != nil {
 		return cannot(err)
 	}
@@ -149,7 +159,7 @@ func LoadPublicKey(value string) (sign.PublicKey, error) {
 		return sign.PublicKey{}, errors.New("no public key: set SOURCEOS_SIGN_PUBKEY to the RW… line or a .pub file")
 	}
 	if !strings.HasPrefix(v, "RW") && !strings.HasPrefix(v, "untrusted comment:") {
-		b, err := readLimited(v, MaxPublicKeySize)
+		b, err := sidecar.ReadLimited(v, sidecar.MaxPublicKeySize)
 		if err != nil {
 			return sign.PublicKey{}, fmt.Errorf("public key file: %w", err)
 		}
@@ -266,7 +276,7 @@ func (v *verifier) read(ext string) document {
 	if d, ok := v.docs[ext]; ok {
 		return d
 	}
-	b, err := readLimited(v.opts.Artifact+ext, sidecarLimits[ext])
+	b, err := sidecar.ReadLimited(v.opts.Artifact+ext, sidecar.Limit(ext))
 	if errors.Is(err, fs.ErrNotExist) {
 		err = missingError(v.name + ext)
 	}
@@ -316,7 +326,7 @@ func (v *verifier) run() {
 var minisigChecks = []string{CheckMinisigKey, CheckMinisigPrehashed, CheckMinisig, CheckTrustedComment, CheckCommentFile}
 
 func (v *verifier) minisig() {
-	raw, ok := v.sidecar(ExtMinisig, minisigChecks...)
+	raw, ok := v.sidecar(sidecar.ExtMinisig, minisigChecks...)
 	if !ok {
 		return
 	}
@@ -354,7 +364,7 @@ func (v *verifier) signatureOverFile(s *sign.Signature) {
 
 // readWhole reads the (regular) artifact into memory for a legacy signature.
 func readWhole(path string) ([]byte, error) {
-	f, _, err := openRegular(path)
+	f, _, err := sidecar.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -366,9 +376,9 @@ var dsseChecks = []string{CheckDSSEType, CheckDSSESignature}
 
 // dsse checks the envelope; its payload is trusted only when both pass.
 func (v *verifier) dsse() {
-	raw, ok := v.sidecar(ExtDSSE, dsseChecks...)
+	raw, ok := v.sidecar(sidecar.ExtDSSE, dsseChecks...)
 	if !ok {
-		v.unsigned = v.read(ExtDSSE).err
+		v.unsigned = v.read(sidecar.ExtDSSE).err
 		return
 	}
 	env, payload, err := sign.ParseEnvelope(raw)
@@ -434,13 +444,13 @@ func checkSubjects(subjects []provenance.Subject, name string, d digest.Digests)
 
 // statementFile checks .intoto.json is byte for byte the signed statement.
 func (v *verifier) statementFile() {
-	raw, ok := v.sidecar(ExtStatement, CheckDSSEStatement)
+	raw, ok := v.sidecar(sidecar.ExtStatement, CheckDSSEStatement)
 	switch {
 	case !ok:
 	case v.payload == nil:
 		v.signed(CheckDSSEStatement)
 	case !bytes.Equal(raw, v.payload):
-		v.fail(CheckDSSEStatement, errors.New(v.name+ExtStatement+" differs from the statement in the DSSE envelope"))
+		v.fail(CheckDSSEStatement, errors.New(v.name+sidecar.ExtStatement+" differs from the statement in the DSSE envelope"))
 	default:
 		v.pass(CheckDSSEStatement)
 	}
@@ -449,7 +459,7 @@ func (v *verifier) statementFile() {
 // slsa checks .slsa.json is byte for byte the predicate the signed
 // statement carries (which the statement check found to be SLSA v1).
 func (v *verifier) slsa() {
-	raw, ok := v.sidecar(ExtSLSA, CheckSLSA)
+	raw, ok := v.sidecar(sidecar.ExtSLSA, CheckSLSA)
 	if !ok || !v.signed(CheckSLSA) {
 		return
 	}
@@ -457,7 +467,7 @@ func (v *verifier) slsa() {
 		v.pass(CheckSLSA)
 		return
 	}
-	err := errors.New(v.name + ExtSLSA + " differs from the predicate of the signed statement")
+	err := errors.New(v.name + sidecar.ExtSLSA + " differs from the predicate of the signed statement")
 	if perr := provenance.CheckSLSAPredicate(raw); perr != nil {
 		err = fmt.Errorf("%w; it is not a valid predicate either: %w", err, perr)
 	}
@@ -467,7 +477,7 @@ func (v *verifier) slsa() {
 // sha256File checks the checksum file names this file with its SHA-256,
 // which is also the signed subject's when there is a signed statement.
 func (v *verifier) sha256File() {
-	raw, ok := v.sidecar(ExtSHA256, CheckSHA256File)
+	raw, ok := v.sidecar(sidecar.ExtSHA256, CheckSHA256File)
 	if !ok {
 		return
 	}
@@ -490,6 +500,43 @@ func checkSumLine(raw []byte, name, want string) error {
 		return fmt.Errorf("sha256 %s, the file's is %s", sum, want)
 	case file != name:
 		return fmt.Errorf("names %q, the file is %q", file, name)
+	}
+	return nil
+}
+
+// RunOptions are what `mage verify <artifact>` works from.
+type RunOptions struct {
+	VerifyOptions
+	// JSON prints the report as JSON instead of text.
+	JSON bool
+	Out  io.Writer
+}
+
+// FromConfig is what `mage verify <artifact>` checks with:
+// SOURCEOS_SIGN_PUBKEY, SOURCEOS_VERIFY_ALLOW_LEGACY, SOURCEOS_VERIFY_JSON.
+func FromConfig(cfg *config.Config, artifact string, out io.Writer) RunOptions {
+	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig},
+		JSON: cfg.VerifyJSON, Out: out}
+}
+
+// Run is `mage verify <artifact>`: it prints the report and returns an
+// error whose ExitCode is the documented exit status.
+func Run(ctx context.Context, o RunOptions) error {
+	if o.Artifact == "" {
+		return &CannotVerifyError{Err: errors.New("usage: mage verify <artifact>")}
+	}
+	rep, err := Verify(ctx, o.VerifyOptions)
+	var werr error
+	if o.JSON {
+		werr = rep.WriteJSON(o.Out)
+	} else if len(rep.Checks) > 0 {
+		werr = rep.WriteText(o.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return &CannotVerifyError{Err: werr}
 	}
 	return nil
 }

@@ -1,19 +1,19 @@
-// Package app wires one run of a target: the configuration loaded from the
-// environment, a command runner that keeps secrets out of children and logs,
-// and log output with secrets redacted. Every mage target starts here.
-package app
+//go:build mage
+
+package main
 
 import (
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/redact"
 )
 
-// App is what a target needs to do its work.
+// App is what a target needs to do its work: the configuration of this run
+// (loaded once and sealed: setup), a command runner that keeps secrets out
+// of children and logs, and log output with every secret masked.
 type App struct {
 	Cfg *config.Config
 	Run execx.Runner
@@ -26,18 +26,8 @@ type App struct {
 	Redactor *redact.Redactor
 }
 
-// New loads the configuration from the environment and builds an App that
-// writes to the process's stdout and stderr.
-func New() (*App, error) {
-	cfg, err := config.FromEnv()
-	if err != nil {
-		return nil, err
-	}
-	return With(cfg, os.Stdout, os.Stderr), nil
-}
-
-// With builds an App around an already loaded configuration.
-func With(cfg *config.Config, stdout, stderr io.Writer) *App {
+// newApp builds an App around a loaded configuration.
+func newApp(cfg *config.Config, stdout, stderr io.Writer) *App {
 	r := cfg.Redactor()
 	errw := r.Writer(stderr)
 	return &App{

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package release
+package sidecar
 
 // oNonblock is unset where there are no FIFOs to block on.
 const oNonblock = 0

@@ -1,4 +1,4 @@
-package release
+package verify
 
 import (
 	"crypto/sha256"
@@ -9,11 +9,12 @@ import (
 	"strings"
 
 	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
 // docExts are the documents about an artifact that a user reads beside
 // it; each must be listed, with its digest, in the signed predicate.
-var docExts = []string{ExtSBOM, ExtOSImage}
+var docExts = []string{sidecar.ExtSBOM, sidecar.ExtOSImage}
 
 // problems collects what a check found: failures (the evidence
 // contradicts the artifact) and errors (something could not be read).
@@ -41,7 +42,7 @@ func (p *problems) report(v *verifier, name string) {
 // have an OSImage document: by its name, or by what the signed predicate
 // says was built.
 func (v *verifier) isISO() bool {
-	return strings.HasSuffix(v.name, ".iso") || (v.predicate != nil && v.predicate.Build.Target == string(ISO))
+	return strings.HasSuffix(v.name, ".iso") || (v.predicate != nil && v.predicate.Build.Target == string(sidecar.ISO))
 }
 
 // listed returns the byproduct of the signed predicate that is the
@@ -90,7 +91,7 @@ func (v *verifier) byproducts() {
 			checkByproduct(&p, b, ext, d.data)
 		}
 	}
-	if _, ok := v.listed(ExtOSImage); !ok && v.isISO() {
+	if _, ok := v.listed(sidecar.ExtOSImage); !ok && v.isISO() {
 		p.fail("the signed predicate lists no OSImage document for this ISO")
 	}
 	if len(v.predicate.Byproducts) == 0 && present == 0 && len(p.fails) == 0 {
@@ -105,7 +106,7 @@ func checkByproduct(p *problems, b provenance.Byproduct, ext string, data []byte
 	if got := hex.EncodeToString(sum[:]); got != b.SHA256 {
 		p.fail("%s has sha256 %s, the signed predicate says %s", b.Name, got, b.SHA256)
 	}
-	if want := mediaType(ext); b.MediaType != want {
+	if want := sidecar.MediaType(ext); b.MediaType != want {
 		p.fail("%s is listed as %q, want %q", b.Name, b.MediaType, want)
 	}
 }
@@ -116,8 +117,8 @@ var osImageChecks = []string{CheckOSImageSchema, CheckOSImageRefs, CheckOSImageC
 // against the signed provenance. An ISO must have one; other artifacts
 // have none unless present or listed.
 func (v *verifier) osImageDocument() {
-	d := v.read(ExtOSImage)
-	_, listed := v.listed(ExtOSImage)
+	d := v.read(sidecar.ExtOSImage)
+	_, listed := v.listed(sidecar.ExtOSImage)
 	if d.absent() && !listed && !v.isISO() {
 		for _, n := range osImageChecks {
 			v.add(n, Skip, "not an ISO")
@@ -171,13 +172,13 @@ func (v *verifier) checkRefs(doc *provenance.OSImageDocument) error {
 	expect(ann(provenance.AnnotationSHA256) == sha, "%s is %q, the file's sha256 is %s", provenance.AnnotationSHA256, ann(provenance.AnnotationSHA256), sha)
 	expect(p.StatementRef == provenance.StatementURN(sha), "statementRef %q is not this image's statement", p.StatementRef)
 	expect(p.SLSAPredicateRef == provenance.SLSAPredicateURN(sha), "slsaPredicateRef %q is not this image's predicate", p.SLSAPredicateRef)
-	expect(refNames(ann(provenance.AnnotationStatement), v.name+ExtStatement), "statement location %q does not name %s", ann(provenance.AnnotationStatement), v.name+ExtStatement)
-	expect(refNames(ann(provenance.AnnotationSLSAPredicate), v.name+ExtSLSA), "predicate location %q does not name %s", ann(provenance.AnnotationSLSAPredicate), v.name+ExtSLSA)
+	expect(sidecar.RefNames(ann(provenance.AnnotationStatement), v.name+sidecar.ExtStatement), "statement location %q does not name %s", ann(provenance.AnnotationStatement), v.name+sidecar.ExtStatement)
+	expect(sidecar.RefNames(ann(provenance.AnnotationSLSAPredicate), v.name+sidecar.ExtSLSA), "predicate location %q does not name %s", ann(provenance.AnnotationSLSAPredicate), v.name+sidecar.ExtSLSA)
 	expect(signed, "the document says the image is unsigned")
-	expect(refNames(p.SignatureRef, v.name+ExtMinisig), "signatureRef %q does not name %s", p.SignatureRef, v.name+ExtMinisig)
-	expect(p.SBOMRef == "" || refNames(p.SBOMRef, v.name+ExtSBOM), "sbomRef %q does not name %s", p.SBOMRef, v.name+ExtSBOM)
+	expect(sidecar.RefNames(p.SignatureRef, v.name+sidecar.ExtMinisig), "signatureRef %q does not name %s", p.SignatureRef, v.name+sidecar.ExtMinisig)
+	expect(p.SBOMRef == "" || sidecar.RefNames(p.SBOMRef, v.name+sidecar.ExtSBOM), "sbomRef %q does not name %s", p.SBOMRef, v.name+sidecar.ExtSBOM)
 	if v.predicate != nil {
-		_, sbomListed := v.listed(ExtSBOM)
+		_, sbomListed := v.listed(sidecar.ExtSBOM)
 		expect(sbomListed == (p.SBOMRef != ""), "sbomRef is %q but the signed predicate lists the SBOM: %t", p.SBOMRef, sbomListed)
 	}
 	if len(errs) == 0 {
@@ -190,14 +191,14 @@ func (v *verifier) checkRefs(doc *provenance.OSImageDocument) error {
 // is fine unless the signed predicate lists one or the OSImage document
 // refers to one.
 func (v *verifier) sbom() {
-	d := v.read(ExtSBOM)
-	_, listed := v.listed(ExtSBOM)
+	d := v.read(sidecar.ExtSBOM)
+	_, listed := v.listed(sidecar.ExtSBOM)
 	referenced := v.osImage != nil && v.osImage.Provenance.SBOMRef != ""
 	switch {
 	case d.absent() && listed:
-		v.fail(CheckSBOM, fmt.Errorf("%s is missing but the signed predicate lists it", v.name+ExtSBOM))
+		v.fail(CheckSBOM, fmt.Errorf("%s is missing but the signed predicate lists it", v.name+sidecar.ExtSBOM))
 	case d.absent() && referenced:
-		v.fail(CheckSBOM, fmt.Errorf("%s is missing but the OSImage document refers to it", v.name+ExtSBOM))
+		v.fail(CheckSBOM, fmt.Errorf("%s is missing but the OSImage document refers to it", v.name+sidecar.ExtSBOM))
 	case d.absent():
 		v.add(CheckSBOM, Skip, "no SBOM")
 	case d.err != nil:

@@ -1,4 +1,4 @@
-package release
+package attest
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 )
 
@@ -30,8 +31,8 @@ func (e *KeyError) Unwrap() error { return e.Err }
 
 // SignOptions say what to sign and how.
 type SignOptions struct {
-	Kind      Kind
-	Artifacts []Artifact
+	Kind      sidecar.Kind
+	Artifacts []sidecar.Artifact
 	Build     provenance.BuildInfo
 	// Closure is the image's runtime closure (ISO only); nil: no SBOM.
 	Closure []provenance.StorePath
@@ -126,13 +127,13 @@ func (o *SignOptions) defaults() {
 }
 
 func (o *SignOptions) check() error {
-	if _, err := KindOf(string(o.Kind)); err != nil {
+	if _, err := sidecar.KindOf(string(o.Kind)); err != nil {
 		return err
 	}
 	if len(o.Artifacts) == 0 {
 		return errors.New("sign: no artifacts")
 	}
-	if o.Kind == ISO && len(o.Artifacts) != 1 {
+	if o.Kind == sidecar.ISO && len(o.Artifacts) != 1 {
 		return fmt.Errorf("sign: an ISO release is one artifact, got %d", len(o.Artifacts))
 	}
 	if !o.SecretKey.IsSet() && o.RequireSignature {
@@ -157,15 +158,15 @@ func loadKey(o SignOptions) (*sign.SecretKey, error) {
 // documents about the artifact (SBOM, OSImage) come first: the predicate
 // lists them as byproducts with their digests, so the one signature over
 // the statement covers every document a user reads.
-func sidecars(o SignOptions, key *sign.SecretKey, a Artifact) ([]file, ArtifactResult, error) {
-	d, err := a.digests()
+func sidecars(o SignOptions, key *sign.SecretKey, a sidecar.Artifact) ([]file, ArtifactResult, error) {
+	d, err := a.Hash()
 	if err != nil {
 		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
 	}
 	name := filepath.Base(a.Path)
 	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}
 	var docs []file
-	if o.Kind == ISO {
+	if o.Kind == sidecar.ISO {
 		if docs, err = isoDocuments(o, a.Path, subject, key != nil); err != nil {
 			return nil, ArtifactResult{}, err
 		}
@@ -179,9 +180,9 @@ func sidecars(o SignOptions, key *sign.SecretKey, a Artifact) ([]file, ArtifactR
 		return nil, ArtifactResult{}, err
 	}
 	fs := []file{
-		{a.Path + ExtSHA256, []byte(d.SHA256Hex() + "  " + name + "\n")},
-		{a.Path + ExtStatement, statement},
-		{a.Path + ExtSLSA, predicate},
+		{a.Path + sidecar.ExtSHA256, []byte(d.SHA256Hex() + "  " + name + "\n")},
+		{a.Path + sidecar.ExtStatement, statement},
+		{a.Path + sidecar.ExtSLSA, predicate},
 	}
 	if key != nil {
 		sigs, err := signatures(o, key, a.Path, d, statement)
@@ -203,17 +204,9 @@ func byproducts(docs []file) []provenance.Byproduct {
 	out := make([]provenance.Byproduct, 0, len(docs))
 	for _, f := range docs {
 		sum := sha256.Sum256(f.data)
-		out = append(out, provenance.Byproduct{Name: filepath.Base(f.path), SHA256: hex.EncodeToString(sum[:]), MediaType: mediaType(f.path)})
+		out = append(out, provenance.Byproduct{Name: filepath.Base(f.path), SHA256: hex.EncodeToString(sum[:]), MediaType: sidecar.MediaType(f.path)})
 	}
 	return out
-}
-
-// mediaType is the media type of the document at path.
-func mediaType(path string) string {
-	if strings.HasSuffix(path, ExtSBOM) {
-		return provenance.MediaTypeCycloneDX
-	}
-	return provenance.MediaTypeOSImage
 }
 
 // signatures are the .minisig (prehashed, from the digest already computed)
@@ -228,7 +221,7 @@ func signatures(o SignOptions, key *sign.SecretKey, path string, d digest.Digest
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	return []file{{path + ExtMinisig, minisig}, {path + ExtDSSE, env}}, nil
+	return []file{{path + sidecar.ExtMinisig, minisig}, {path + sidecar.ExtDSSE, env}}, nil
 }
 
 // isoDocuments are the SBOM (when the closure is known) and the OSImage
@@ -238,25 +231,25 @@ func isoDocuments(o SignOptions, path string, image provenance.Subject, signed b
 	name := filepath.Base(path)
 	in := provenance.OSImageInput{
 		Build: o.Build, Image: image, Signed: signed, Created: o.Now(),
-		StatementRef:     Ref(o.GCSPrefix, name+ExtStatement),
-		SLSAPredicateRef: Ref(o.GCSPrefix, name+ExtSLSA),
+		StatementRef:     sidecar.Ref(o.GCSPrefix, name+sidecar.ExtStatement),
+		SLSAPredicateRef: sidecar.Ref(o.GCSPrefix, name+sidecar.ExtSLSA),
 	}
 	if o.Closure != nil {
 		sbom, err := provenance.SBOM(image, o.Closure, o.Now())
 		if err != nil {
 			return nil, err
 		}
-		fs = append(fs, file{path + ExtSBOM, sbom})
-		in.SBOMRef = Ref(o.GCSPrefix, name+ExtSBOM)
+		fs = append(fs, file{path + sidecar.ExtSBOM, sbom})
+		in.SBOMRef = sidecar.Ref(o.GCSPrefix, name+sidecar.ExtSBOM)
 	}
 	if signed {
-		in.SignatureRef = Ref(o.GCSPrefix, name+ExtMinisig)
+		in.SignatureRef = sidecar.Ref(o.GCSPrefix, name+sidecar.ExtMinisig)
 	}
 	doc, err := provenance.OSImage(in)
 	if err != nil {
 		return nil, err
 	}
-	return append(fs, file{path + ExtOSImage, doc}), nil
+	return append(fs, file{path + sidecar.ExtOSImage, doc}), nil
 }
 
 // signaturesLast orders files so that signatures are renamed into place
@@ -265,7 +258,7 @@ func signaturesLast(files []file) []file {
 	out := make([]file, 0, len(files))
 	var sigs []file
 	for _, f := range files {
-		if strings.HasSuffix(f.path, ExtMinisig) || strings.HasSuffix(f.path, ExtDSSE) {
+		if strings.HasSuffix(f.path, sidecar.ExtMinisig) || strings.HasSuffix(f.path, sidecar.ExtDSSE) {
 			sigs = append(sigs, f)
 			continue
 		}
@@ -278,7 +271,7 @@ func signaturesLast(files []file) []file {
 // write.
 func staleSidecars(artifact string, written []file) []string {
 	var out []string
-	for _, ext := range SidecarExts {
+	for _, ext := range sidecar.SidecarExts {
 		p := artifact + ext
 		if !slices.ContainsFunc(written, func(f file) bool { return f.path == p }) {
 			out = append(out, p)

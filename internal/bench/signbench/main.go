@@ -1,0 +1,49 @@
+// Command signbench runs `mage sign` and `mage verify`'s code, configured
+// from the environment as the targets are, as a process of its own, so the
+// benchmark can measure its wall time and peak RSS apart from the harness.
+// Usage: signbench sign|verify <artifact>.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/attest"
+	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/verify"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: signbench sign|verify <artifact>")
+		os.Exit(verify.ExitCannotVerify)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(verify.ExitCannotVerify)
+	}
+	ctx := context.Background()
+	switch os.Args[1] {
+	case "sign":
+		o, err := attest.FilesFromConfig(cfg, os.Args[2], time.Now(), slog.New(slog.DiscardHandler))
+		if err == nil {
+			_, err = attest.Files(ctx, o)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, cfg.Redactor().String(err.Error()))
+			os.Exit(1)
+		}
+	case "verify":
+		if err := verify.Run(ctx, verify.FromConfig(cfg, os.Args[2], os.Stdout)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(verify.ExitCode(err))
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "usage: signbench sign|verify <artifact>")
+		os.Exit(verify.ExitCannotVerify)
+	}
+}
