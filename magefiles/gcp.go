@@ -28,11 +28,7 @@ func (Gcp) Build(ctx context.Context) error {
 
 // Sign runs on a trusted machine: hashes, signs and verifies the custom build in GCS_PREFIX (status built) for the spec given, and marks it complete.
 func (Gcp) Sign(ctx context.Context, spec string) error {
-	a, err := setup()
-	if err != nil {
-		return err
-	}
-	b, err := gcpvm.SpecArg(spec)
+	a, b, err := setupSpec(spec)
 	if err != nil {
 		return err
 	}
@@ -41,11 +37,7 @@ func (Gcp) Sign(ctx context.Context, spec string) error {
 
 // Custom runs build:custom for a spec (its JSON), unsigned, and keeps status.json in GCS_PREFIX up to date.
 func (Gcp) Custom(ctx context.Context, spec string) error {
-	a, err := setup()
-	if err != nil {
-		return err
-	}
-	b, err := gcpvm.SpecArg(spec)
+	a, b, err := setupSpec(spec)
 	if err != nil {
 		return err
 	}
@@ -61,6 +53,16 @@ func (Gcp) Abandon(ctx context.Context) error {
 	}
 	return gcpvm.Abandon(ctx, gcpvm.AbandonOptions{Cfg: a.Cfg, Lane: laneName(a.Cfg), Stderr: a.Stderr,
 		Reason: "the build stopped before it finished (setup failed, cancelled or timed out); see the CI run"})
+}
+
+// setupSpec is setup plus the spec argument of a gcp target, as JSON.
+func setupSpec(spec string) (*App, []byte, error) {
+	a, err := setup()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := gcpvm.SpecArg(spec)
+	return a, b, err
 }
 
 func laneName(cfg *config.Config) string {

@@ -131,7 +131,7 @@ func Run(ctx context.Context, o Options, r Request) error {
 		stream = io.Discard
 	}
 	fmt.Fprintf(stream, "==> NixOS test %s#%s\n", r.Flake, r.Attr())
-	log := newLineWriter(stream, "    │ ", o.TailLines)
+	log := execx.NewPrefixWriter(stream, "    │ ", o.TailLines)
 	_, err := o.Run.Run(ctx, execx.Cmd{Name: "nix", Args: BuildArgs(r), Stderr: log})
 	log.Flush()
 	if err != nil {
