@@ -13,6 +13,7 @@ command -v minisign >/dev/null 2>&1 || packages+=(minisign)
 command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
 [ -x /bin/busybox ] || packages+=(busybox-static)
 [ -x /usr/bin/time ] || packages+=(time) # GNU time: memory bounds in tests
+command -v openssl >/dev/null 2>&1 || packages+=(openssl) # a second verifier of our envelopes
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -8,6 +8,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // KeyOptions are what `mage keys:sign` works from.
@@ -25,7 +26,8 @@ type KeyOptions struct {
 
 // NewKey is `mage keys:sign <secret-key-path>`: it generates a minisign key
 // pair; the secret key goes only to SecretPath or stdout, the public key
-// to <SecretPath>.pub and is printed.
+// to <SecretPath>.pub (minisign's form) and <SecretPath>.pub.pem (PEM, for
+// cosign, OpenSSL and DSSE verifiers) and is printed in both forms.
 func NewKey(o KeyOptions) error {
 	if o.SecretPath == "" {
 		return errors.New("usage: mage keys:sign <secret-key-path> (or - for stdout)")
@@ -49,8 +51,40 @@ func NewKey(o KeyOptions) error {
 			return err
 		}
 	}
-	_, err = fmt.Fprintf(pubOut, "%s\nPublic key (SOURCEOS_SIGN_PUBKEY): %s\nKey ID: %s\nEncrypted: %t\n",
-		kp.PublicKey, kp.Public.String(), kp.Public.ID, o.Password.IsSet())
+	pemKey, err := kp.Public.PEM()
+	if err != nil {
+		return err
+	}
+	if o.SecretPath != "-" {
+		if err := writeNew(o.SecretPath+".pub.pem", pemKey); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(pubOut, "%s\nPublic key (SOURCEOS_SIGN_PUBKEY): %s\nKey ID: %s (DSSE keyid %s)\nEncrypted: %t\n\nThe same public key as PEM (cosign --key, openssl):\n%s",
+		kp.PublicKey, kp.Public.String(), kp.Public.ID, kp.Public.ID.Hex(), o.Password.IsSet(), pemKey)
+	return err
+}
+
+// PEMOptions are what `mage keys:pem` works from.
+type PEMOptions struct {
+	// PublicKey is SOURCEOS_SIGN_PUBKEY: the `RW…` line, a .pub file's
+	// contents or a path to a .pub file.
+	PublicKey string
+	Stdout    io.Writer
+}
+
+// PEM is `mage keys:pem`: it prints the minisign public key as PEM (PKIX
+// SubjectPublicKeyInfo of the Ed25519 key), the form other tools take.
+func PEM(o PEMOptions) error {
+	pub, err := verify.LoadPublicKey(o.PublicKey)
+	if err != nil {
+		return err
+	}
+	b, err := pub.PEM()
+	if err != nil {
+		return err
+	}
+	_, err = o.Stdout.Write(b)
 	return err
 }
 

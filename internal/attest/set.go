@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
 )
@@ -23,7 +26,13 @@ type FilesOptions struct {
 	SecretKey, Password config.Secret
 	RequireSignature    bool
 	GCSPrefix           string
-	Log                 *slog.Logger
+	// StorePaths are the image's store paths or installables: the SBOM
+	// lists their runtime closure, queried with Run (`nix path-info
+	// --recursive --json`; secrets stripped from its environment when
+	// Run is nil). Empty: no SBOM.
+	StorePaths []string
+	Run        execx.Runner
+	Log        *slog.Logger
 }
 
 // FilesFromConfig is what `mage sign <artifact>` signs with: TARGET, the
@@ -36,7 +45,8 @@ func FilesFromConfig(cfg *config.Config, artifact string, now time.Time, log *sl
 	return FilesOptions{Artifact: artifact, Kind: kind,
 		Build:     BuildInfoFromConfig(cfg, BuildInfoOptions{FinishedOn: now}),
 		SecretKey: cfg.SignSecretKey, Password: cfg.SignPassword,
-		RequireSignature: cfg.RequireSignature, GCSPrefix: cfg.GCSPrefix, Log: log}, nil
+		RequireSignature: cfg.RequireSignature, GCSPrefix: cfg.GCSPrefix,
+		StorePaths: cfg.StorePaths, Log: log}, nil
 }
 
 // Files is `mage sign <artifact>`: it signs one artifact or, given a
@@ -51,11 +61,54 @@ func Files(ctx context.Context, o FilesOptions) (*Result, error) {
 	for _, p := range paths {
 		arts = append(arts, sidecar.Artifact{Path: p})
 	}
+	closure, err := closureOf(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	return Sign(ctx, SignOptions{
-		Kind: o.Kind, Artifacts: arts, Build: o.Build,
+		Kind: o.Kind, Artifacts: arts, Build: o.Build, Closure: closure,
 		SecretKey: o.SecretKey, Password: o.Password,
 		RequireSignature: o.RequireSignature, GCSPrefix: o.GCSPrefix, Log: o.Log,
 	})
+}
+
+// closureOf queries the runtime closure of o.StorePaths, for the SBOM of
+// an ISO; without store paths it says, once, that no SBOM is written.
+func closureOf(ctx context.Context, o FilesOptions) ([]provenance.StorePath, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.Kind != sidecar.ISO && len(o.StorePaths) > 0:
+		log.Warn("STORE_PATHS ignored: a netboot set has no SBOM")
+		return nil, nil
+	case o.Kind != sidecar.ISO:
+		return nil, nil
+	case len(o.StorePaths) == 0:
+		log.Warn("no SBOM written: set STORE_PATHS to the image's store paths or installables to describe its Nix closure")
+		return nil, nil
+	}
+	run := o.Run
+	if run == nil {
+		run = &execx.Exec{SecretNames: config.SecretNames()}
+	}
+	infos, err := nixstore.Query(ctx, run, o.StorePaths...)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("SBOM of the Nix closure", "paths", len(infos), "of", strings.Join(o.StorePaths, " "))
+	return Closure(infos), nil
+}
+
+// Closure is a closure as nixstore reports it, for the SBOM.
+func Closure(infos []nixstore.PathInfo) []provenance.StorePath {
+	out := make([]provenance.StorePath, 0, len(infos))
+	for _, i := range infos {
+		out = append(out, provenance.StorePath{Path: i.Path, NarHash: i.NarHash, NarSize: i.NarSize,
+			References: i.References, Deriver: i.Deriver})
+	}
+	return out
 }
 
 // artifactSet is the files a `mage sign` argument stands for. A manifest

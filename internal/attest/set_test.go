@@ -163,6 +163,16 @@ func TestNewKey(t *testing.T) {
 	if err := attest.NewKey(keyOpts(secretPath)); !errors.Is(err, sign.ErrExists) {
 		t.Errorf("overwrite: %v", err)
 	}
+	// The PEM file and the printed PEM are the same key; keys:pem prints
+	// it again from the minisign form.
+	pemFile := attesttest.ReadFile(t, secretPath+".pub.pem")
+	if k, err := sign.ParsePEM(pemFile); err != nil || !k.Equal(pub.Key) || !strings.Contains(stdout.String(), string(pemFile)) {
+		t.Errorf("PEM public key: %v\n%s", err, stdout.String())
+	}
+	var pemOut bytes.Buffer
+	if err := attest.PEM(attest.PEMOptions{PublicKey: secretPath + ".pub", Stdout: &pemOut}); err != nil || !bytes.Equal(pemOut.Bytes(), pemFile) {
+		t.Errorf("keys:pem: %v\n%s", err, pemOut.String())
+	}
 
 	stdout.Reset()
 	stderr.Reset()

@@ -164,7 +164,7 @@ func sidecars(o SignOptions, key *sign.SecretKey, a sidecar.Artifact) ([]file, A
 		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
 	}
 	name := filepath.Base(a.Path)
-	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}
+	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex()}
 	var docs []file
 	if o.Kind == sidecar.ISO {
 		if docs, err = isoDocuments(o, a.Path, subject, key != nil); err != nil {

@@ -1,10 +1,13 @@
 // Package bench measures signing and verifying a large artifact three ways
-// on the same machine, one run each: the old shell flow (sha256sum three
-// times and `minisign -S`; `minisign -V` and sha256sum to verify), b2sum
-// alone (the floor: minisign's prehash must read every byte through
-// BLAKE2b-512), and ours (`mage sign` without an SBOM, and `mage verify`).
-// Each flow runs under /usr/bin/time as a child process, which gives its wall
-// time and peak RSS.
+// on the same machine: the old shell flow (sha256sum three times and
+// `minisign -S`; `minisign -V` and sha256sum to verify), b2sum alone (the
+// floor: minisign's prehash must read every byte through BLAKE2b-512), and
+// ours (`mage sign` without an SBOM, and `mage verify`). Each flow runs
+// under /usr/bin/time as a child process, which gives its wall time and
+// peak RSS, several times in interleaved rounds (every flow once per
+// round), so that a change of load on a shared machine hits every flow
+// alike; a flow's ratio to b2sum is taken within each round, and the
+// report gives the median and the spread (min–max) of the rounds.
 package bench
 
 import (
@@ -16,17 +19,21 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/sign"
 )
 
-// DefaultSize is the artifact size the issue asks for: 2 GB.
+// DefaultSize is the artifact size measured: 2 GiB, an installer image.
 const DefaultSize = 2 << 30
+
+// DefaultRuns is how many rounds a benchmark runs.
+const DefaultRuns = 5
 
 // Options configure a benchmark run.
 type Options struct {
@@ -34,6 +41,8 @@ type Options struct {
 	Dir string
 	// Size of the artifact in bytes (DefaultSize when 0).
 	Size int64
+	// Runs is the number of rounds (DefaultRuns when 0).
+	Runs int
 	// SignBench is the compiled signbench binary (our sign and verify).
 	SignBench string
 	Run       execx.Runner
@@ -41,19 +50,54 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Measurement is one flow's outcome.
+// Measurement is one flow's outcome over every round.
 type Measurement struct {
-	Name    string  `json:"name"`
-	Seconds float64 `json:"seconds"`
-	Ratio   float64 `json:"ratioToB2sum"`
-	// CPUSeconds is user + system time of the flow and its children.
-	CPUSeconds float64 `json:"cpuSeconds"`
-	MaxRSSKiB  int64   `json:"maxRssKiB"`
+	Name string `json:"name"`
+	// Seconds are the wall times of the rounds, in order.
+	Seconds []float64 `json:"seconds"`
+	// Ratios are Seconds divided by b2sum's in the same round.
+	Ratios []float64 `json:"ratiosToB2sum"`
+	// CPUSeconds is user + system time of the flow and its children, per
+	// round.
+	CPUSeconds []float64 `json:"cpuSeconds"`
+	// MaxRSSKiB is the largest peak RSS of any round.
+	MaxRSSKiB int64 `json:"maxRssKiB"`
 }
+
+// Spread is a median with the smallest and largest value.
+type Spread struct{ Median, Min, Max float64 }
+
+func spreadOf(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Spread{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// Time is the spread of the wall times.
+func (m Measurement) Time() Spread { return spreadOf(m.Seconds) }
+
+// Ratio is the spread of the per-round ratios to b2sum.
+func (m Measurement) Ratio() Spread { return spreadOf(m.Ratios) }
+
+// CPU is the spread of the CPU times.
+func (m Measurement) CPU() Spread { return spreadOf(m.CPUSeconds) }
 
 // Report is the outcome of a run.
 type Report struct {
-	Bytes        int64         `json:"bytes"`
+	Bytes int64 `json:"bytes"`
+	Runs  int   `json:"runs"`
+	// LoadBefore and LoadAfter are /proc/loadavg's 1, 5 and 15 minute
+	// load averages when the run started and ended ("" where unknown).
+	LoadBefore   string        `json:"loadBefore,omitempty"`
+	LoadAfter    string        `json:"loadAfter,omitempty"`
+	CPUs         int           `json:"cpus"`
 	Measurements []Measurement `json:"measurements"`
 }
 
@@ -66,10 +110,14 @@ const (
 	FlowOurVerify = "ours: mage verify"
 )
 
-// Run makes the artifact and a throwaway key, then times every flow.
+// Run makes the artifact and a throwaway key, then times every flow in
+// each round (after a warm-up that puts the artifact in the page cache).
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Size == 0 {
 		o.Size = DefaultSize
+	}
+	if o.Runs == 0 {
+		o.Runs = DefaultRuns
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -78,17 +126,47 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Bytes: o.Size}
-	for _, f := range s.flows() {
-		fmt.Fprintf(o.Progress, "bench: %s\n", f.name)
-		m, err := s.measure(ctx, f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.name, err)
-		}
-		rep.Measurements = append(rep.Measurements, m)
+	rep := &Report{Bytes: o.Size, Runs: o.Runs, LoadBefore: loadAverage(), CPUs: runtime.NumCPU()}
+	flows := s.flows()
+	byName := map[string]*Measurement{}
+	for _, f := range flows[1:] {
+		rep.Measurements = append(rep.Measurements, Measurement{Name: f.name})
 	}
+	for i := range rep.Measurements {
+		byName[rep.Measurements[i].Name] = &rep.Measurements[i]
+	}
+	if _, err := s.measure(ctx, flows[0]); err != nil {
+		return nil, fmt.Errorf("%s: %w", flows[0].name, err)
+	}
+	for round := 1; round <= o.Runs; round++ {
+		for _, f := range flows[1:] {
+			fmt.Fprintf(o.Progress, "bench: round %d/%d: %s\n", round, o.Runs, f.name)
+			t, err := s.measure(ctx, f)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+			m := byName[f.name]
+			m.Seconds = append(m.Seconds, t.Wall)
+			m.CPUSeconds = append(m.CPUSeconds, t.User+t.System)
+			m.MaxRSSKiB = max(m.MaxRSSKiB, t.MaxRSSKiB)
+		}
+	}
+	rep.LoadAfter = loadAverage()
 	rep.ratios()
 	return rep, nil
+}
+
+// loadAverage is the first three fields of /proc/loadavg, or "".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // state is what the flows share.
@@ -151,18 +229,23 @@ type flow struct {
 func (s *state) flows() []flow {
 	a, q := s.artifact, shellQuote
 	ours := []string{"SOURCEOS_SIGN_SECRET_KEY=" + string(s.key.SecretKey), "SOURCEOS_SIGN_PUBKEY=" + s.key.Public.String(),
-		"TARGET=iso", "EDITION=desktop", "ARCH=x86_64", "VERSION=0.0.0-bench", "BUILD_ID=bench", "OUT=" + s.o.Dir}
+		"TARGET=iso", "EDITION=desktop", "ARCH=x86_64", "VERSION=0.0.0-bench", "BUILD_ID=bench", "OUT=" + s.o.Dir, "STORE_PATHS="}
 	return []flow{
-		// Warm the page cache so every flow reads from memory.
+		// Warm the page cache so every flow reads from memory (first:
+		// run once, not measured).
 		{name: "warm-up", script: "cat " + q(a) + " >/dev/null", check: noCheck},
 		{name: FlowB2sum, script: "b2sum " + q(a), check: s.expectHex(s.want.BLAKE2b512Hex())},
 		{name: FlowOldSign, script: fmt.Sprintf("sha256sum %[1]s >%[1]s.sha256 && sha256sum %[1]s >/dev/null && sha256sum %[1]s >/dev/null && minisign -S -W -s %[2]s -m %[1]s >/dev/null && cat %[1]s.sha256", q(a), q(s.keyFile)),
 			check: s.expectHex(s.want.SHA256Hex())},
 		{name: FlowOldVerify, script: fmt.Sprintf("minisign -V -q -p %[2]s -m %[1]s && sha256sum -c --status %[1]s.sha256 && echo verified", q(a), q(s.pubFile)),
 			check: expect("verified")},
+		// Ours must have read every byte: the checksum it wrote is the
+		// one computed while writing the artifact, and its minisig
+		// verifies with the real minisign (which hashes the file itself).
 		{name: FlowOurSign, script: q(s.o.SignBench) + " sign " + q(a) + " >/dev/null && cat " + q(a) + ".sha256", env: ours,
 			check: s.expectHex(s.want.SHA256Hex())},
-		{name: FlowOurVerify, script: q(s.o.SignBench) + " verify " + q(a), env: ours, check: expect("\nOK\n")},
+		{name: FlowOurVerify, script: q(s.o.SignBench) + " verify " + q(a), env: ours,
+			check: expect("(sha256 "+s.want.SHA256Hex()+", key "+s.key.Public.ID.String()+")\n", "\nOK\n")},
 	}
 }
 
@@ -179,10 +262,13 @@ func (s *state) expectHex(hex string) func(string) error {
 	}
 }
 
-func expect(sub string) func(string) error {
+// expect checks the flow printed every one of subs.
+func expect(subs ...string) func(string) error {
 	return func(out string) error {
-		if !strings.Contains(out, sub) {
-			return fmt.Errorf("output %.200q lacks %q", out, sub)
+		for _, sub := range subs {
+			if !strings.Contains(out, sub) {
+				return fmt.Errorf("output %.200q lacks %q", out, sub)
+			}
 		}
 		return nil
 	}
@@ -192,24 +278,19 @@ func expect(sub string) func(string) error {
 // and system seconds.
 const timeFormat = "BENCH %e %M %U %S"
 
-func (s *state) measure(ctx context.Context, f flow) (Measurement, error) {
-	start := time.Now()
+// measure runs a flow once under /usr/bin/time and checks what it printed.
+func (s *state) measure(ctx context.Context, f flow) (Timing, error) {
 	res, err := s.o.Run.Run(ctx, execx.Cmd{
 		Name: "/usr/bin/time", Args: []string{"-f", timeFormat, "sh", "-c", f.script},
 		Dir: s.o.Dir, Env: f.env, PassSecrets: []string{"SOURCEOS_SIGN_SECRET_KEY"},
 	})
-	wall := time.Since(start).Seconds()
 	if err != nil {
-		return Measurement{}, err
+		return Timing{}, err
 	}
 	if err := f.check(string(res.Stdout)); err != nil {
-		return Measurement{}, err
+		return Timing{}, err
 	}
-	t, err := ParseTime(string(res.Stderr))
-	if err != nil {
-		return Measurement{}, err
-	}
-	return Measurement{Name: f.name, Seconds: wall, CPUSeconds: t.User + t.System, MaxRSSKiB: t.MaxRSSKiB}, nil
+	return ParseTime(string(res.Stderr))
 }
 
 // Timing is what /usr/bin/time reported.
@@ -242,22 +323,19 @@ func ParseTime(stderr string) (Timing, error) {
 	return t, nil
 }
 
-// ratios fills in each flow's time relative to b2sum and drops the warm-up.
+// ratios fills in each flow's per-round time relative to b2sum's.
 func (r *Report) ratios() {
-	var floor float64
-	kept := r.Measurements[:0]
-	for _, m := range r.Measurements {
-		if m.Name == FlowB2sum {
-			floor = m.Seconds
-		}
-		if m.Name != "warm-up" {
-			kept = append(kept, m)
-		}
+	floor, ok := r.Get(FlowB2sum)
+	if !ok {
+		return
 	}
-	r.Measurements = kept
 	for i := range r.Measurements {
-		if floor > 0 {
-			r.Measurements[i].Ratio = r.Measurements[i].Seconds / floor
+		m := &r.Measurements[i]
+		m.Ratios = make([]float64, len(m.Seconds))
+		for j, sec := range m.Seconds {
+			if j < len(floor.Seconds) && floor.Seconds[j] > 0 {
+				m.Ratios[j] = sec / floor.Seconds[j]
+			}
 		}
 	}
 }
@@ -275,13 +353,23 @@ func (r *Report) Get(name string) (Measurement, bool) {
 // WriteText prints the results as a Markdown table.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Artifact: %d bytes (%.2f GiB), page cache warm, one run each.\n\n", r.Bytes, float64(r.Bytes)/(1<<30))
-	b.WriteString("| flow | seconds | × b2sum | CPU seconds | peak RSS (MiB) |\n|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "Artifact: %d bytes (%.2f GiB), page cache warm, %d rounds, %d CPUs; load average %s before, %s after.\n\n",
+		r.Bytes, float64(r.Bytes)/(1<<30), r.Runs, r.CPUs, orUnknown(r.LoadBefore), orUnknown(r.LoadAfter))
+	b.WriteString("| flow | seconds, median (min–max) | × b2sum, median (min–max) | CPU seconds (median) | peak RSS (MiB) |\n|---|---:|---:|---:|---:|\n")
 	for _, m := range r.Measurements {
-		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.1f |\n", m.Name, m.Seconds, m.Ratio, m.CPUSeconds, float64(m.MaxRSSKiB)/1024)
+		t, x := m.Time(), m.Ratio()
+		fmt.Fprintf(&b, "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.2f | %.1f |\n",
+			m.Name, t.Median, t.Min, t.Max, x.Median, x.Min, x.Max, m.CPU().Median, float64(m.MaxRSSKiB)/1024)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

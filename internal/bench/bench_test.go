@@ -25,8 +25,9 @@ func buildSignBench(t *testing.T, dir string) string {
 	return bin
 }
 
-// A small run of the real benchmark: every flow runs with the real tools,
-// checks it read every byte, and reports time and peak RSS.
+// A small run of the real benchmark: every flow runs with the real tools
+// in each round, checks it read every byte, and reports time, the ratio
+// to b2sum of the same round, and peak RSS.
 func TestRunSmall(t *testing.T) {
 	for _, tool := range []string{"b2sum", "sha256sum", "minisign", "/usr/bin/time"} {
 		testrig.RequireTool(t, tool)
@@ -34,27 +35,44 @@ func TestRunSmall(t *testing.T) {
 	dir := t.TempDir()
 	var progress bytes.Buffer
 	rep, err := bench.Run(context.Background(), bench.Options{
-		Dir: dir, Size: 48 << 20, SignBench: buildSignBench(t, t.TempDir()), Run: &execx.Exec{}, Progress: &progress,
+		Dir: dir, Size: 48 << 20, Runs: 3, SignBench: buildSignBench(t, t.TempDir()), Run: &execx.Exec{}, Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if rep.Bytes != 48<<20 || len(rep.Measurements) != 5 {
+	if rep.Bytes != 48<<20 || rep.Runs != 3 || len(rep.Measurements) != 5 {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, m := range rep.Measurements {
-		if m.Seconds <= 0 || m.MaxRSSKiB <= 0 || m.Ratio <= 0 || m.CPUSeconds <= 0 {
+		if len(m.Seconds) != 3 || len(m.Ratios) != 3 || len(m.CPUSeconds) != 3 || m.MaxRSSKiB <= 0 {
 			t.Errorf("%s: %+v", m.Name, m)
 		}
+		if x := m.Ratio(); x.Min <= 0 || x.Min > x.Median || x.Median > x.Max {
+			t.Errorf("%s: ratio spread %+v", m.Name, x)
+		}
 	}
-	if b, _ := rep.Get(bench.FlowB2sum); b.Ratio != 1 {
-		t.Errorf("b2sum ratio %v", b.Ratio)
+	if b, _ := rep.Get(bench.FlowB2sum); b.Ratio() != (bench.Spread{Median: 1, Min: 1, Max: 1}) {
+		t.Errorf("b2sum ratio %+v", b.Ratio())
 	}
 	var text bytes.Buffer
-	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), bench.FlowOurVerify) {
+	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), bench.FlowOurVerify) || !strings.Contains(text.String(), "load average") {
 		t.Errorf("table: %v\n%s", err, text.String())
 	}
+	if err := rep.WriteTargets(&text); err != nil || strings.Count(text.String(), "goal ≤ 1.10×") != 2 {
+		t.Errorf("verdicts: %v\n%s", err, text.String())
+	}
 	t.Log("\n" + text.String())
+}
+
+func TestSpread(t *testing.T) {
+	m := bench.Measurement{Seconds: []float64{3, 1, 2, 5, 4}}
+	if got := m.Time(); got != (bench.Spread{Median: 3, Min: 1, Max: 5}) {
+		t.Errorf("odd count: %+v", got)
+	}
+	m.Seconds = []float64{4, 1, 2, 3}
+	if got := m.Time(); got != (bench.Spread{Median: 2.5, Min: 1, Max: 4}) {
+		t.Errorf("even count: %+v", got)
+	}
 }
 
 func TestParseTime(t *testing.T) {

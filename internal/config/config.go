@@ -60,24 +60,34 @@ type Config struct {
 	AllowModuleSnippet bool   // SOURCEOS_ALLOW_MODULE_SNIPPET
 
 	// Nix binary cache
-	CacheBucket      string   // NIX_CACHE_BUCKET
-	CachePrefix      string   // NIX_CACHE_PREFIX
-	CacheDir         string   // NIX_CACHE_DIR
-	CacheSecretKey   Secret   // NIX_CACHE_SECRET_KEY
-	CacheURL         string   // NIX_CACHE_URL
-	CachePubKey      string   // NIX_CACHE_PUBKEY
-	CacheCompression string   // NIX_CACHE_COMPRESSION
-	CacheUpstreams   []string // NIX_CACHE_UPSTREAMS
-	CacheStrict      bool     // NIX_CACHE_STRICT
-	CacheJobs        int      // NIX_CACHE_JOBS
+	CacheBucket       string   // NIX_CACHE_BUCKET
+	CachePrefix       string   // NIX_CACHE_PREFIX
+	CacheDir          string   // NIX_CACHE_DIR
+	CacheSecretKey    Secret   // NIX_CACHE_SECRET_KEY
+	CacheURL          string   // NIX_CACHE_URL
+	CachePubKey       string   // NIX_CACHE_PUBKEY
+	CacheCompression  string   // NIX_CACHE_COMPRESSION
+	CacheUpstreams    []string // NIX_CACHE_UPSTREAMS
+	CacheStrict       bool     // NIX_CACHE_STRICT
+	CacheJobs         int      // NIX_CACHE_JOBS
+	CacheWatch        bool     // NIX_CACHE_WATCH
+	CacheRoot         string   // NIX_CACHE_ROOT
+	CacheRootPin      bool     // NIX_CACHE_ROOT_PIN
+	CacheGCKeepLast   int      // NIX_CACHE_GC_KEEP_LAST
+	CacheGCKeepDays   int      // NIX_CACHE_GC_KEEP_DAYS
+	CacheGCGraceHours int      // NIX_CACHE_GC_GRACE_HOURS
+	CacheGCDryRun     bool     // NIX_CACHE_GC_DRY_RUN
 
 	// Signing
-	SignSecretKey    Secret // SOURCEOS_SIGN_SECRET_KEY
-	SignPassword     Secret // SOURCEOS_SIGN_PASSWORD
-	SignPubKey       string // SOURCEOS_SIGN_PUBKEY
-	RequireSignature bool   // SOURCEOS_REQUIRE_SIGNATURE
-	VerifyJSON       bool   // SOURCEOS_VERIFY_JSON
-	AllowLegacySig   bool   // SOURCEOS_VERIFY_ALLOW_LEGACY
+	SignSecretKey       Secret   // SOURCEOS_SIGN_SECRET_KEY
+	SignPassword        Secret   // SOURCEOS_SIGN_PASSWORD
+	SignPubKey          string   // SOURCEOS_SIGN_PUBKEY
+	RequireSignature    bool     // SOURCEOS_REQUIRE_SIGNATURE
+	VerifyJSON          bool     // SOURCEOS_VERIFY_JSON
+	AllowLegacySig      bool     // SOURCEOS_VERIFY_ALLOW_LEGACY
+	StorePaths          []string // STORE_PATHS
+	RebuildCheck        bool     // SOURCEOS_REBUILD_CHECK
+	RequireReproducible bool     // SOURCEOS_REQUIRE_REPRODUCIBLE
 
 	// Checks
 	CheckJSON     bool   // SOURCEOS_CHECK_JSON
@@ -130,7 +140,14 @@ var Vars = []Var{
 	str("NIX_CACHE_COMPRESSION", "cache", "zstd", "NAR compression: zstd, xz or none.", func(c *Config) *string { return &c.CacheCompression }),
 	checked(list("NIX_CACHE_UPSTREAMS", "cache", "https://cache.nixos.org", "Space-separated caches whose paths are not pushed; empty turns the check off.", func(c *Config) *[]string { return &c.CacheUpstreams }), checkURLs),
 	boolean("NIX_CACHE_STRICT", "cache", "Make any cache push failure fail the command.", func(c *Config) *bool { return &c.CacheStrict }),
-	integer("NIX_CACHE_JOBS", "cache", "16", "Concurrent uploads at most.", func(c *Config) *int { return &c.CacheJobs }),
+	integer("NIX_CACHE_JOBS", "cache", "256", "Requests a push keeps in flight at most; it starts at 32 and follows the link towards this (docs/nix-cache.md).", func(c *Config) *int { return &c.CacheJobs }),
+	defaultOn(boolean("NIX_CACHE_WATCH", "cache", "Push each path of an edition build as soon as Nix has built it (a post-build hook that only queues paths); 0 pushes the closure at the end only.", func(c *Config) *bool { return &c.CacheWatch })),
+	checked(str("NIX_CACHE_ROOT", "cache", "", "Name of the GC root a push records (lower case, digits, `.`, `_`, `-`); default: `<edition>-<arch>-<target>-<channel>` for builds, `push` or `watch` for cache targets.", func(c *Config) *string { return &c.CacheRoot }), checkRootName),
+	boolean("NIX_CACHE_ROOT_PIN", "cache", "Pin the roots this run records: cache:gc never collects them (release builds).", func(c *Config) *bool { return &c.CacheRootPin }),
+	checked(integer("NIX_CACHE_GC_KEEP_LAST", "cache", "3", "cache:gc keeps the closures of the newest this many roots of each name.", func(c *Config) *int { return &c.CacheGCKeepLast }), atMost(1000)),
+	checked(integer("NIX_CACHE_GC_KEEP_DAYS", "cache", "45", "cache:gc keeps every root younger than this many days; at least 31 (clients cache narinfo look-ups for 30 days).", func(c *Config) *int { return &c.CacheGCKeepDays }), keepDays),
+	checked(integer("NIX_CACHE_GC_GRACE_HOURS", "cache", "24", "cache:gc never deletes an object younger than this many hours (a push under way is never broken).", func(c *Config) *int { return &c.CacheGCGraceHours }), atMost(24*365)),
+	boolean("NIX_CACHE_GC_DRY_RUN", "cache", "cache:gc prints what it would delete and deletes nothing.", func(c *Config) *bool { return &c.CacheGCDryRun }),
 
 	secret("SOURCEOS_SIGN_SECRET_KEY", "sign", "minisign secret key (file contents).", func(c *Config) *Secret { return &c.SignSecretKey }),
 	secret("SOURCEOS_SIGN_PASSWORD", "sign", "Password of an encrypted minisign secret key.", func(c *Config) *Secret { return &c.SignPassword }),
@@ -138,6 +155,9 @@ var Vars = []Var{
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
 	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
 	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
+	list("STORE_PATHS", "sign", "", "Store paths or installables of the image, space-separated, for `mage sign`: the SBOM lists their runtime closure (`nix path-info --recursive`); empty: no SBOM.", func(c *Config) *[]string { return &c.StorePaths }),
+	boolean("SOURCEOS_REBUILD_CHECK", "sign", "Build the image derivation a second time (`nix build --rebuild`) and record in the provenance whether the result was bit for bit the same.", func(c *Config) *bool { return &c.RebuildCheck }),
+	boolean("SOURCEOS_REQUIRE_REPRODUCIBLE", "sign", "Build: run the rebuild check and fail when the image differs. Verify: fail unless the signed provenance records a reproducible rebuild.", func(c *Config) *bool { return &c.RequireReproducible }),
 
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
 	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when nixpkgs can be fetched, else the host modules), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
@@ -347,6 +367,12 @@ func integer(name, group, def, desc string, field func(*Config) *int) Var {
 			return nil
 		},
 		get: func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+// defaultOn makes a boolean variable default to 1.
+func defaultOn(v Var) Var {
+	v.Default = "1"
+	return v
 }
 
 func parseBool(v string) (bool, error) {

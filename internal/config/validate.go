@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -133,6 +134,42 @@ func checkNixPublicKey(v string) error {
 	key, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil || len(key) != 32 {
 		return fmt.Errorf("%q: the key after the name is not base64 of 32 bytes", v)
+	}
+	return nil
+}
+
+// rootNameRe is a cache root name (as nixcache.RootNameRe): it becomes a
+// segment of an object name.
+var rootNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,79}$`)
+
+func checkRootName(v string) error {
+	if v == "" || rootNameRe.MatchString(v) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a root name (1-80 of a-z, 0-9, '.', '_', '-', starting with a letter or digit)", v)
+}
+
+// atMost bounds an integer variable (integer already refuses < 1).
+func atMost(limit int) func(string) error {
+	return func(v string) error {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > limit {
+			return fmt.Errorf("%d is more than %d", n, limit)
+		}
+		return nil
+	}
+}
+
+// keepDays refuses a retention shorter than the 30 days Nix clients
+// cache narinfo look-ups: a client could still fetch a NAR GC deleted.
+func keepDays(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	switch {
+	case err != nil:
+		return nil // integer reports it
+	case n < 31:
+		return fmt.Errorf("%d days: keep roots at least 31 days, longer than the 30 days Nix clients cache narinfo look-ups", n)
+	case n > 36500:
+		return fmt.Errorf("%d days is more than 100 years", n)
 	}
 	return nil
 }

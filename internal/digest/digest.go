@@ -1,9 +1,11 @@
 // Package digest hashes a stream once for everything the release needs:
-// SHA-256 (the .sha256 sidecar and in-toto subjects), SHA-512 (in-toto
-// subjects) and BLAKE2b-512 (minisign's prehashed signature). One read feeds
-// the three hashes, each running in its own goroutine over the same buffers,
-// so hashing takes about as long as the slowest hash rather than their sum.
-// Memory is bounded by a small fixed pool of buffers whatever the input size.
+// SHA-256 (the .sha256 sidecar and in-toto subjects) and BLAKE2b-512
+// (minisign's prehashed signature), and SHA-512 only when asked for (a
+// statement written before SHA-512 was dropped may name it). One read feeds
+// the hashes, each running in its own goroutine over the same buffers, so
+// hashing takes about as long as the slowest hash (BLAKE2b-512) rather than
+// their sum. Memory is bounded by a small fixed pool of buffers whatever the
+// input size.
 package digest
 
 import (
@@ -21,7 +23,23 @@ import (
 	"golang.org/x/crypto/blake2b"
 )
 
-// Digests are the hashes of one artifact.
+// Set says which hashes to compute.
+type Set uint8
+
+// The hashes a Set may hold.
+const (
+	SHA256 Set = 1 << iota
+	SHA512
+	BLAKE2b512
+)
+
+// Default is what signing and verifying need: SHA-256 for the subject and
+// the .sha256 file, BLAKE2b-512 for minisign. On two cores the SHA-256
+// lane finishes well before the BLAKE2b-512 one, so the pair costs one
+// BLAKE2b pass.
+const Default = SHA256 | BLAKE2b512
+
+// Digests are the hashes of one artifact. SHA512 is nil unless asked for.
 type Digests struct {
 	SHA256     []byte
 	SHA512     []byte
@@ -32,15 +50,23 @@ type Digests struct {
 // SHA256Hex is the lowercase hex SHA-256.
 func (d Digests) SHA256Hex() string { return hex.EncodeToString(d.SHA256) }
 
-// SHA512Hex is the lowercase hex SHA-512.
+// SHA512Hex is the lowercase hex SHA-512, "" when it was not computed.
 func (d Digests) SHA512Hex() string { return hex.EncodeToString(d.SHA512) }
 
 // BLAKE2b512Hex is the lowercase hex BLAKE2b-512 (what b2sum prints).
 func (d Digests) BLAKE2b512Hex() string { return hex.EncodeToString(d.BLAKE2b512) }
 
-// Complete reports whether all three digests are present with their sizes.
+// Has reports whether every hash of set is present with its size.
+func (d Digests) Has(set Set) bool {
+	return (set&SHA256 == 0 || len(d.SHA256) == sha256.Size) &&
+		(set&SHA512 == 0 || len(d.SHA512) == sha512.Size) &&
+		(set&BLAKE2b512 == 0 || len(d.BLAKE2b512) == blake2b.Size)
+}
+
+// Complete reports whether the Default digests are present with their
+// sizes (and SHA-512, when present, has its size).
 func (d Digests) Complete() bool {
-	return len(d.SHA256) == sha256.Size && len(d.SHA512) == sha512.Size && len(d.BLAKE2b512) == blake2b.Size
+	return d.Has(Default) && (d.SHA512 == nil || d.Has(SHA512))
 }
 
 // Equal reports whether d and o describe the same bytes.
@@ -71,19 +97,30 @@ func File(path string) (Digests, error) {
 	return d, nil
 }
 
-// Reader hashes everything r yields.
+// Reader computes the Default digests of everything r yields.
 func Reader(r io.Reader) (Digests, error) {
 	d, _, err := Copy(nil, r)
 	return d, err
 }
 
-// Copy copies src to dst and hashes the bytes on the way, reading src once.
-// dst may be nil (hash only). It returns the digests and the number of bytes
-// written to dst (or read, when dst is nil).
+// ReaderSet computes the digests of set of everything r yields.
+func ReaderSet(r io.Reader, set Set) (Digests, error) {
+	d, _, err := CopySet(nil, r, set)
+	return d, err
+}
+
+// Copy copies src to dst and computes the Default digests on the way,
+// reading src once. dst may be nil (hash only). It returns the digests and
+// the number of bytes written to dst (or read, when dst is nil).
 func Copy(dst io.Writer, src io.Reader) (Digests, int64, error) {
-	hashes := []hash.Hash{sha256.New(), sha512.New(), newBLAKE2b()}
-	lanes := make([]lane, 0, len(hashes)+1)
-	for _, h := range hashes {
+	return CopySet(dst, src, Default)
+}
+
+// CopySet is Copy computing the hashes of set.
+func CopySet(dst io.Writer, src io.Reader, set Set) (Digests, int64, error) {
+	hs := newHashes(set)
+	lanes := make([]lane, 0, 4)
+	for _, h := range hs.list() {
 		lanes = append(lanes, hashLane(h))
 	}
 	var out *writeLane
@@ -100,7 +137,47 @@ func Copy(dst io.Writer, src io.Reader) (Digests, int64, error) {
 	if err != nil {
 		return Digests{}, written(out, n), err
 	}
-	return Digests{SHA256: hashes[0].Sum(nil), SHA512: hashes[1].Sum(nil), BLAKE2b512: hashes[2].Sum(nil), Size: n}, n, nil
+	d := hs.sums()
+	d.Size = n
+	return d, n, nil
+}
+
+// hashes are the running hashes of a Set (nil when not asked for).
+type hashes struct{ sha256, sha512, blake2b hash.Hash }
+
+func newHashes(set Set) hashes {
+	var h hashes
+	if set&SHA256 != 0 {
+		h.sha256 = sha256.New()
+	}
+	if set&SHA512 != 0 {
+		h.sha512 = sha512.New()
+	}
+	if set&BLAKE2b512 != 0 {
+		h.blake2b = newBLAKE2b()
+	}
+	return h
+}
+
+// list is the running hashes, slowest first so its lane starts first.
+func (h hashes) list() []hash.Hash {
+	var out []hash.Hash
+	for _, x := range []hash.Hash{h.blake2b, h.sha512, h.sha256} {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (h hashes) sums() Digests {
+	sum := func(x hash.Hash) []byte {
+		if x == nil {
+			return nil
+		}
+		return x.Sum(nil)
+	}
+	return Digests{SHA256: sum(h.sha256), SHA512: sum(h.sha512), BLAKE2b512: sum(h.blake2b)}
 }
 
 func written(out *writeLane, read int64) int64 {

@@ -21,9 +21,18 @@ import (
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
+// reference is the Default digests of p, computed with the standard
+// library one hash at a time.
 func reference(p []byte) digest.Digests {
-	a, b, c := sha256.Sum256(p), sha512.Sum512(p), blake2b.Sum512(p)
-	return digest.Digests{SHA256: a[:], SHA512: b[:], BLAKE2b512: c[:], Size: int64(len(p))}
+	a, c := sha256.Sum256(p), blake2b.Sum512(p)
+	return digest.Digests{SHA256: a[:], BLAKE2b512: c[:], Size: int64(len(p))}
+}
+
+// withSHA512 adds the SHA-512 of p to d.
+func withSHA512(d digest.Digests, p []byte) digest.Digests {
+	b := sha512.Sum512(p)
+	d.SHA512 = b[:]
+	return d
 }
 
 func randomBytes(t *testing.T, n int) []byte {
@@ -49,6 +58,35 @@ func TestDigestsMatchReferenceAtBlockBoundaries(t *testing.T) {
 				t.Errorf("%d/%s: digests differ from the reference", n, name)
 			}
 		}
+		got, err := digest.ReaderSet(bytes.NewReader(p), digest.Default|digest.SHA512)
+		if err != nil || !got.Equal(withSHA512(want, p)) || !got.Has(digest.SHA512) {
+			t.Errorf("%d with SHA-512: digests differ from the reference (%v)", n, err)
+		}
+	}
+}
+
+// The default path computes no SHA-512 (nothing downstream needs it), and
+// a Set computes exactly what it names.
+func TestSetsComputeWhatTheyName(t *testing.T) {
+	p := randomBytes(t, digest.BlockSize+9)
+	d, err := digest.Reader(bytes.NewReader(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.SHA512 != nil || d.Has(digest.SHA512) || !d.Has(digest.Default) {
+		t.Errorf("default digests: sha512 %x, has default %v", d.SHA512, d.Has(digest.Default))
+	}
+	only, err := digest.ReaderSet(bytes.NewReader(p), digest.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if only.SHA256Hex() != d.SHA256Hex() || only.BLAKE2b512 != nil || only.Complete() {
+		t.Errorf("SHA-256 only: %+v", only)
+	}
+	bad := d
+	bad.SHA512 = []byte{1, 2, 3}
+	if bad.Complete() {
+		t.Error("a truncated SHA-512 counts as complete")
 	}
 }
 
@@ -166,4 +204,40 @@ func BenchmarkFile(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEachHash is each hash alone on this CPU, the lanes' costs:
+// go test -run '^$' -bench EachHash ./internal/digest
+func BenchmarkEachHash(b *testing.B) {
+	p := make([]byte, digest.BlockSize)
+	rand.Read(p)
+	for name, set := range map[string]digest.Set{"SHA-256": digest.SHA256, "SHA-512": digest.SHA512, "BLAKE2b-512": digest.BLAKE2b512} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			r := &repeatReader{p: p}
+			r.n = int64(b.N) * int64(len(p))
+			b.ResetTimer()
+			if _, err := digest.ReaderSet(r, set); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// repeatReader yields p over and over, n bytes in all.
+type repeatReader struct {
+	p []byte
+	n int64
+}
+
+func (r *repeatReader) Read(b []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	k := copy(b, r.p)
+	if int64(k) > r.n {
+		k = int(r.n)
+	}
+	r.n -= int64(k)
+	return k, nil
 }

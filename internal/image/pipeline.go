@@ -29,17 +29,19 @@ func Steps(req Request) []Step {
 		preflightUpload{},
 		nixBuild{kind: "system"}, // the closure the cache and the SBOM need
 	}
+	rebuild := &rebuildStep{kind: "iso"} // SOURCEOS_REBUILD_CHECK: build the image again, compare
 	switch req.Target {
 	case "netboot":
-		steps = append(steps, nixBuild{kind: "netboot"}, copyNetboot{})
+		rebuild.kind = "netboot"
+		steps = append(steps, nixBuild{kind: "netboot"}, rebuild, copyNetboot{})
 	default:
-		steps = append(steps, nixBuild{kind: "iso"}, copyISO{})
+		steps = append(steps, nixBuild{kind: "iso"}, rebuild, copyISO{})
 	}
 	return append(steps,
-		closure{},    // runtime closure of everything built
-		signStep{},   // signature and provenance sidecars
-		uploadStep{}, // artifacts and sidecars to GCS_PREFIX
-		cacheStep{},  // warm the Nix cache, best effort unless strict
+		closure{},                  // runtime closure of everything built
+		signStep{rebuild: rebuild}, // signature and provenance sidecars, the rebuild check's outcome in them
+		uploadStep{},               // artifacts and sidecars to GCS_PREFIX
+		cacheStep{},                // warm the Nix cache, best effort unless strict
 	)
 }
 

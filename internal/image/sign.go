@@ -6,18 +6,18 @@ import (
 	"path/filepath"
 
 	"github.com/socioprophet/sourceos/internal/attest"
-	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
 // signStep signs the artifacts and writes their provenance beside them,
-// reusing the digests computed while copying them out of the store.
-type signStep struct{}
+// reusing the digests computed while copying them out of the store. The
+// rebuild step's outcome, when it ran, is recorded in the provenance.
+type signStep struct{ rebuild *rebuildStep }
 
 func (signStep) String() string { return "sign and write provenance" }
 
-func (signStep) Run(ctx context.Context, s *State) error {
+func (st signStep) Run(ctx context.Context, s *State) error {
 	kind := sidecar.ISO
 	var arts []*Artifact
 	if s.Req.Target == "netboot" {
@@ -29,7 +29,7 @@ func (signStep) Run(ctx context.Context, s *State) error {
 		arts = []*Artifact{s.Artifact(KindISO)}
 	}
 	opts := attest.SignOptions{
-		Kind: kind, Build: s.buildInfo(), Closure: storePaths(s.Closure),
+		Kind: kind, Build: s.buildInfo(st.rebuildCheck()), Closure: attest.Closure(s.Closure),
 		SecretKey: s.Cfg.SignSecretKey, Password: s.Cfg.SignPassword,
 		RequireSignature: s.Cfg.RequireSignature, GCSPrefix: s.Cfg.GCSPrefix,
 		Now: s.Now, Log: s.Log,
@@ -56,8 +56,17 @@ func (signStep) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// buildInfo is the provenance of this build.
-func (s *State) buildInfo() provenance.BuildInfo {
+// rebuildCheck is the rebuild step's outcome, nil when it did not run.
+func (st signStep) rebuildCheck() *provenance.RebuildCheck {
+	if st.rebuild == nil {
+		return nil
+	}
+	return st.rebuild.result
+}
+
+// buildInfo is the provenance of this build, with the rebuild check's
+// outcome when there is one.
+func (s *State) buildInfo(rebuild *provenance.RebuildCheck) provenance.BuildInfo {
 	kind := "iso"
 	if s.Req.Target == "netboot" {
 		kind = "netboot"
@@ -68,19 +77,10 @@ func (s *State) buildInfo() provenance.BuildInfo {
 		FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, kind),
 		SourceRepo: s.Cfg.SourceRepo, SourceRev: s.Cfg.SourceRev,
 		BuildID: s.Cfg.BuildID, BuilderID: attest.LocalBuilderID,
-		StartedOn: s.Started, FinishedOn: s.Now(),
+		StartedOn: s.Started, FinishedOn: s.Now(), Rebuild: rebuild,
 	}
 	if lock, err := FlakeLock(s.Req.Flake); err == nil {
 		info.FlakeLock = lock
 	}
 	return info
-}
-
-func storePaths(infos []nixstore.PathInfo) []provenance.StorePath {
-	out := make([]provenance.StorePath, 0, len(infos))
-	for _, i := range infos {
-		out = append(out, provenance.StorePath{Path: i.Path, NarHash: i.NarHash, NarSize: i.NarSize,
-			References: i.References, Deriver: i.Deriver})
-	}
-	return out
 }

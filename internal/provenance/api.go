@@ -26,6 +26,25 @@ type BuildInfo struct {
 	// BuildID identifies this invocation; BuilderID is a URI naming the builder.
 	BuildID, BuilderID    string
 	StartedOn, FinishedOn time.Time
+	// Rebuild is the outcome of building the image derivation a second
+	// time, nil when no rebuild check ran.
+	Rebuild *RebuildCheck
+}
+
+// RebuildCheck is what building the image derivation once more found: the
+// predicate lists it in runDetails.byproducts (RebuildCheckName), so the
+// signature covers it, and the OSImage document repeats the outcome in
+// AnnotationReproducible.
+type RebuildCheck struct {
+	// Method is how the second build was made ("nix build --rebuild").
+	Method string
+	// Output is the store path that was built again.
+	Output string
+	// Reproducible is true when the second build gave the same bytes.
+	Reproducible bool
+	// DifferingOutput is the output whose second build differed; set
+	// exactly when Reproducible is false.
+	DifferingOutput string
 }
 
 // StorePath is one path of a Nix closure as `nix path-info` reports it.

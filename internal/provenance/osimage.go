@@ -253,6 +253,9 @@ func ociAnnotations(in OSImageInput) map[string]any {
 	if b.Channel != "" {
 		a["com.socioprophet.os.channel"] = b.Channel
 	}
+	if b.Rebuild != nil {
+		a[AnnotationReproducible] = strconv.FormatBool(b.Rebuild.Reproducible)
+	}
 	return a
 }
 

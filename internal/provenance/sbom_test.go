@@ -3,17 +3,14 @@ package provenance
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/socioprophet/sourceos/internal/provenance/provenancetest"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -72,27 +69,9 @@ func TestParseDrvNameMatchesNix(t *testing.T) {
 	}
 }
 
-// cdxSchema compiles the official CycloneDX 1.6 JSON schema from testdata,
-// with formats asserted.
-var cdxSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for _, f := range []string{"bom-1.6.schema.json", "spdx.schema.json", "jsf-0.82.schema.json"} {
-		raw, err := os.Open(filepath.Join("testdata", "cyclonedx", f))
-		if err != nil {
-			return nil, err
-		}
-		doc, err := jsonschema.UnmarshalJSON(raw)
-		raw.Close()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.AddResource("http://cyclonedx.org/schema/"+f, doc); err != nil {
-			return nil, err
-		}
-	}
-	return c.Compile("http://cyclonedx.org/schema/bom-1.6.schema.json")
-})
+// cdxSchema is the official CycloneDX 1.6 JSON schema from testdata, with
+// formats asserted.
+var cdxSchema = provenancetest.CycloneDXSchema
 
 func validateCycloneDX(t *testing.T, sbom []byte) error {
 	t.Helper()

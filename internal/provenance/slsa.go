@@ -60,6 +60,13 @@ func SLSAPredicate(b BuildInfo, byproducts ...Byproduct) ([]byte, error) {
 	if p.RunDetails.Byproducts, err = byproductDescriptors(byproducts); err != nil {
 		return nil, err
 	}
+	if b.Rebuild != nil {
+		rd, err := rebuildDescriptor(*b.Rebuild)
+		if err != nil {
+			return nil, err
+		}
+		p.RunDetails.Byproducts = append(p.RunDetails.Byproducts, rd)
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("slsa predicate: %w", err)
 	}
@@ -230,6 +237,8 @@ func checkByproduct(b Byproduct, seen map[string]bool) error {
 	switch {
 	case b.Name == "":
 		return errors.New("byproduct without a name")
+	case b.Name == RebuildCheckName:
+		return fmt.Errorf("byproduct %q is the rebuild check's name", b.Name)
 	case seen[b.Name]:
 		return fmt.Errorf("byproduct %q listed twice", b.Name)
 	case !sha256RE.MatchString(b.SHA256):
@@ -312,7 +321,7 @@ func ParsePredicate(predicate []byte) (*Predicate, error) {
 	if err := readSource(bd.GetResolvedDependencies(), out); err != nil {
 		return nil, fmt.Errorf("%w: resolvedDependencies: %w", ErrNotSLSAv1, err)
 	}
-	if out.Byproducts, err = readByproducts(rd.GetByproducts()); err != nil {
+	if out.Byproducts, err = readByproducts(rd.GetByproducts(), out); err != nil {
 		return nil, fmt.Errorf("%w: byproducts: %w", ErrNotSLSAv1, err)
 	}
 	return out, nil
@@ -371,10 +380,21 @@ func readSource(deps []*ita.ResourceDescriptor, out *Predicate) error {
 	return nil
 }
 
-func readByproducts(rds []*ita.ResourceDescriptor) ([]Byproduct, error) {
+func readByproducts(rds []*ita.ResourceDescriptor, pred *Predicate) ([]Byproduct, error) {
 	var out []Byproduct
 	seen := map[string]bool{}
 	for i, rd := range rds {
+		if rd.GetName() == RebuildCheckName {
+			if pred.Build.Rebuild != nil {
+				return nil, fmt.Errorf("[%d]: %s listed twice", i, RebuildCheckName)
+			}
+			rc, err := readRebuildDescriptor(rd)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			pred.Build.Rebuild = rc
+			continue
+		}
 		b := Byproduct{Name: rd.GetName(), SHA256: rd.GetDigest()["sha256"], MediaType: rd.GetMediaType()}
 		if err := checkByproduct(b, seen); err != nil {
 			return nil, fmt.Errorf("[%d]: %w", i, err)

@@ -24,6 +24,9 @@ const (
 	MaxSBOMSize      = 64 << 20
 	MaxOSImageSize   = 1 << 20
 	MaxManifestSize  = 1 << 20
+	// MaxArtifactSize bounds an artifact downloaded to be verified (an
+	// installer image is a few GiB).
+	MaxArtifactSize = 64 << 30
 )
 
 // sidecarLimits maps each sidecar suffix to its limit.

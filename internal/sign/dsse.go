@@ -1,12 +1,16 @@
 package sign
 
 import (
+	"bytes"
+	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/socioprophet/sourceos/internal/strictjson"
 )
@@ -21,7 +25,9 @@ var (
 	ErrNoSignature    = errors.New("no DSSE signature by this key verifies")
 )
 
-// Envelope is a DSSE envelope.
+// Envelope is a DSSE envelope as read strictly (see ParseEnvelope). Making
+// and checking signatures is left to secure-systems-lab's dsse package,
+// the implementation in-toto's and sigstore's Go tools use.
 type Envelope struct {
 	PayloadType string              `json:"payloadType"`
 	Payload     string              `json:"payload"`
@@ -34,30 +40,49 @@ type EnvelopeSignature struct {
 	Sig   string `json:"sig"`
 }
 
-// PAE is DSSE's pre-authentication encoding, the bytes actually signed:
-// "DSSEv1" SP len(type) SP type SP len(payload) SP payload.
-func PAE(payloadType string, payload []byte) []byte {
-	b := make([]byte, 0, len(payloadType)+len(payload)+32)
-	b = append(b, "DSSEv1 "...)
-	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
-	b = append(b, ' ')
-	b = append(b, payloadType...)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	b = append(b, ' ')
-	return append(b, payload...)
+// library is the envelope as the dsse package holds it.
+func (e *Envelope) library() *dsse.Envelope {
+	out := &dsse.Envelope{PayloadType: e.PayloadType, Payload: e.Payload}
+	for _, s := range e.Signatures {
+		out.Signatures = append(out.Signatures, dsse.Signature{KeyID: s.KeyID, Sig: s.Sig})
+	}
+	return out
 }
+
+// envelopeSigner is a SecretKey as the dsse package signs with: Ed25519
+// over the pre-authentication encoding, keyid the minisign key id in
+// lowercase hex.
+type envelopeSigner struct{ k *SecretKey }
+
+func (s envelopeSigner) Sign(_ context.Context, pae []byte) ([]byte, error) {
+	return s.k.sign(pae), nil
+}
+func (s envelopeSigner) KeyID() (string, error) { return s.k.id.Hex(), nil }
+
+// envelopeVerifier is a PublicKey as the dsse package verifies with. Its
+// KeyID makes the package skip signatures that name another key; one with
+// no keyid is tried.
+type envelopeVerifier struct{ pub PublicKey }
+
+func (v envelopeVerifier) Verify(_ context.Context, pae, sig []byte) error {
+	if !ed25519.Verify(v.pub.Key, pae, sig) {
+		return ErrNoSignature
+	}
+	return nil
+}
+func (v envelopeVerifier) KeyID() (string, error)   { return v.pub.ID.Hex(), nil }
+func (v envelopeVerifier) Public() crypto.PublicKey { return v.pub.Key }
 
 // SignEnvelope wraps payload in a DSSE envelope signed with k; the keyid is
 // the minisign key id in lowercase hex. The result is indented JSON.
 func (k *SecretKey) SignEnvelope(payloadType string, payload []byte) ([]byte, error) {
-	env := Envelope{
-		PayloadType: payloadType,
-		Payload:     base64.StdEncoding.EncodeToString(payload),
-		Signatures: []EnvelopeSignature{{
-			KeyID: k.id.Hex(),
-			Sig:   base64.StdEncoding.EncodeToString(k.sign(PAE(payloadType, payload))),
-		}},
+	signer, err := dsse.NewEnvelopeSigner(envelopeSigner{k})
+	if err != nil {
+		return nil, fmt.Errorf("dsse: %w", err)
+	}
+	env, err := signer.SignPayload(context.Background(), payloadType, payload)
+	if err != nil {
+		return nil, fmt.Errorf("dsse: %w", err)
 	}
 	out, err := json.MarshalIndent(env, "", "  ")
 	if err != nil {
@@ -69,8 +94,9 @@ func (k *SecretKey) SignEnvelope(payloadType string, payload []byte) ([]byte, er
 // ParseEnvelope reads an envelope strictly and decodes its payload. Every
 // reader must see the same statement, so a member given twice or in
 // another case ("Payload"), a member DSSE does not define, a missing
-// payloadType, payload or signature, and payload base64 that does not
-// decode canonically are all refused.
+// payloadType, payload or signature, and payload or signature base64 that
+// does not decode canonically are all refused (the dsse package, like
+// most readers, decodes leniently; what reaches it here has one reading).
 func ParseEnvelope(data []byte) (*Envelope, []byte, error) {
 	var env Envelope
 	if err := strictjson.Unmarshal(data, &env); err != nil {
@@ -84,14 +110,26 @@ func ParseEnvelope(data []byte) (*Envelope, []byte, error) {
 	case len(env.Signatures) == 0:
 		return nil, nil, fmt.Errorf("%w: no signatures", ErrEnvelopeFormat)
 	}
-	payload, err := base64.StdEncoding.Strict().DecodeString(env.Payload)
+	payload, err := decodeBase64(env.Payload)
 	if err != nil {
-		// DSSE allows URL-safe base64 too.
-		if payload, err = base64.URLEncoding.Strict().DecodeString(env.Payload); err != nil {
-			return nil, nil, fmt.Errorf("%w: payload is not base64", ErrEnvelopeFormat)
+		return nil, nil, fmt.Errorf("%w: payload is not base64", ErrEnvelopeFormat)
+	}
+	for i, s := range env.Signatures {
+		if _, err := decodeBase64(s.Sig); err != nil {
+			return nil, nil, fmt.Errorf("%w: signature %d is not base64", ErrEnvelopeFormat, i)
 		}
 	}
 	return &env, payload, nil
+}
+
+// decodeBase64 decodes standard or (as DSSE allows) URL-safe base64,
+// strictly: no line breaks, no stray padding bits.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		b, err = base64.URLEncoding.Strict().DecodeString(s)
+	}
+	return b, err
 }
 
 // CheckPayloadType checks the envelope says what the verifier expects (the
@@ -103,27 +141,26 @@ func (e *Envelope) CheckPayloadType(want string) error {
 	return nil
 }
 
-// VerifySignature checks that a signature of the envelope made with pub
-// verifies over PAE(payloadType, payload). Signatures with another keyid are
-// ignored; a missing keyid is tried.
+// VerifySignature checks, with the dsse package, that a signature of the
+// envelope made with pub verifies over PAE(payloadType, payload), and that
+// the payload it verified is payload (as ParseEnvelope decoded it).
+// Signatures with another keyid are ignored; a missing keyid is tried.
 func (e *Envelope) VerifySignature(pub PublicKey, payload []byte) error {
 	if len(pub.Key) != ed25519.PublicKeySize {
 		return ErrKeyFormat
 	}
-	msg := PAE(e.PayloadType, payload)
-	for _, s := range e.Signatures {
-		if s.KeyID != "" && s.KeyID != pub.ID.Hex() {
-			continue
-		}
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err != nil {
-			continue
-		}
-		if ed25519.Verify(pub.Key, msg, sig) {
-			return nil
-		}
+	v, err := dsse.NewEnvelopeVerifier(envelopeVerifier{pub})
+	if err != nil {
+		return fmt.Errorf("dsse: %w", err)
 	}
-	return fmt.Errorf("%w (key %s)", ErrNoSignature, pub.ID.Hex())
+	_, verified, err := v.VerifyAndDecode(context.Background(), e.library())
+	if err != nil {
+		return fmt.Errorf("%w (key %s): %v", ErrNoSignature, pub.ID.Hex(), err)
+	}
+	if !bytes.Equal(verified, payload) {
+		return fmt.Errorf("%w (key %s): the signed payload is not the one decoded", ErrNoSignature, pub.ID.Hex())
+	}
+	return nil
 }
 
 // VerifyEnvelope parses an envelope, checks its payload type and signature,

@@ -331,14 +331,6 @@ func TestKeyErrors(t *testing.T) {
 	}
 }
 
-func TestPAE(t *testing.T) {
-	// The example from the DSSE protocol description.
-	got := string(sign.PAE("http://example.com/HelloWorld", []byte("hello world")))
-	if want := "DSSEv1 29 http://example.com/HelloWorld 11 hello world"; got != want {
-		t.Errorf("PAE = %q, want %q", got, want)
-	}
-}
-
 func TestEnvelope(t *testing.T) {
 	kp := generate(t, "")
 	k := load(t, kp.SecretKey, "")
@@ -420,6 +412,7 @@ func TestParseEnvelopeIsStrict(t *testing.T) {
 		"second envelope after":     s + s,
 		"no payload":                strings.Replace(s, `"payload":`, `"payloadX":`, 1),
 		"non-canonical base64":      strings.Replace(s, p64, nonCanonical(t, p64), 1),
+		"signature not base64":      strings.Replace(s, `"sig": "`, `"sig": "*`, 1),
 	} {
 		if doc == s {
 			t.Fatalf("%s: mutation did not change the envelope", name)

@@ -48,6 +48,7 @@ const (
 	CheckOSImageRefs      = "osimage refs"
 	CheckOSImageClaims    = "osimage claims match the signed provenance"
 	CheckNetbootSet       = "netboot manifest matches its files and the signed provenance"
+	CheckRebuild          = "rebuild check"
 )
 
 // Check outcomes.
@@ -74,6 +75,9 @@ type Report struct {
 	Checks   []Check `json:"checks"`
 	// Error says why verification could not be carried out, if so.
 	Error string `json:"error,omitempty"`
+	// Kept is where a downloaded artifact that verified was kept (see
+	// VerifyURL); "" for a local artifact.
+	Kept string `json:"kept,omitempty"`
 }
 
 // Exit codes of `mage verify`.
@@ -118,15 +122,26 @@ type VerifyOptions struct {
 	// AllowLegacy accepts legacy `Ed` signatures (which need the whole
 	// file in memory).
 	AllowLegacy bool
-	// Digests, when set, are trusted instead of hashing the artifact.
+	// Digests, when set, are trusted instead of hashing the artifact
+	// (unless they lack a digest the signed statement names).
 	Digests *digest.Digests
+	// Hash, when set, obtains the artifact's digests of a set instead of
+	// hashing the file at Artifact: it is called once, after the sidecars
+	// were read and before the artifact is needed, and must leave the
+	// artifact at Artifact (VerifyURL downloads it there while hashing).
+	Hash func(ctx context.Context, set digest.Set) (digest.Digests, error)
+	// RequireReproducible fails the rebuild check unless the signed
+	// provenance records a rebuild that gave the same bytes.
+	RequireReproducible bool
 }
 
 // Verify runs every check on an artifact and its sidecars. The error is nil
 // when all pass, a *FailedError when any check failed, and a
 // *CannotVerifyError when verification could not be completed. It reads
 // regular files only (a FIFO or a device is refused without blocking) and
-// no sidecar larger than its limit (see sidecar.Limit).
+// no sidecar larger than its limit (see sidecar.Limit). The signed
+// statement is read before the artifact is hashed: it says which digests
+// to compute (SHA-512 too, for a statement that names one).
 func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	rep := &Report{Artifact: opts.Artifact, Checks: []Check{}}
 	cannot := func(err error) (*Report, error) {
@@ -138,17 +153,43 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 		return cannot(err)
 	}
 	rep.KeyID = pub.ID.String()
-	d, err := sidecar.Artifact{Path: opts.Artifact, Digests: opts.Digests}.Hash()
-	if err != nil {
+	v := &verifier{opts: opts, pub: pub, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
+	v.loadSigned()
+	if v.d, err = v.hash(ctx); err != nil {
 		return cannot(err)
 	}
-	rep.SHA256 = d.SHA256Hex()
+	rep.SHA256 = v.d.SHA256Hex()
 	if err := ctx.Err(); err != nil {
 		return cannot(err)
 	}
-	v := &verifier{opts: opts, pub: pub, d: d, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
 	v.run()
 	return rep, rep.result()
+}
+
+// hash obtains the artifact's digests: those the signed statement's
+// subject names, besides the ones every check needs.
+func (v *verifier) hash(ctx context.Context) (digest.Digests, error) {
+	set := digest.Default
+	if s, ok := v.signedSubject(); ok && s.SHA512 != "" {
+		set |= digest.SHA512
+	}
+	if v.opts.Hash != nil {
+		return v.opts.Hash(ctx, set)
+	}
+	return sidecar.Artifact{Path: v.opts.Artifact, Digests: v.opts.Digests}.HashSet(set)
+}
+
+// signedSubject is the signed statement's subject naming this file.
+func (v *verifier) signedSubject() (provenance.Subject, bool) {
+	if v.statement == nil {
+		return provenance.Subject{}, false
+	}
+	for _, s := range v.statement.Subjects {
+		if s.Name == v.name {
+			return s, true
+		}
+	}
+	return provenance.Subject{}, false
 }
 
 // LoadPublicKey reads a public key given as the `RW…` line, a .pub file's
@@ -206,6 +247,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		verdict = "NOT VERIFIED"
 	}
 	fmt.Fprintf(&b, "%s\n", verdict)
+	if r.Kept != "" {
+		fmt.Fprintf(&b, "kept in %s (with its sidecars)\n", r.Kept)
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }
@@ -232,6 +276,10 @@ type verifier struct {
 	predicate *provenance.Predicate
 	subject   *provenance.Subject
 	unsigned  error
+	// envelope and statementErr are what loadSigned found, for dsse and
+	// signedStatement to report.
+	envelope     envelopeOutcome
+	statementErr error
 	// osImage is the OSImage document once it validated.
 	osImage *provenance.OSImageDocument
 	// docs caches the documents read beside the artifact, by suffix.
@@ -321,6 +369,7 @@ func (v *verifier) run() {
 	v.osImageDocument()
 	v.sbom()
 	v.netboot()
+	v.rebuild()
 }
 
 var minisigChecks = []string{CheckMinisigKey, CheckMinisigPrehashed, CheckMinisig, CheckTrustedComment, CheckCommentFile}
@@ -374,58 +423,88 @@ func readWhole(path string) ([]byte, error) {
 
 var dsseChecks = []string{CheckDSSEType, CheckDSSESignature}
 
-// dsse checks the envelope; its payload is trusted only when both pass.
-func (v *verifier) dsse() {
-	raw, ok := v.sidecar(sidecar.ExtDSSE, dsseChecks...)
-	if !ok {
-		v.unsigned = v.read(sidecar.ExtDSSE).err
+// envelopeOutcome is what reading the DSSE envelope found: why it could
+// not be read or parsed, or the outcome of its two checks.
+type envelopeOutcome struct {
+	readErr, parseErr error
+	typeErr, sigErr   error
+}
+
+// loadSigned reads the envelope and, when its type and signature verify,
+// the statement and predicate it signs; nothing is reported yet (dsse and
+// signedStatement do), so that the artifact can be hashed in between.
+func (v *verifier) loadSigned() {
+	d := v.read(sidecar.ExtDSSE)
+	if d.err != nil {
+		v.envelope.readErr, v.unsigned = d.err, d.err
 		return
 	}
-	env, payload, err := sign.ParseEnvelope(raw)
+	env, payload, err := sign.ParseEnvelope(d.data)
 	if err != nil {
-		for _, n := range dsseChecks {
-			v.fail(n, err)
-		}
-		v.unsigned = err
+		v.envelope.parseErr, v.unsigned = err, err
 		return
 	}
-	okType := v.result(CheckDSSEType, env.CheckPayloadType(sign.PayloadTypeInToto))
-	okSig := v.result(CheckDSSESignature, env.VerifySignature(v.pub, payload))
-	if !okType || !okSig {
+	v.envelope.typeErr = env.CheckPayloadType(sign.PayloadTypeInToto)
+	v.envelope.sigErr = env.VerifySignature(v.pub, payload)
+	if v.envelope.typeErr != nil || v.envelope.sigErr != nil {
 		v.unsigned = errors.New("the DSSE envelope does not verify")
 		return
 	}
 	v.payload = payload
-}
-
-// signedStatement reads the signed statement and its predicate and checks
-// its subject is this file.
-func (v *verifier) signedStatement() {
-	if v.payload == nil {
-		v.signed(CheckStatement, CheckSubjects)
-		return
-	}
-	p, err := provenance.CheckStatement(v.payload)
+	p, err := provenance.CheckStatement(payload)
 	var pred *provenance.Predicate
 	if err == nil {
 		pred, err = provenance.ParsePredicate(p.Predicate)
 	}
 	if err != nil {
+		v.statementErr = err
 		v.unsigned = fmt.Errorf("the signed statement is unreadable: %w", err)
-		v.fail(CheckStatement, err)
+		return
+	}
+	v.statement, v.predicate = p, pred
+}
+
+// dsse reports the envelope's checks; its payload is trusted only when
+// both pass.
+func (v *verifier) dsse() {
+	e := v.envelope
+	switch {
+	case e.readErr != nil:
+		for _, n := range dsseChecks {
+			v.errored(n, e.readErr)
+		}
+	case e.parseErr != nil:
+		for _, n := range dsseChecks {
+			v.fail(n, e.parseErr)
+		}
+	default:
+		v.result(CheckDSSEType, e.typeErr)
+		v.result(CheckDSSESignature, e.sigErr)
+	}
+}
+
+// signedStatement reports whether the signed statement and its predicate
+// were read and checks its subject is this file.
+func (v *verifier) signedStatement() {
+	switch {
+	case v.payload == nil:
+		v.signed(CheckStatement, CheckSubjects)
+		return
+	case v.statementErr != nil:
+		v.fail(CheckStatement, v.statementErr)
 		v.fail(CheckSubjects, v.unsigned)
 		return
 	}
 	v.pass(CheckStatement)
-	v.statement, v.predicate = p, pred
-	s, err := checkSubjects(p.Subjects, v.name, v.d)
+	s, err := checkSubjects(v.statement.Subjects, v.name, v.d)
 	if v.result(CheckSubjects, err) {
 		v.subject = &s
 	}
 }
 
 // checkSubjects requires a subject naming this file and that every digest
-// it gives matches; it returns that subject.
+// it gives matches (SHA-512 too: statements written before it was dropped
+// name it, and d then holds it, see hash); it returns that subject.
 func checkSubjects(subjects []provenance.Subject, name string, d digest.Digests) (provenance.Subject, error) {
 	for _, s := range subjects {
 		if s.Name != name {
@@ -510,22 +589,38 @@ type RunOptions struct {
 	// JSON prints the report as JSON instead of text.
 	JSON bool
 	Out  io.Writer
+	// KeepDir, Progress and GCS are for an artifact given as a URL: see
+	// URLOptions.
+	KeepDir  string
+	Progress io.Writer
+	GCS      ObjectReader
 }
 
 // FromConfig is what `mage verify <artifact>` checks with:
-// SOURCEOS_SIGN_PUBKEY, SOURCEOS_VERIFY_ALLOW_LEGACY, SOURCEOS_VERIFY_JSON.
+// SOURCEOS_SIGN_PUBKEY, SOURCEOS_VERIFY_ALLOW_LEGACY,
+// SOURCEOS_REQUIRE_REPRODUCIBLE, SOURCEOS_VERIFY_JSON, and OUT (where a
+// downloaded artifact that verifies is kept).
 func FromConfig(cfg *config.Config, artifact string, out io.Writer) RunOptions {
-	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig},
-		JSON: cfg.VerifyJSON, Out: out}
+	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig,
+		RequireReproducible: cfg.RequireReproducible},
+		JSON: cfg.VerifyJSON, Out: out, KeepDir: cfg.Out}
 }
 
 // Run is `mage verify <artifact>`: it prints the report and returns an
 // error whose ExitCode is the documented exit status.
 func Run(ctx context.Context, o RunOptions) error {
 	if o.Artifact == "" {
-		return &CannotVerifyError{Err: errors.New("usage: mage verify <artifact>")}
+		return &CannotVerifyError{Err: errors.New("usage: mage verify <artifact or https:// or gs:// URL>")}
 	}
-	rep, err := Verify(ctx, o.VerifyOptions)
+	var (
+		rep *Report
+		err error
+	)
+	if IsURL(o.Artifact) {
+		rep, err = VerifyURL(ctx, o.VerifyOptions, URLOptions{KeepDir: o.KeepDir, Progress: o.Progress, GCS: o.GCS})
+	} else {
+		rep, err = Verify(ctx, o.VerifyOptions)
+	}
 	var werr error
 	if o.JSON {
 		werr = rep.WriteJSON(o.Out)

@@ -27,7 +27,7 @@ func TestSignThenVerifyISO(t *testing.T) {
 	dir := t.TempDir()
 	k := attesttest.NewKeys(t)
 	iso := attesttest.Artifact(t, dir, attesttest.ISOName, 3*digest.BlockSize+17)
-	res := attesttest.SignISO(t, k, iso)
+	res := attesttest.SignISO(t, k, iso, withRebuild(true))
 	if !res.Signed || res.KeyID != k.Pair.Public.ID.String() || len(res.Artifacts) != 1 {
 		t.Fatalf("result: %+v", res)
 	}
@@ -48,8 +48,8 @@ func TestSignThenVerifyISO(t *testing.T) {
 			t.Errorf("check %q: %s %s", c.Name, c.Status, c.Detail)
 		}
 	}
-	if len(rep.Checks) != 17 {
-		t.Errorf("%d checks reported, want 17", len(rep.Checks))
+	if len(rep.Checks) != 18 {
+		t.Errorf("%d checks reported, want 18", len(rep.Checks))
 	}
 
 	// Real tools agree: minisign verifies the signature (prehashed only),
@@ -256,7 +256,7 @@ func TestPublicKeyFileAndJSONReport(t *testing.T) {
 			OK     bool `json:"ok"`
 			Checks []struct{ Name, Status string }
 		}
-		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 17 {
+		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 18 {
 			t.Errorf("JSON report: %v %s", err, b.String())
 		}
 	}
@@ -307,4 +307,17 @@ type mutation struct {
 	change func(t *testing.T, iso string) string // returns the path to verify
 	opts   func(o *verify.VerifyOptions)
 	want   string
+}
+
+// withRebuild records a rebuild check of the image that came out
+// reproducible, or not.
+func withRebuild(reproducible bool) func(*attest.SignOptions) {
+	return func(o *attest.SignOptions) {
+		out := attesttest.Closure()[1].Path
+		rc := &provenance.RebuildCheck{Method: "nix build --rebuild", Output: out, Reproducible: reproducible}
+		if !reproducible {
+			rc.DifferingOutput = out
+		}
+		o.Build.Rebuild = rc
+	}
 }

@@ -141,5 +141,19 @@
         edition-server-install = passingTest "edition-server-install";
         edition-broken-install = failingTest "edition-broken-install";
       };
+
+      # Rebuild check (SOURCEOS_REBUILD_CHECK): a derivation that builds to
+      # the same bytes every time, and one that does not (it writes random
+      # bytes), for `nix build --rebuild`.
+      rebuildFixtures.${system} = {
+        deterministic = mk "sourceos-rebuild-deterministic" ''
+          mkdir -p $out/iso
+          echo "the same bytes every time" > $out/iso/image.iso
+        '' { };
+        nondeterministic = mk "sourceos-rebuild-nondeterministic" ''
+          mkdir -p $out/iso
+          head -c 32 /dev/urandom | od -An -tx1 > $out/iso/image.iso
+        '' { };
+      };
     };
 }
