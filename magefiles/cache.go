@@ -56,6 +56,36 @@ func verifyCache(ctx context.Context, deep bool) error {
 	return err
 }
 
+// Gc deletes what no root keeps (the newest NIX_CACHE_GC_KEEP_LAST roots of each name, roots younger than NIX_CACHE_GC_KEEP_DAYS, pinned roots), never an object younger than NIX_CACHE_GC_GRACE_HOURS; NIX_CACHE_GC_DRY_RUN=1 prints the plan only.
+func (Cache) Gc(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	o := cacheOptions(a)
+	if o.GC.DryRun {
+		o.GC.Plan = a.Stdout
+	}
+	sum, err := nixcache.GC(ctx, o)
+	fmt.Fprintln(a.Stdout, sum.JSON())
+	return err
+}
+
+// Watch runs a command that builds with Nix (space separated, e.g. "nix build .#x") and pushes every path as soon as Nix has built it; a root names what it built.
+func (Cache) Watch(ctx context.Context, command string) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	o := cacheOptions(a)
+	if o.Root.Name == "" {
+		o.Root.Name = "watch"
+	}
+	sum, err := nixcache.RunWatched(ctx, o, strings.Fields(command), a.Stderr, a.Stderr)
+	fmt.Fprintln(a.Stdout, sum.JSON())
+	return err
+}
+
 // NixConf prints the nix.conf lines (extra-substituters, extra-trusted-public-keys) that pull from the cache.
 func (Cache) NixConf() error {
 	a, err := setup()

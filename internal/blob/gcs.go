@@ -87,6 +87,9 @@ func (g *GCS) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) 
 		hint = int64(l.Len()) // strings.Reader, bytes.Reader, bytes.Buffer
 	}
 	w.ChunkSize = chunkSize(hint)
+	if opt.Unbuffered {
+		w.ChunkSize = 0 // one request, streamed; retries are the caller's
+	}
 	if _, err := io.Copy(w, r); err != nil {
 		cancel() // abandons the upload
 		_ = w.Close()
@@ -170,7 +173,25 @@ func (g *GCS) List(ctx context.Context, prefix string, fn func(Info) error) erro
 	if prefix == "" && g.prefix != "" {
 		full = g.prefix + "/"
 	}
-	q := &storage.Query{Prefix: full}
+	return g.list(ctx, &storage.Query{Prefix: full}, prefix, fn)
+}
+
+// ListRange implements Store with the listing's startOffset and endOffset.
+func (g *GCS) ListRange(ctx context.Context, start, end string, fn func(Info) error) error {
+	q := &storage.Query{}
+	if g.prefix != "" {
+		q.Prefix = g.prefix + "/"
+	}
+	if start != "" {
+		q.StartOffset = g.object(start)
+	}
+	if end != "" {
+		q.EndOffset = g.object(end)
+	}
+	return g.list(ctx, q, start, fn)
+}
+
+func (g *GCS) list(ctx context.Context, q *storage.Query, what string, fn func(Info) error) error {
 	if err := q.SetAttrSelection(listAttrs); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
@@ -184,7 +205,7 @@ func (g *GCS) List(ctx context.Context, prefix string, fn func(Info) error) erro
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("blob: list %s: %w", g.URL(prefix), err)
+			return fmt.Errorf("blob: list %s: %w", g.URL(what), err)
 		}
 		key := strings.TrimPrefix(a.Name, g.prefix+"/")
 		if g.prefix == "" {
@@ -206,6 +227,32 @@ func (g *GCS) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("blob: delete %s: %w", g.URL(key), err)
 	}
 	return nil
+}
+
+// DeleteIf implements Store: the request names the generation and makes
+// it a precondition too (GenerationMatch), so a bucket keeping old
+// versions does not purge an old one instead. A 404 then means the
+// generation is not the live one: ErrChanged if the object exists.
+func (g *GCS) DeleteIf(ctx context.Context, key string, gen int64) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if gen == 0 {
+		return fmt.Errorf("blob: delete %s: no generation given", g.URL(key))
+	}
+	err := g.handle(ctx, key).Generation(gen).If(storage.Conditions{GenerationMatch: gen}).Delete(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case isPrecondition(err):
+		return fmt.Errorf("%s: %w", g.URL(key), ErrChanged)
+	case errors.Is(err, storage.ErrObjectNotExist):
+		if _, serr := g.Stat(ctx, key); serr == nil {
+			return fmt.Errorf("%s: %w", g.URL(key), ErrChanged)
+		}
+		return fmt.Errorf("%s: %w", g.URL(key), ErrNotFound)
+	}
+	return fmt.Errorf("blob: delete %s: %w", g.URL(key), err)
 }
 
 // URL implements Store.

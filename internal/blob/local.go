@@ -3,7 +3,9 @@ package blob
 import (
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -12,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,7 +33,18 @@ const tmpPrefix = ".tmp-"
 const StaleTempAge = time.Hour
 
 // Dir is a Store in a local directory. Keys map to files below it.
-type Dir struct{ root string }
+type Dir struct {
+	root string
+	// chmod: the process umask would hide objects from other users, so
+	// each file is given mode 0644 explicitly.
+	chmod bool
+	// dirs holds the directories known to exist, so a Put does not ask.
+	dirs sync.Map
+	// Deferred writes are numbered as they return (written); synced is
+	// the number up to which they are durable. commits groups the syncs.
+	written, synced atomic.Uint64
+	commits         Group
+}
 
 // OpenDir opens (creating it if needed) a directory store and removes the
 // temporary files that writers which died left behind (see StaleTempAge).
@@ -41,7 +56,7 @@ func OpenDir(dir string) (*Dir, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("blob: %w", err)
 	}
-	d := &Dir{root: abs}
+	d := &Dir{root: abs, chmod: umaskHides()}
 	d.sweep(time.Now().Add(-StaleTempAge))
 	return d, nil
 }
@@ -92,9 +107,11 @@ func (d *Dir) file(key string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
-// Put writes to a temporary file next to the target, syncs it and then
-// renames it into place (or hard-links it, for CreateOnly, so an existing
-// object is never replaced). Metadata is ignored.
+// Put writes to a temporary file next to the target and then renames it
+// into place (for CreateOnly, with a rename that refuses to replace, so an
+// existing object is never replaced). Unless opt.Deferred, the file and
+// then its directory are synced before Put returns; Deferred writes are
+// made durable by Sync. Metadata is ignored.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) error {
 	if err := checkPut(key, opt); err != nil {
 		return err
@@ -106,16 +123,25 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) 
 	if err := d.precheck(dst, key, opt); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("blob: %w", err)
+	dir := filepath.Dir(dst)
+	if err := d.ensureDir(dir); err != nil {
+		return err
 	}
-	tmp, err := d.writeTemp(ctx, dst, r)
+	durable := !opt.Deferred || !deferrable
+	tmp, err := d.writeTemp(ctx, dst, r, durable)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
 	if err := d.commit(tmp, dst, key, opt); err != nil {
+		_ = os.Remove(tmp)
 		return err
+	}
+	if durable {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	} else {
+		d.written.Add(1)
 	}
 	if opt.Stored != nil {
 		st, err := os.Stat(dst)
@@ -127,11 +153,16 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, opt PutOptions) 
 	return nil
 }
 
+// precheckSize is the size hint above which a create-only Put first asks
+// whether the object exists: a large write is worth a look-up, a small
+// one costs less to write and be refused.
+const precheckSize = 1 << 20
+
 // precheck fails early, before anything is written, a Put whose condition
 // already does not hold; commit checks again.
 func (d *Dir) precheck(dst, key string, opt PutOptions) error {
 	switch {
-	case opt.CreateOnly:
+	case opt.CreateOnly && (opt.SizeHint <= 0 || opt.SizeHint > precheckSize):
 		if _, err := os.Lstat(dst); err == nil {
 			return fmt.Errorf("%s: %w", d.URL(key), ErrExists)
 		}
@@ -143,33 +174,92 @@ func (d *Dir) precheck(dst, key string, opt PutOptions) error {
 	return nil
 }
 
-func (d *Dir) writeTemp(ctx context.Context, dst string, r io.Reader) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), tmpPrefix+filepath.Base(dst)+"-*")
+// ensureDir creates dir unless it is known to exist.
+func (d *Dir) ensureDir(dir string) error {
+	if _, ok := d.dirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	d.dirs.Store(dir, true)
+	return nil
+}
+
+// copyBufs are the buffers objects are written through.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// writeTemp writes r to a new temporary file beside dst, synced if
+// durable, and returns its name.
+func (d *Dir) writeTemp(ctx context.Context, dst string, r io.Reader, durable bool) (string, error) {
+	f, name, err := d.createTemp(dst)
 	if err != nil {
 		return "", fmt.Errorf("blob: %w", err)
 	}
-	_, err = io.Copy(f, ctxReader{ctx, r})
-	if err == nil {
+	buf := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(fdWriter{f}, ctxReader{ctx, r}, *buf)
+	copyBufs.Put(buf)
+	if err == nil && d.chmod {
+		err = f.Chmod(0o644)
+	}
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
 	if err != nil {
-		os.Remove(f.Name())
+		os.Remove(name)
 		return "", fmt.Errorf("blob: write %s: %w", dst, err)
 	}
-	return f.Name(), nil
+	return name, nil
 }
+
+// createTemp creates a fresh temporary file beside dst. If dst's
+// directory vanished since it was last seen, it is made again.
+func (d *Dir) createTemp(dst string) (*os.File, string, error) {
+	for attempt := 0; ; attempt++ {
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:]) // crypto/rand does not fail
+		name := filepath.Join(filepath.Dir(dst), tmpPrefix+filepath.Base(dst)+"-"+hex.EncodeToString(rnd[:]))
+		f, err := openFile(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o644)
+		switch {
+		case err == nil:
+			return f, name, nil
+		case attempt < 3 && errors.Is(err, fs.ErrNotExist):
+			d.dirs.Delete(filepath.Dir(dst))
+			if err := d.ensureDir(filepath.Dir(dst)); err != nil {
+				return nil, "", err
+			}
+		case attempt < 3 && errors.Is(err, fs.ErrExist):
+		default:
+			return nil, "", err
+		}
+	}
+}
+
+// openFile opens name like os.OpenFile, without asking whether the file
+// can join the network poller (a regular file cannot): two system calls
+// fewer per object, which counts when a push writes thousands.
+func openFile(name string, flags int, perm uint32) (*os.File, error) {
+	fd, err := syscall.Open(name, flags|syscall.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// fdWriter hides os.File's ReadFrom, so copies go through the pooled
+// buffer in large writes.
+type fdWriter struct{ f *os.File }
+
+func (w fdWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
 func (d *Dir) commit(tmp, dst, key string, opt PutOptions) error {
 	var err error
 	switch {
 	case opt.CreateOnly:
-		err = os.Link(tmp, dst)
+		err = renameNoReplace(tmp, dst)
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s: %w", d.URL(key), ErrExists)
 		}
@@ -184,7 +274,31 @@ func (d *Dir) commit(tmp, dst, key string, opt PutOptions) error {
 		}
 		return fmt.Errorf("blob: %w", err)
 	}
-	return syncDir(filepath.Dir(dst))
+	return nil
+}
+
+// Mark implements Syncer.
+func (d *Dir) Mark() uint64 { return d.written.Load() }
+
+// SyncTo implements Syncer with one syncfs(2) of the file system for every
+// caller waiting when it starts (a group commit); a caller whose writes a
+// sync already covered does not wait.
+func (d *Dir) SyncTo(ctx context.Context, mark uint64) error {
+	if err := ctx.Err(); err != nil || !deferrable || d.synced.Load() >= mark {
+		return err
+	}
+	return d.commits.Run(func() error {
+		upto := d.written.Load()
+		if err := syncFS(d.root); err != nil {
+			return err
+		}
+		for {
+			old := d.synced.Load()
+			if old >= upto || d.synced.CompareAndSwap(old, upto) {
+				return nil
+			}
+		}
+	})
 }
 
 // replaceIf renames tmp over dst if dst is still at generation gen. The
@@ -206,6 +320,16 @@ func (d *Dir) replaceIf(tmp, dst, key string, gen int64) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// linkNoReplace moves tmp to dst unless dst exists (fs.ErrExist), with a
+// hard link (which never replaces) and the removal of tmp.
+func linkNoReplace(tmp, dst string) error {
+	if err := os.Link(tmp, dst); err != nil {
+		return err
+	}
+	_ = os.Remove(tmp) // a leftover is swept as stale (see StaleTempAge)
+	return nil
 }
 
 // lockDir takes an exclusive flock of dir until the returned function is
@@ -300,6 +424,15 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(Info) error) erro
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		start = filepath.Join(d.root, filepath.FromSlash(prefix[:i]))
 	}
+	return d.walk(ctx, start, prefix, func(key string) bool { return strings.HasPrefix(key, prefix) }, fn)
+}
+
+// ListRange implements Store: one walk of the tree, filtered.
+func (d *Dir) ListRange(ctx context.Context, startKey, end string, fn func(Info) error) error {
+	return d.walk(ctx, d.root, startKey, func(key string) bool { return inRange(key, startKey, end) }, fn)
+}
+
+func (d *Dir) walk(ctx context.Context, start, what string, keep func(key string) bool, fn func(Info) error) error {
 	err := filepath.WalkDir(start, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -315,7 +448,7 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(Info) error) erro
 			return err
 		}
 		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
+		if !keep(key) {
 			return nil
 		}
 		st, err := e.Info()
@@ -328,7 +461,7 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(Info) error) erro
 		return fn(fileInfo(key, st))
 	})
 	if err != nil {
-		return fmt.Errorf("blob: list %s: %w", d.URL(prefix), err)
+		return fmt.Errorf("blob: list %s: %w", d.URL(what), err)
 	}
 	return nil
 }
@@ -340,6 +473,39 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob: %w", err)
+	}
+	return nil
+}
+
+// DeleteIf implements Store: the check and the removal happen under the
+// directory lock that conditional replaces take (see replaceIf).
+func (d *Dir) DeleteIf(ctx context.Context, key string, gen int64) error {
+	p, err := d.file(key)
+	if err != nil {
+		return err
+	}
+	if gen == 0 {
+		return fmt.Errorf("blob: delete %s: no generation given", d.URL(key))
+	}
+	unlock, err := lockDir(filepath.Dir(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", d.URL(key), ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	defer unlock()
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: %w", d.URL(key), ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("blob: %w", err)
+	case generation(st) != gen:
+		return fmt.Errorf("%s: %w", d.URL(key), ErrChanged)
+	}
+	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("blob: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -97,6 +98,35 @@ func Transient(err error) bool {
 	}
 	return false
 }
+
+// RetryAfter is how long the server that answered err asked the client
+// to wait before trying again (0: it did not say).
+func RetryAfter(err error) time.Duration {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return retryAfter(ge.Header, time.Now())
+	}
+	return 0
+}
+
+// Backoff is how long to wait before attempt (1 for the first retry):
+// jittered exponential between Initial and Max, or what the server asked
+// for (up to MaxRetryAfter) if that is longer.
+func (r Retry) Backoff(attempt int, err error) time.Duration {
+	r = r.withDefaults()
+	d := r.Initial << min(attempt-1, 20)
+	if d > r.Max || d <= 0 {
+		d = r.Max
+	}
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	if ra := min(RetryAfter(err), r.MaxRetryAfter); ra > d {
+		d = ra
+	}
+	return d
+}
+
+// Attempts is how many times a request is tried at most.
+func (r Retry) Attempts() int { return r.withDefaults().MaxAttempts }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).
 func retryAfter(h http.Header, now time.Time) time.Duration {

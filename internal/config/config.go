@@ -140,7 +140,7 @@ var Vars = []Var{
 	str("NIX_CACHE_COMPRESSION", "cache", "zstd", "NAR compression: zstd, xz or none.", func(c *Config) *string { return &c.CacheCompression }),
 	checked(list("NIX_CACHE_UPSTREAMS", "cache", "https://cache.nixos.org", "Space-separated caches whose paths are not pushed; empty turns the check off.", func(c *Config) *[]string { return &c.CacheUpstreams }), checkURLs),
 	boolean("NIX_CACHE_STRICT", "cache", "Make any cache push failure fail the command.", func(c *Config) *bool { return &c.CacheStrict }),
-	integer("NIX_CACHE_JOBS", "cache", "256", "Requests a push keeps in flight at most; it starts at 32 and follows the link towards this (docs/nix-cache.md).", func(c *Config) *int { return &c.CacheJobs }),
+	integer("NIX_CACHE_JOBS", "cache", "256", "Requests a push keeps in flight at most; it starts at 64 and follows the link towards this (docs/nix-cache.md).", func(c *Config) *int { return &c.CacheJobs }),
 	defaultOn(boolean("NIX_CACHE_WATCH", "cache", "Push each path of an edition build as soon as Nix has built it (a post-build hook that only queues paths); 0 pushes the closure at the end only.", func(c *Config) *bool { return &c.CacheWatch })),
 	checked(str("NIX_CACHE_ROOT", "cache", "", "Name of the GC root a push records (lower case, digits, `.`, `_`, `-`); default: `<edition>-<arch>-<target>-<channel>` for builds, `push` or `watch` for cache targets.", func(c *Config) *string { return &c.CacheRoot }), checkRootName),
 	boolean("NIX_CACHE_ROOT_PIN", "cache", "Pin the roots this run records: cache:gc never collects them (release builds).", func(c *Config) *bool { return &c.CacheRootPin }),

@@ -122,6 +122,9 @@ type State struct {
 	Cache *nixcache.Summary
 	// Notes are one-line remarks for the summary (skips and degradations).
 	Notes []string
+
+	// watch pushes to the cache while the build runs (watch.go).
+	watch *watchState
 }
 
 // Step is one stage of the pipeline.
@@ -189,6 +192,7 @@ func Run(ctx context.Context, d Deps, req Request, steps []Step) (*State, error)
 		fmt.Fprintf(d.Stream, "==> [%d/%d] %s\n", i+1, len(steps), step)
 		t0 := d.Now()
 		if err := step.Run(ctx, s); err != nil {
+			drainFailed(ctx, s) // what was built stays in the cache
 			s.cleanup()
 			return s, fmt.Errorf("%s: %w", step, err)
 		}

@@ -15,10 +15,14 @@ func (b nixBuild) String() string { return "nix build " + b.kind }
 
 func (b nixBuild) Run(ctx context.Context, s *State) error {
 	inst := Installable(s.Req.Flake, s.Req.Arch, s.Req.Edition, b.kind)
+	extra := s.Req.NixArgs
+	if w := watcher(ctx, s); w != nil {
+		extra = append(append([]string(nil), extra...), w.NixArgs()...)
+	}
 	log := newPrefixWriter(s.Stream, "    │ ")
-	defer log.Flush()
-	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: BuildArgs(inst, s.Req.NixArgs...), Stderr: log})
-	if err != nil {
+	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: BuildArgs(inst, extra...), Stderr: log})
+	log.Flush()
+	if err != nil { // image.Run drains what was built before the failure
 		return fmt.Errorf("build %s: %w", inst, err)
 	}
 	out, err := ParseBuildJSON(res.Stdout)

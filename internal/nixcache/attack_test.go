@@ -136,7 +136,7 @@ func plant(t *testing.T, s blob.Store, key string, body []byte) {
 	}
 }
 
-func readObject(t *testing.T, s blob.Store, key string) []byte {
+func readObject(t testing.TB, s blob.Store, key string) []byte {
 	t.Helper()
 	rc, err := s.Open(tctx(t), key)
 	if err != nil {

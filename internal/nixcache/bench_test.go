@@ -1,29 +1,53 @@
 package nixcache_test
 
+// The cache benchmarks (`mage bench:cache` runs them all, once each):
+//
+//   - BenchmarkCacheLink: cold and warm pushes of a 2,001-path closure
+//     (reference depth 41) and of a 420 MB one to a GCS stand-in behind a
+//     simulated link (50 ms per request, 100 MB/s each way), against the
+//     old pipeline's shape on the same link: nix copy to a file:// cache,
+//     then one listing of the bucket and the missing files uploaded by as
+//     many workers as gsutil -m uses on this machine; and against the
+//     link's floor, bytes ÷ bandwidth + depth × latency.
+//   - BenchmarkCacheDir: the 2,001-path closure into a local directory,
+//     against nix copy.
+//   - BenchmarkCacheWatch: a 30-derivation build with and without pushing
+//     while building, and a build whose last derivation fails.
+//   - BenchmarkCacheGC: GC of a cache of 24,000 objects on the link.
+//
+// Push and GC run as their own processes (the test binary re-executed,
+// see TestMain) under GNU time, for their wall time and peak RSS.
+
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/nix-community/go-nix/pkg/nar"
-
+	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
+
+const (
+	linkLatency   = 50 * time.Millisecond
+	linkBandwidth = 100_000_000 // bytes per second, each way
+)
+
+// rsyncWorkers is what gsutil -m runs at once on this machine: min(CPUs,
+// 32) processes of 5 threads each.
+var rsyncWorkers = min(runtime.NumCPU(), 32) * 5
 
 // benchRow is one measured run.
 type benchRow struct {
@@ -33,67 +57,496 @@ type benchRow struct {
 	note   string
 }
 
-// BenchmarkCache compares, on one machine and one closure (about 250 paths,
-// 270 MB of NAR; testdata/bench-flake), nix copy to a file:// cache (xz and
-// zstd) with our push to a directory and to the GCS emulator, cold and
-// warm, and the floor: hashing and zstd-compressing the same NAR bytes in
-// memory on all cores. Run it once: go test -run '^$' -bench
-// '^BenchmarkCache$' -benchtime 1x ./internal/nixcache/ (mage bench:cache).
-func BenchmarkCache(b *testing.B) {
-	root, infos := benchClosure(b)
-	var narBytes int64
-	for _, pi := range infos {
-		narBytes += int64(pi.NarSize)
+// benchTable prints rows and ratios at the end of a benchmark.
+type benchTable struct {
+	title string
+	rows  []benchRow
+	lines []string
+}
+
+func (t *benchTable) add(r benchRow) { t.rows = append(t.rows, r) }
+
+func (t *benchTable) line(format string, args ...any) {
+	t.lines = append(t.lines, fmt.Sprintf(format, args...))
+}
+
+func (t *benchTable) print() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s (GOMAXPROCS %d)\n", t.title, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&b, "%-44s %9s %9s  %s\n", "run", "seconds", "peak RSS", "note")
+	for _, r := range t.rows {
+		rss := ""
+		if r.rssMiB > 0 {
+			rss = fmt.Sprintf("%.0f MiB", r.rssMiB)
+		}
+		fmt.Fprintf(&b, "%-44s %9.3f %9s  %s\n", r.name, r.secs, rss, r.note)
 	}
+	for _, l := range t.lines {
+		fmt.Fprintln(&b, l)
+	}
+	fmt.Print(b.String()) // b.Log truncates benchmark output
+}
+
+// benchBuild builds a package of the benchmark flake with real Nix and
+// returns its root and closure.
+func benchBuild(b *testing.B, attr string) (string, []nixstore.PathInfo) {
+	b.Helper()
+	isolateNix(b)
+	flake, err := filepath.Abs("testdata/bench-flake")
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := testrig.Build(b, "path:"+flake+"#"+attr)[0]
+	infos, err := nixstore.Query(tctx(b), gcsOptions(keyPair{}).Runner, root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return root, infos
+}
+
+// depthOf is the number of paths on the longest chain of references.
+func depthOf(infos []nixstore.PathInfo) int {
+	byPath := map[string]nixstore.PathInfo{}
+	for _, pi := range infos {
+		byPath[pi.Path] = pi
+	}
+	memo := map[string]int{}
+	var depth func(p string) int
+	depth = func(p string) int {
+		if d, ok := memo[p]; ok {
+			return d
+		}
+		d := 1
+		for _, r := range byPath[p].References {
+			if _, ok := byPath[r]; ok && r != p {
+				d = max(d, depth(r)+1)
+			}
+		}
+		memo[p] = d
+		return d
+	}
+	most := 0
+	for _, pi := range infos {
+		most = max(most, depth(pi.Path))
+	}
+	return most
+}
+
+func narBytes(infos []nixstore.PathInfo) int64 {
+	var n int64
+	for _, pi := range infos {
+		n += int64(pi.NarSize)
+	}
+	return n
+}
+
+// storedBytes is the bytes of the objects under a store.
+func storedBytes(b *testing.B, s blob.Store) (objects int, bytes int64) {
+	b.Helper()
+	if err := s.List(tctx(b), "", func(i blob.Info) error { objects++; bytes += i.Size; return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return objects, bytes
+}
+
+// BenchmarkCacheLink pushes to a GCS stand-in behind a simulated link.
+func BenchmarkCacheLink(b *testing.B) {
+	k := newKey(b, "bench-1")
+	keyFile := filepath.Join(b.TempDir(), "sk")
+	writeFile(b, keyFile, k.secret)
+	for _, attr := range []string{"small", "large"} {
+		b.Run(attr, func(b *testing.B) {
+			for b.Loop() {
+				t := &benchTable{title: fmt.Sprintf("Simulated link: %s per request, %d MB/s each way; old pipeline's upload with %d workers",
+					linkLatency, linkBandwidth/1_000_000, rsyncWorkers)}
+				linkClosure(b, t, attr, k, keyFile)
+				t.print()
+			}
+		})
+	}
+}
+
+// linkClosure measures one closure on the link: three rounds, each a
+// cold and a warm push to a fresh prefix and the old pipeline's shape cold
+// and warm to another, alternating which goes first; medians, every run
+// listed.
+func linkClosure(b *testing.B, t *benchTable, attr string, k keyPair, keyFile string) {
+	root, infos := benchBuild(b, attr)
+	depth := depthOf(infos)
+	link := testrig.StartLink(b, testrig.LinkOptions{Latency: linkLatency, Bandwidth: linkBandwidth, Buckets: []string{"cache"}})
+	env := "STORAGE_EMULATOR_HOST=" + link.Host
+	runs := map[string][]float64{}
+	rss := map[string]float64{}
+	notes := map[string]string{}
+	add := func(name string, secs, r float64) {
+		runs[name] = append(runs[name], secs)
+		rss[name] = max(rss[name], r)
+	}
+	var bytesStored int64
+	var objects int
+	for round := range 3 {
+		ours := func() {
+			prefix := fmt.Sprintf("ours-%d", round)
+			spec := childSpec{Bucket: "cache", Prefix: prefix, Secret: k.secret, Paths: []string{root}, Timeout: 10 * time.Minute}
+			for _, phase := range []string{"cold", "warm"} {
+				before := link.Stats()
+				s, r := measure(b, childPush(b, spec, env), checkSummary(b, phase, len(infos)))
+				after := link.Stats()
+				add("push "+phase, s, r)
+				notes["push "+phase] = fmt.Sprintf("%d requests, %.1f MB up", after.Requests-before.Requests, float64(after.Up-before.Up)/1e6)
+			}
+			store, err := blob.Open(tctx(b), "gs://cache/"+prefix)
+			if err != nil {
+				b.Fatal(err)
+			}
+			objects, bytesStored = storedBytes(b, store)
+		}
+		old := func() {
+			for _, phase := range []string{"cold", "warm"} {
+				dir := filepath.Join(b.TempDir(), "c") // a fresh one each run, as on a CI runner
+				copySecs, r := measure(b, exec.Command("nix", "copy", "--to", "file://"+dir+"?compression=zstd&secret-key="+keyFile, root), nil)
+				up, n := rsyncShape(b, dir, fmt.Sprintf("gs://cache/old-%d", round))
+				add("old copy "+phase, copySecs, r)
+				add("old upload "+phase, up, 0)
+				add("old "+phase, copySecs+up, 0)
+				notes["old upload "+phase] = fmt.Sprintf("%d files uploaded", n)
+			}
+		}
+		if round%2 == 0 {
+			ours()
+			old()
+		} else {
+			old()
+			ours()
+		}
+	}
+	floor := float64(bytesStored)/linkBandwidth + float64(depth)*linkLatency.Seconds()
+	for _, r := range []struct{ key, label string }{
+		{"push cold", "push cold"}, {"push warm", "push warm"},
+		{"old copy cold", "old: nix copy zstd to file://, cold"}, {"old upload cold", "old: list + upload, cold"}, {"old cold", "old pipeline cold, total"},
+		{"old copy warm", "old: nix copy zstd to file://, warm"}, {"old upload warm", "old: list + upload, warm"}, {"old warm", "old pipeline warm, total"},
+	} {
+		note := fmt.Sprint(round3(runs[r.key]))
+		if n := notes[r.key]; n != "" {
+			note += "; " + n
+		}
+		t.add(benchRow{name: attr + " " + r.label, secs: median(runs[r.key]), rssMiB: rss[r.key], note: note})
+	}
+	t.add(benchRow{name: attr + " link floor", secs: floor, note: fmt.Sprintf("%d objects, %.1f MB stored; depth %d", objects, float64(bytesStored)/1e6, depth)})
+	cold, warm, oldCold := median(runs["push cold"]), median(runs["push warm"]), median(runs["old cold"])
+	t.line("%s: %d paths, %.0f MB of NAR, depth %d (medians):", attr, len(infos), float64(narBytes(infos))/1e6, depth)
+	t.line("  old cold / push cold = %.1fx (goal >= 5); push cold / floor = %.2fx (goal <= 1.5); push warm = %.3f s (goal < 1 s)",
+		oldCold/cold, cold/floor, warm)
+	b.ReportMetric(cold, attr+"-cold-s")
+	b.ReportMetric(warm, attr+"-warm-s")
+	b.ReportMetric(cold/floor, attr+"-cold/floor")
+	b.ReportMetric(oldCold/cold, attr+"-old/cold")
+}
+
+// rsyncShape uploads a file:// cache the way `gsutil -m rsync` does: one
+// listing of the destination, then every file it lacks (or holds with
+// another size), rsyncWorkers at a time, through the GCS client. It
+// returns the seconds and the files uploaded.
+func rsyncShape(b *testing.B, dir, dest string) (float64, int) {
+	b.Helper()
+	start := time.Now()
+	store, err := blob.Open(tctx(b), dest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	have := map[string]int64{}
+	if err := store.List(tctx(b), "", func(i blob.Info) error { have[i.Key] = i.Size; return nil }); err != nil {
+		b.Fatal(err)
+	}
+	var todo []string
+	err = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		st, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if size, ok := have[filepath.ToSlash(rel)]; !ok || size != st.Size() {
+			todo = append(todo, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range rsyncWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range next {
+				f, err := os.Open(filepath.Join(dir, key))
+				if err != nil {
+					b.Error(err)
+					continue
+				}
+				st, _ := f.Stat()
+				if err := store.Put(tctx(b), key, f, blob.PutOptions{SizeHint: st.Size()}); err != nil {
+					b.Error(err)
+				}
+				f.Close()
+			}
+		}()
+	}
+	for _, k := range todo {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	return time.Since(start).Seconds(), len(todo)
+}
+
+// BenchmarkCacheDir pushes the 2,001-path closure into a local directory,
+// against nix copy: three rounds, each cold (a fresh directory) then
+// warm, the two tools alternating; medians, every run listed. File
+// creation on a shared machine varies a lot from one second to the next,
+// which alternating rounds spread over both tools.
+func BenchmarkCacheDir(b *testing.B) {
+	root, infos := benchBuild(b, "small")
 	k := newKey(b, "bench-1")
 	keyFile := filepath.Join(b.TempDir(), "sk")
 	writeFile(b, keyFile, k.secret)
 	for b.Loop() {
-		rows := runBench(b, root, len(infos), k, keyFile, infos)
-		report(b, rows, len(infos), narBytes)
+		t := &benchTable{title: fmt.Sprintf("Local directory: %d paths, %.1f MB of NAR; three rounds, alternating", len(infos), float64(narBytes(infos))/1e6)}
+		runs := map[string][]float64{}
+		rss := map[string]float64{}
+		for range 3 {
+			spec := childSpec{Dir: b.TempDir(), Secret: k.secret, Paths: []string{root}}
+			copyDir := filepath.Join(b.TempDir(), "c")
+			for _, phase := range []string{"cold", "warm"} {
+				s, r := measure(b, childPush(b, spec), checkSummary(b, phase, len(infos)))
+				runs["push "+phase] = append(runs["push "+phase], s)
+				rss["push "+phase] = max(rss["push "+phase], r)
+				s, r = measure(b, exec.Command("nix", "copy", "--to", "file://"+copyDir+"?compression=zstd&secret-key="+keyFile, root), nil)
+				runs["nix copy "+phase] = append(runs["nix copy "+phase], s)
+				rss["nix copy "+phase] = max(rss["nix copy "+phase], r)
+			}
+		}
+		for _, name := range []string{"push cold", "nix copy cold", "push warm", "nix copy warm"} {
+			label := strings.Replace(name, "push", "push to a directory", 1)
+			if strings.HasPrefix(name, "nix copy") {
+				label = strings.Replace(name, "nix copy", "nix copy zstd to file://", 1)
+			}
+			t.add(benchRow{name: label, secs: median(runs[name]), rssMiB: rss[name], note: fmt.Sprint(round3(runs[name]))})
+		}
+		cold := median(runs["push cold"]) / median(runs["nix copy cold"])
+		t.line("push cold / nix copy cold = %.2f (goal <= 1); push warm / nix copy warm = %.2f (medians)",
+			cold, median(runs["push warm"])/median(runs["nix copy warm"]))
+		t.print()
+		b.ReportMetric(median(runs["push cold"]), "dir-cold-s")
+		b.ReportMetric(cold, "dir-cold/nixcopy")
 	}
 }
 
-func runBench(b *testing.B, root string, paths int, k keyPair, keyFile string, infos []nixstore.PathInfo) []benchRow {
-	var rows []benchRow
-	for _, comp := range []string{"xz", "zstd"} {
-		dir := b.TempDir()
-		for _, phase := range []string{"cold", "warm"} {
-			url := "file://" + dir + "?compression=" + comp + "&secret-key=" + keyFile
-			secs, rss := measure(b, exec.Command("nix", "copy", "--to", url, root), nil)
-			rows = append(rows, benchRow{name: "nix copy " + comp + " " + phase, secs: secs, rssMiB: rss})
+// BenchmarkCacheWatch measures pushing while building: the build's wall
+// time with and without it (five rounds each, alternating, median), the
+// time to a full cache either way, and a build whose last derivation
+// fails. Two chains of 30 derivations: "chain", whose steps do next to
+// nothing (the hook's cost per derivation shows most), and "busy", whose
+// steps compute for about a third of a second each.
+func BenchmarkCacheWatch(b *testing.B) {
+	isolateNix(b)
+	k := newKey(b, "bench-1")
+	testrig.StartLink(b, testrig.LinkOptions{Latency: linkLatency, Bandwidth: linkBandwidth, Buckets: []string{"cache"}})
+	for b.Loop() {
+		t := &benchTable{title: "Pushing while building: chains of 30 derivations (1 MiB each), GCS stand-in behind the link"}
+		for _, attr := range []string{"chain", "busy"} {
+			var plain, hooked, drained, atEnd []float64
+			for round := range 5 {
+				o := gcsOptions(k)
+				o.Jobs = 0 // the default, as a build uses
+				plainRun := func() {
+					o.Prefix = fmt.Sprintf("%s-%d", attr, round)
+					built, pushed := buildThenPush(b, o, attr)
+					plain, atEnd = append(plain, built), append(atEnd, pushed)
+				}
+				hookedRun := func() {
+					o.Prefix = fmt.Sprintf("%s-hook-%d", attr, round)
+					h, d := buildWatched(b, o, attr)
+					hooked, drained = append(hooked, h), append(drained, d)
+				}
+				if round%2 == 0 { // alternate which goes first
+					plainRun()
+					hookedRun()
+				} else {
+					hookedRun()
+					plainRun()
+				}
+			}
+			mp, mh, md, me := median(plain), median(hooked), median(drained), median(atEnd)
+			t.add(benchRow{name: attr + ": nix build alone", secs: mp, note: fmt.Sprint(round3(plain))})
+			t.add(benchRow{name: attr + ": nix build, pushing while building", secs: mh, note: fmt.Sprint(round3(hooked))})
+			t.add(benchRow{name: attr + ":   ... until the push has drained", secs: md, note: fmt.Sprint(round3(drained))})
+			t.add(benchRow{name: attr + ": nix build, then push at the end", secs: me, note: fmt.Sprint(round3(atEnd))})
+			t.line("%s: overhead on the build %+.1f %% (goal < 5 %%); cache complete %.2f s after the build started, against %.2f s pushing at the end",
+				attr, 100*(mh/mp-1), md, me)
+			b.ReportMetric(100*(mh/mp-1), attr+"-overhead-%")
+		}
+		share, n := failedBuildShare(b, k)
+		t.line("failed build: %d of %d paths built before the failure are in the cache (%.0f %%; goal: all)", share, n, 100*float64(share)/float64(max(n, 1)))
+		t.print()
+		b.ReportMetric(float64(share)/float64(max(n, 1)), "failed-build-share")
+	}
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func round3(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(int(x*1000+0.5)) / 1000
+	}
+	return out
+}
+
+// buildThenPush builds a chain, then pushes its closure: the build's
+// seconds and the seconds until the cache holds it.
+func buildThenPush(b *testing.B, o nixcache.Options, attr string) (built, pushed float64) {
+	flake := watchFlake(b)
+	start := time.Now()
+	if out, err := nixBuild(b, flake+"#packages.x86_64-linux."+attr); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	built = time.Since(start).Seconds()
+	root := testrig.Build(b, flake+"#packages.x86_64-linux."+attr)[0]
+	if s, err := nixcache.Push(tctx(b), o, []string{root}); err != nil || s.Pushed != 30 {
+		b.Fatalf("push: %v %s", err, s.JSON())
+	}
+	return built, time.Since(start).Seconds()
+}
+
+// buildWatched builds a chain pushing while building: the build's seconds
+// and the seconds until the push has drained.
+func buildWatched(b *testing.B, o nixcache.Options, attr string) (built, drained float64) {
+	flake := watchFlake(b)
+	start := time.Now()
+	w, err := nixcache.StartWatch(tctx(b), o, nixcache.WatchOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if out, err := nixBuild(b, flake+"#packages.x86_64-linux."+attr, w.NixArgs()...); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	built = time.Since(start).Seconds()
+	s, err := w.Close(tctx(b), nil)
+	if err != nil || s.Pushed != 30 {
+		b.Fatalf("watch: %v %s", err, s.JSON())
+	}
+	return built, time.Since(start).Seconds()
+}
+
+// failedBuildShare builds the chain and a failing derivation on top with
+// a watcher: how many of the paths built before the failure are then in
+// the cache, of how many.
+func failedBuildShare(b *testing.B, k keyPair) (inCache, built int) {
+	o := gcsOptions(k)
+	o.Jobs = 0
+	o.Prefix = "watch-failed"
+	w, err := nixcache.StartWatch(tctx(b), o, nixcache.WatchOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if out, err := nixBuild(b, watchFlake(b)+"#packages.x86_64-linux.chainfail", w.NixArgs()...); err == nil {
+		b.Fatalf("the failing build succeeded:\n%s", out)
+	}
+	if _, err := w.Finish(tctx(b)); err != nil {
+		b.Fatal(err)
+	}
+	store, err := blob.Open(tctx(b), "gs://cache/watch-failed")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range w.Built() {
+		if _, err := store.Stat(tctx(b), nixstore.HashPart(p)+".narinfo"); err == nil {
+			inCache++
 		}
 	}
-	dir := b.TempDir()
-	for _, phase := range []string{"cold", "warm"} {
-		spec := childSpec{Dir: dir, Secret: k.secret, Paths: []string{root}, Jobs: 16}
-		secs, rss := measure(b, childPush(b, spec), checkSummary(b, phase, paths))
-		rows = append(rows, benchRow{name: "push dir " + phase, secs: secs, rssMiB: rss})
+	mustVerify(b, o, false)
+	return inCache, len(w.Built())
+}
+
+// BenchmarkCacheGC collects a cache of six 2,001-path closures (24,000
+// objects) on the link: three roots expire.
+func BenchmarkCacheGC(b *testing.B) {
+	k := newKey(b, "bench-1")
+	seeds := []string{"small", "small-b", "small-c", "small-d", "small-e", "small-f"}
+	var roots []string
+	for _, s := range seeds {
+		root, _ := benchBuild(b, s)
+		roots = append(roots, root)
 	}
-	testrig.StartGCS(b, "cache")
-	for _, phase := range []string{"cold", "warm"} {
-		spec := childSpec{Bucket: "cache", Secret: k.secret, Paths: []string{root}, Jobs: 16}
-		secs, rss := measure(b, childPush(b, spec), checkSummary(b, phase, paths))
-		rows = append(rows, benchRow{name: "push gcs " + phase, secs: secs, rssMiB: rss, note: "emulator shares the 2 cores"})
+	for b.Loop() {
+		link := testrig.StartLink(b, testrig.LinkOptions{Buckets: []string{"cache"}})
+		o := gcsOptions(k)
+		o.Jobs = 0
+		now := time.Now()
+		for i, root := range roots {
+			o.Root = nixcache.RootOptions{Name: "bench", BuildID: seeds[i]}
+			at := now.Add(-time.Duration(60-i) * 24 * time.Hour)
+			o.Now = func() time.Time { return at }
+			if _, err := nixcache.Push(tctx(b), o, []string{root}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		store, err := blob.Open(tctx(b), "gs://cache/nix-cache")
+		if err != nil {
+			b.Fatal(err)
+		}
+		objects, bytes := storedBytes(b, store)
+		link.SetLatency(linkLatency)
+		link.SetBandwidth(linkBandwidth)
+		spec := childSpec{Bucket: "cache", Secret: k.secret, PubKey: k.public, GC: true, GCAhead: 2 * time.Hour, Timeout: 10 * time.Minute}
+		var sum nixcache.GCSummary
+		secs, rss := measure(b, childPush(b, spec, "STORAGE_EMULATOR_HOST="+link.Host), func(out string) { sum = gcSummary(b, out) })
+		link.SetLatency(0)
+		after, afterBytes := storedBytes(b, store)
+		rep := mustVerify(b, gcsOptions(k), false)
+		t := &benchTable{title: fmt.Sprintf("GC on the link (%s per request): %d objects, %.1f MB, six roots of one name, the oldest three expire", linkLatency, objects, float64(bytes)/1e6)}
+		t.add(benchRow{name: "cache:gc", secs: secs, rssMiB: rss, note: sum.JSON()})
+		t.line("after: %d objects, %.1f MB; verify: %d narinfos, %d NARs, %d problems (goal: clean; peak RSS goal < 200 MiB)",
+			after, float64(afterBytes)/1e6, rep.Narinfos, rep.NARs, len(rep.Problems))
+		t.print()
+		if sum.FreedObjects == 0 {
+			b.Fatal("gc freed nothing")
+		}
+		b.ReportMetric(secs, "gc-s")
+		b.ReportMetric(rss, "gc-peak-rss-MiB")
 	}
-	mustVerify(b, gcsOptions(k), false)
-	sink := startGCSSink(b)
-	spec := childSpec{Bucket: "cache", Secret: k.secret, Paths: []string{root}, Jobs: 16}
-	secs, rss := measure(b, childPush(b, spec, "STORAGE_EMULATOR_HOST="+sink.Host()), checkSummary(b, "cold", paths))
-	if got := sink.bytes.Load(); got == 0 {
-		b.Fatal("the GCS sink received nothing")
+}
+
+func gcSummary(b *testing.B, out string) nixcache.GCSummary {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), "GCSUMMARY "); ok {
+			var s nixcache.GCSummary
+			if err := json.Unmarshal([]byte(line), &s); err != nil {
+				b.Fatal(err)
+			}
+			return s
+		}
 	}
-	rows = append(rows, benchRow{name: "push gcs-sink cold", secs: secs, rssMiB: rss, note: "upload endpoints that discard"})
-	rows = append(rows, floor(b, infos))
-	return rows
+	b.Fatalf("no GC summary in:\n%s", out)
+	return nixcache.GCSummary{}
 }
 
 // measure runs cmd and returns its wall time and peak RSS; check, if set,
-// inspects its stdout. The RSS comes from GNU time, which forks the command
+// inspects its output. The RSS comes from GNU time, which forks the command
 // from its own small process: a child that Go starts directly inherits the
 // benchmark process's high-water mark (vfork, then exec), which holds the
-// GCS emulator's objects.
-func measure(b *testing.B, cmd *exec.Cmd, check func(stdout string)) (secs, rssMiB float64) {
+// GCS stand-in's objects.
+func measure(b *testing.B, cmd *exec.Cmd, check func(out string)) (secs, rssMiB float64) {
 	timeBin := testrig.RequireTool(b, "time")
 	rssFile := filepath.Join(b.TempDir(), "rss")
 	cmd.Args = append([]string{timeBin, "-f", "%M", "-o", rssFile}, cmd.Args...)
@@ -141,80 +594,6 @@ func checkSummary(b *testing.B, phase string, paths int) func(string) {
 		}
 		b.Fatalf("no summary in push output:\n%s", out)
 	}
-}
-
-// floor hashes and zstd-compresses every NAR, held in memory, on all cores.
-func floor(b *testing.B, infos []nixstore.PathInfo) benchRow {
-	nars := make([][]byte, len(infos))
-	for i, pi := range infos {
-		var buf bytes.Buffer
-		if err := nar.DumpPath(&buf, pi.Path); err != nil {
-			b.Fatal(err)
-		}
-		nars[i] = buf.Bytes()
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	next := make(chan []byte)
-	var mu sync.Mutex
-	var out int64
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			enc, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false)) // as the push
-			for data := range next {
-				h := sha256.Sum256(data)
-				c := &byteCount{}
-				enc.Reset(c)
-				_, _ = enc.Write(data)
-				_ = enc.Close()
-				fh := sha256.New()
-				_, _ = io.Copy(fh, bytes.NewReader(h[:])) // keep the hash live
-				mu.Lock()
-				out += c.n
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, d := range nars {
-		next <- d
-	}
-	close(next)
-	wg.Wait()
-	if out == 0 {
-		b.Fatal("floor compressed nothing")
-	}
-	return benchRow{name: "floor (sha256+zstd in memory)", secs: time.Since(start).Seconds(), note: fmt.Sprintf("%d MiB compressed", out>>20)}
-}
-
-type byteCount struct{ n int64 }
-
-func (c *byteCount) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-func report(b *testing.B, rows []benchRow, paths int, narBytes int64) {
-	by := map[string]benchRow{}
-	var t strings.Builder
-	fmt.Fprintf(&t, "\nclosure: %d paths, %.0f MiB of NAR, GOMAXPROCS %d\n", paths, float64(narBytes)/(1<<20), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(&t, "%-32s %8s %9s  %s\n", "run", "seconds", "peak RSS", "note")
-	for _, r := range rows {
-		by[r.name] = r
-		fmt.Fprintf(&t, "%-32s %8.2f %6.0f MiB  %s\n", r.name, r.secs, r.rssMiB, r.note)
-	}
-	zc, fl := by["nix copy zstd cold"].secs, by["floor (sha256+zstd in memory)"].secs
-	gc, gw := by["push gcs cold"].secs, by["push gcs warm"].secs
-	fmt.Fprintf(&t, "nix copy zstd cold / push gcs cold = %.1fx (target >= 2)\n", zc/gc)
-	fmt.Fprintf(&t, "push gcs cold / floor             = %.1fx (target <= 1.5)\n", gc/fl)
-	fmt.Fprintf(&t, "nix copy zstd cold / push gcs warm = %.0fx (target >= 20)\n", zc/gw)
-	fmt.Fprintf(&t, "nix copy zstd warm / push gcs warm = %.1fx\n", by["nix copy zstd warm"].secs/gw)
-	sc := by["push gcs-sink cold"].secs
-	fmt.Fprintf(&t, "nix copy zstd cold / push sink cold = %.1fx; push sink cold / floor = %.1fx\n", zc/sc, sc/fl)
-	fmt.Print(t.String()) // b.Log truncates benchmark output
-	b.ReportMetric(gc, "gcs-cold-s")
-	b.ReportMetric(gw, "gcs-warm-s")
-	b.ReportMetric(zc, "nixcopy-zstd-cold-s")
-	b.ReportMetric(fl, "floor-s")
-	b.ReportMetric(max(by["push gcs cold"].rssMiB, by["push dir cold"].rssMiB), "push-peak-rss-MiB")
 }
 
 func writeFile(b testing.TB, path, content string) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 )
@@ -105,7 +106,7 @@ func (d *narDumper) node(p string) error {
 
 func (d *narDumper) dir(p string) error {
 	d.str("directory")
-	entries, err := os.ReadDir(p) // sorted by name, bytewise, as Nix sorts
+	entries, err := readDir(p) // sorted by name, bytewise, as Nix sorts
 	if err != nil {
 		return fmt.Errorf("nar: %w", err)
 	}
@@ -130,7 +131,7 @@ func (d *narDumper) regular(p string, fi os.FileInfo) error {
 	if d.err != nil {
 		return d.err
 	}
-	f, err := os.Open(p)
+	f, err := openRead(p)
 	if err != nil {
 		return fmt.Errorf("nar: %w", err)
 	}
@@ -144,4 +145,27 @@ func (d *narDumper) regular(p string, fi os.FileInfo) error {
 	}
 	d.pad(size)
 	return d.err
+}
+
+// openRead opens a file or directory for reading like os.Open, without
+// asking whether it can join the network poller (it cannot): two system
+// calls fewer per file of every path pushed.
+func openRead(p string) (*os.File, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// readDir is os.ReadDir through openRead.
+func readDir(p string) ([]os.DirEntry, error) {
+	f, err := openRead(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	return entries, err
 }

@@ -1,6 +1,9 @@
 package nixcache
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // ObserveLimits calls fn with every concurrency limit that the pushers
 // started during the test move to.
@@ -18,4 +21,18 @@ func SetListThreshold(t testing.TB, n int) {
 	old := listThreshold
 	listThreshold = n
 	t.Cleanup(func() { listThreshold = old })
+}
+
+// SetGCWindow sets how long a push may rely on a GC check and how long
+// GC waits between refreshes, for the test.
+func SetGCWindow(t testing.TB, d time.Duration) {
+	old := gcWindow
+	gcWindow = d
+	t.Cleanup(func() { gcWindow = old })
+}
+
+// AfterGCPlan makes GC call fn between its plan and its sweep.
+func AfterGCPlan(t testing.TB, fn func()) {
+	afterPlan = fn
+	t.Cleanup(func() { afterPlan = nil })
 }

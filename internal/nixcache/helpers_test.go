@@ -1,11 +1,15 @@
 package nixcache_test
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
 
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/config"
@@ -104,3 +108,16 @@ func countSuffix(keys []string, suffix string) int {
 }
 
 func writeFile0600(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// publicKey parses k's public half.
+func publicKey(t testing.TB, k keyPair) signature.PublicKey {
+	t.Helper()
+	pk, err := signature.ParsePublicKey(k.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pk
+}
+
+// newTestLogger logs text lines to w.
+func newTestLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

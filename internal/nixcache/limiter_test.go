@@ -2,36 +2,22 @@ package nixcache
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
 
-// The limiter halves its limit when throttled (at most once a second),
-// and raises it by one after as many successes in a row as the limit, up
-// to its maximum.
-func TestLimiterHalvesOnThrottleAndRecovers(t *testing.T) {
+// The limiter starts low and doubles its limit after each window of as
+// many successes as the limit, up to its maximum; a throttle halves it (at
+// most once a second) and ends the doubling: from then on a window of
+// successes raises it by one.
+func TestLimiterSlowStartThenThrottle(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(16, func() time.Time { return now })
+	l := newLimiter(8*initialLimit, func() time.Time { return now })
 	var seen []int
 	l.observe = func(n int) { seen = append(seen, n) }
-
-	l.Throttled()
-	if l.Limit() != 8 {
-		t.Fatalf("after a throttle: limit %d, want 8", l.Limit())
-	}
-	l.Throttled() // within the same second: no second cut
-	if l.Limit() != 8 {
-		t.Fatalf("two throttles in one second cut twice: limit %d", l.Limit())
-	}
-	for _, want := range []int{4, 2, 1, 1} {
-		now = now.Add(time.Second)
-		l.Throttled()
-		if l.Limit() != want {
-			t.Fatalf("limit %d, want %d", l.Limit(), want)
-		}
-	}
-	// Recovery: limit k needs k successes in a row to become k+1.
 	succeed := func(n int) {
+		t.Helper()
 		for range n {
 			if err := l.Acquire(context.Background()); err != nil {
 				t.Fatal(err)
@@ -39,27 +25,111 @@ func TestLimiterHalvesOnThrottleAndRecovers(t *testing.T) {
 			l.Release(true)
 		}
 	}
-	succeed(1)
-	if l.Limit() != 2 {
-		t.Fatalf("after 1 success at limit 1: %d, want 2", l.Limit())
+	if l.Limit() != initialLimit {
+		t.Fatalf("starts at %d, want %d", l.Limit(), initialLimit)
 	}
-	succeed(1)
-	l.Release(false) // a failure neither raises nor resets the limit...
+	const s = initialLimit
+	succeed(s + 2*s + 4*s)
+	if l.Limit() != 8*s {
+		t.Fatalf("after three windows: %d, want %d (doubling from %d)", l.Limit(), 8*s, s)
+	}
+	succeed(20 * s)
+	if l.Limit() != 8*s {
+		t.Fatalf("grew past its maximum: %d", l.Limit())
+	}
+	l.Throttled()
+	l.Throttled() // within the same second: no second cut
+	if l.Limit() != 4*s {
+		t.Fatalf("after throttles in one second: %d, want %d", l.Limit(), 4*s)
+	}
+	now = now.Add(time.Second)
+	l.Throttled()
+	if l.Limit() != 2*s {
+		t.Fatalf("after a throttle a second later: %d, want %d", l.Limit(), 2*s)
+	}
+	l.Release(false) // a failure neither raises nor resets the limit
 	l.inUse++        // (balance the unmatched Release)
-	l.Throttled()    // ...but a throttle within the second after a cut does not cut again
-	succeed(2)
-	if l.Limit() != 3 {
-		t.Fatalf("limit %d, want 3", l.Limit())
+	succeed(2 * s)
+	if l.Limit() != 2*s+1 {
+		t.Fatalf("a window after throttling: %d, want %d (one more, no doubling)", l.Limit(), 2*s+1)
 	}
-	succeed(3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 100)
-	if l.Limit() != 16 {
-		t.Fatalf("limit %d after a long success streak, want the maximum 16", l.Limit())
+	want := []int{2 * s, 4 * s, 8 * s, 4 * s, 2 * s, 2*s + 1}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("limits observed %v, want %v", seen, want)
 	}
-	want := []int{8, 4, 2, 1, 2, 3}
-	for i, w := range want {
-		if i >= len(seen) || seen[i] != w {
-			t.Fatalf("limits observed %v, want them to start %v", seen, want)
-		}
+}
+
+// When small requests start taking much longer than the shortest seen,
+// they queue: the limit drops by a quarter (at most once per settle
+// interval) and stops growing while the queueing lasts.
+func TestLimiterBacksOffWhenRequestsQueue(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLimiter(256, func() time.Time { return now })
+	l.limit = 64
+	for range 20 {
+		l.Latency(50 * time.Millisecond)
+		now = now.Add(10 * time.Millisecond)
+	}
+	if l.Limit() != 64 || l.congested() {
+		t.Fatalf("steady round trips: limit %d, congested %v", l.Limit(), l.congested())
+	}
+	for range 10 {
+		l.Latency(200 * time.Millisecond)
+	}
+	if l.Limit() != 48 {
+		t.Fatalf("queueing requests: limit %d, want 48", l.Limit())
+	}
+	for range 10 { // the same instant: no second cut
+		l.Latency(200 * time.Millisecond)
+	}
+	if l.Limit() != 48 {
+		t.Fatalf("cut twice within the settle interval: %d", l.Limit())
+	}
+	for range 48 {
+		_ = l.Acquire(context.Background())
+		l.Release(true)
+	}
+	if l.Limit() != 48 {
+		t.Fatalf("grew while requests queue: %d", l.Limit())
+	}
+	now = now.Add(time.Second)
+	l.Latency(200 * time.Millisecond)
+	if l.Limit() != 36 {
+		t.Fatalf("still queueing a second later: %d, want 36", l.Limit())
+	}
+	for range 40 { // the queue empties
+		l.Latency(50 * time.Millisecond)
+	}
+	for range 36 {
+		_ = l.Acquire(context.Background())
+		l.Release(true)
+	}
+	if l.Limit() != 37 {
+		t.Fatalf("after the queue emptied: %d, want 37", l.Limit())
+	}
+}
+
+// The byte budget holds back a request that would exceed it, but never
+// one that has the budget to itself.
+func TestLimiterByteBudget(t *testing.T) {
+	l := newLimiter(16, time.Now)
+	l.budget = 100
+	ctx := context.Background()
+	if err := l.AcquireBytes(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := l.AcquireBytes(short, 60); err == nil {
+		t.Fatal("a request past the budget was admitted")
+	}
+	if err := l.AcquireBytes(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	l.ReleaseBytes(true, 60)
+	l.ReleaseBytes(true, 40)
+	if err := l.AcquireBytes(ctx, 1000); err != nil {
+		t.Fatalf("a request larger than the budget, alone: %v", err)
 	}
 }
 

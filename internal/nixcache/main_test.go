@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -35,6 +36,14 @@ type childSpec struct {
 	// exits 0 when the cache is clean, 1 otherwise.
 	Verify, Deep bool
 	PubKey       string
+	// GC makes the child collect the cache instead, with its clock moved
+	// by GCAhead, and print the summary on a "GCSUMMARY " line.
+	GC        bool
+	GCAhead   time.Duration
+	GCWorkers int
+	GCLease   time.Duration
+	// CPUProfile, when set, is where the child writes its CPU profile.
+	CPUProfile string
 }
 
 // TestMain runs the push body when the binary was started by childPush,
@@ -65,15 +74,37 @@ func runChild(raw string) int {
 		os.Exit(3)
 	})
 	defer watchdog.Stop()
+	if spec.CPUProfile != "" {
+		if f, err := os.Create(spec.CPUProfile); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	o := nixcache.Options{Bucket: spec.Bucket, Prefix: spec.Prefix, Dir: spec.Dir,
 		SecretKey: config.NewSecret(spec.Secret), Jobs: spec.Jobs, Runner: &execx.Exec{}}
 	if spec.Verify {
 		return runChildVerify(o, spec)
 	}
+	if spec.GC {
+		return runChildGC(o, spec)
+	}
 	s, err := nixcache.Push(context.Background(), o, spec.Paths)
 	fmt.Println("SUMMARY " + s.JSON())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child push:", err)
+		return 1
+	}
+	return 0
+}
+
+func runChildGC(o nixcache.Options, spec childSpec) int {
+	o.PubKey = spec.PubKey
+	o.Now = func() time.Time { return time.Now().Add(spec.GCAhead) }
+	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond, Workers: spec.GCWorkers, LeaseTTL: spec.GCLease}
+	s, err := nixcache.GC(context.Background(), o)
+	fmt.Println("GCSUMMARY " + s.JSON())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child gc:", err)
 		return 1
 	}
 	return 0

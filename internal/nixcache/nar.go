@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
@@ -82,20 +83,25 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-// uploadAs stores pi's NAR under key, retrying transient failures.
+// uploadAs stores pi's NAR under key, retrying transient failures. The
+// caller holds a slot of the limiter.
 func (p *pusher) uploadAs(ctx context.Context, pi nixstore.PathInfo, key string, count bool) (stored, error) {
 	var st stored
-	err := retry(ctx, p.lim, func() error {
-		if err := p.lim.Acquire(ctx); err != nil {
-			return err
-		}
+	err := p.retry(ctx, func() error {
 		var err error
+		t0 := time.Now()
 		st, err = p.streamNAR(ctx, pi, key, count)
-		p.lim.Release(err == nil)
+		if err == nil && pi.NarSize <= probeSize {
+			p.lim.Latency(time.Since(t0))
+		}
 		return err
 	})
 	return st, err
 }
+
+// probeSize is the NAR size up to which an upload's time is mostly its
+// round trip, so it tells the limiter about the link's queueing.
+const probeSize = 64 << 10
 
 // streamNAR uploads pi's NAR to key; count says whether the NAR bytes
 // serialised go to the progress (once per path).
@@ -108,8 +114,12 @@ func (p *pusher) streamNAR(ctx context.Context, pi nixstore.PathInfo, key string
 		res <- r
 	}()
 	var info blob.Info
-	putErr := p.store.Put(ctx, key, pr, blob.PutOptions{CreateOnly: true, ContentType: narType,
-		SizeHint: int64(pi.NarSize) + 4096, Stored: &info})
+	opt := blob.PutOptions{CreateOnly: true, ContentType: narType, SizeHint: int64(pi.NarSize) + 4096,
+		Deferred: p.syncs, Unbuffered: pi.NarSize <= probeSize}
+	if p.proving {
+		opt.Stored = &info
+	}
+	putErr := p.store.Put(ctx, key, pr, opt)
 	pr.CloseWithError(errOr(putErr, io.ErrClosedPipe))
 	r := <-res
 	var mm *MismatchError
@@ -230,7 +240,9 @@ func (p *pusher) existing(ctx context.Context, pi nixstore.PathInfo, key string,
 	if !r.stored(key).ref().matches(info) {
 		return stored{}, &squattedError{key: key, ours: r}
 	}
-	return r.stored(key), nil
+	st := r.stored(key)
+	st.existing = true
+	return st, nil
 }
 
 func errOr(err, def error) error {

@@ -53,6 +53,9 @@ type stored struct {
 	FileHash []byte // sha256 of the compressed file
 	FileSize uint64
 	MD5      []byte // md5 of the compressed file, for push proofs
+	// existing: the NAR was already stored (by another push), not
+	// written by this one.
+	existing bool
 }
 
 func (s stored) ref() narRef { return narRef{Key: s.URL, Size: int64(s.FileSize), MD5: s.MD5} }

@@ -60,10 +60,15 @@ type Options struct {
 	UpstreamTimeout time.Duration
 	// Strict makes PushBestEffort return push failures.
 	Strict bool
-	// Jobs is the maximum number of concurrent uploads (default 16).
+	// Jobs is the most requests a push keeps in flight (default 256); it
+	// starts lower and follows the link (see limiter).
 	Jobs int
 	// Retry tunes the retries of a remote store.
 	Retry blob.Retry
+	// Root names the root a push records (see Root).
+	Root RootOptions
+	// GC tunes cache:gc.
+	GC GCOptions
 
 	Runner     execx.Runner
 	Log        *slog.Logger
@@ -80,7 +85,20 @@ func FromConfig(c *config.Config, run execx.Runner, log *slog.Logger) Options {
 		SecretKey: c.CacheSecretKey, PubKey: c.CachePubKey, URL: c.CacheURL,
 		Compression: c.CacheCompression, Upstreams: c.CacheUpstreams,
 		Strict: c.CacheStrict, Jobs: c.CacheJobs, Runner: run, Log: log,
+		Root: RootOptions{Name: c.CacheRoot, BuildID: c.BuildID, Pin: c.CacheRootPin},
+		GC: GCOptions{KeepLast: c.CacheGCKeepLast, KeepDays: c.CacheGCKeepDays,
+			Grace: time.Duration(c.CacheGCGraceHours) * time.Hour, DryRun: c.CacheGCDryRun},
 	}
+}
+
+// RootOptions say how a push names its root.
+type RootOptions struct {
+	// Name is the root's name (RootNameRe); default "push".
+	Name string
+	// BuildID identifies the build; default a random one per push.
+	BuildID string
+	// Pin makes the root one GC never collects (release builds).
+	Pin bool
 }
 
 // NotConfiguredError says which variables must be set.
@@ -101,7 +119,7 @@ func (o Options) withDefaults() Options {
 		o.Compression = "zstd"
 	}
 	if o.Jobs <= 0 {
-		o.Jobs = 16
+		o.Jobs = 256
 	}
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 3 * time.Second

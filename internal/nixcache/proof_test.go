@@ -10,7 +10,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/blob"
 )
 
-func testKey(t *testing.T, name string) signature.SecretKey {
+func testKey(t testing.TB, name string) signature.SecretKey {
 	t.Helper()
 	sk, _, err := signature.GenerateKeypair(name, nil)
 	if err != nil {

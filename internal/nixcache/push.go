@@ -36,8 +36,9 @@ func (e *PushError) Error() string {
 }
 
 // Push publishes the runtime closure of installables (store paths, or
-// flake installables that are already built). Unconfigured, it returns a
-// *NotConfiguredError naming what to set.
+// flake installables that are already built) and records a root naming
+// them (see Options.Root). Unconfigured, it returns a *NotConfiguredError
+// naming what to set.
 func Push(ctx context.Context, o Options, installables []string) (Summary, error) {
 	o = o.withDefaults()
 	if err := o.checkPush(); err != nil {
@@ -49,20 +50,53 @@ func Push(ctx context.Context, o Options, installables []string) (Summary, error
 	if o.Runner == nil {
 		return Summary{}, errors.New("cache push: no command runner")
 	}
-	start := o.Now()
-	p, err := newPusher(ctx, o)
+	// The cache side (nix-cache-info, the presence listing) does not depend
+	// on the closure: it runs while nix path-info does.
+	s, err := Open(ctx, o)
 	if err != nil {
 		return Summary{}, err
 	}
-	// The cache side (nix-cache-info, the presence listing) does not depend
-	// on the closure: it runs while nix path-info does.
-	pre := p.startPrefetch(ctx)
-	defer pre.stop()
+	defer s.abandon()
 	infos, err := nixstore.Query(ctx, o.Runner, installables...)
 	if err != nil {
 		return Summary{}, fmt.Errorf("cache push: %w", err)
 	}
-	return p.push(ctx, infos, pre, start)
+	s.Add(ctx, infos)
+	return s.Close(ctx, tops(infos, installables))
+}
+
+// tops is the closure's top-level paths: the installables that are store
+// paths, else the paths nothing else in the closure refers to.
+func tops(infos []nixstore.PathInfo, installables []string) []string {
+	var out []string
+	for _, in := range installables {
+		if nixstore.ValidatePath(in) == nil {
+			out = append(out, in)
+		}
+	}
+	if len(out) == len(installables) {
+		return out
+	}
+	return Maximal(infos)
+}
+
+// Maximal returns the paths of infos that no other path of infos refers to.
+func Maximal(infos []nixstore.PathInfo) []string {
+	referred := map[string]bool{}
+	for _, pi := range infos {
+		for _, r := range pi.References {
+			if r != pi.Path {
+				referred[r] = true
+			}
+		}
+	}
+	var out []string
+	for _, pi := range infos {
+		if !referred[pi.Path] {
+			out = append(out, pi.Path)
+		}
+	}
+	return out
 }
 
 // PushBestEffort is Push for the build pipeline: an unconfigured cache is a
@@ -95,17 +129,20 @@ func bestEffort(o Options, push func(Options) (Summary, error)) (Summary, error)
 	return s, err
 }
 
-// node is one path of the closure being pushed.
-type node struct {
-	pi   nixstore.PathInfo
-	done chan struct{} // closed when the path's narinfo exists (or never will)
-	ok   bool          // set before done is closed
-	// gen is the generation of a narinfo already stored under the path's
-	// name that is not provably ours (planted, or naming a NAR that is
-	// gone or changed): the push replaces that version. 0: none.
-	gen int64
+// PushPaths publishes infos (a closure: every reference must be in infos or
+// already in the cache) and records a root naming its top-level paths.
+func PushPaths(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summary, error) {
+	s, err := Open(ctx, o)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer s.abandon()
+	s.Add(ctx, infos)
+	return s.Close(ctx, Maximal(infos))
 }
 
+// pusher is what every push of a session shares: the store, the keys and
+// the limiter.
 type pusher struct {
 	o     Options
 	store blob.Store
@@ -115,90 +152,22 @@ type pusher struct {
 	// proving: the store keeps checksums and metadata, so narinfos carry
 	// push proofs and presence needs no reads (see proofKey).
 	proving bool
-	lim     *limiter
-	ups     *upstreams
-	nodes   map[string]*node
-	narB    atomic.Int64
-	upB     atomic.Int64
-	mu      sync.Mutex
-	sum     Summary
+	// syncs: the store makes Deferred writes durable with blob.Sync (a
+	// directory). A push writes everything Deferred, in the order of the
+	// closure invariant, and syncs once at the end: as nix copy (which
+	// does not sync at all), a power failure in the middle of a push to
+	// a directory may lose written objects, and the next push publishes
+	// again what does not prove present (a narinfo that does not parse, a
+	// NAR of the wrong size).
+	syncs bool
+	lim   *limiter
+	// meta bounds the narinfo writes in flight; they do not wait behind
+	// NAR uploads, so the chain of references is never queued.
+	meta chan struct{}
+	ups  *upstreams
+	narB atomic.Int64
+	upB  atomic.Int64
 }
-
-// PushPaths publishes infos (a closure: every reference must be in infos or
-// already in the cache).
-func PushPaths(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summary, error) {
-	o = o.withDefaults()
-	start := o.Now()
-	p, err := newPusher(ctx, o)
-	if err != nil {
-		return Summary{}, err
-	}
-	pre := p.startPrefetch(ctx)
-	defer pre.stop()
-	return p.push(ctx, infos, pre, start)
-}
-
-// push publishes infos once the prefetch has written nix-cache-info.
-func (p *pusher) push(ctx context.Context, infos []nixstore.PathInfo, pre *prefetch, start time.Time) (Summary, error) {
-	ordered, err := nixstore.TopoSort(infos)
-	if err != nil {
-		return Summary{}, fmt.Errorf("cache push: %w", err)
-	}
-	if err := <-pre.info; err != nil {
-		return Summary{}, err
-	}
-	todo := p.classify(ctx, ordered, pre)
-	p.run(ctx, todo)
-	p.sum.NarBytes, p.sum.UploadedBytes = p.narB.Load(), p.upB.Load()
-	p.sum.Seconds = p.o.Now().Sub(start).Seconds()
-	p.o.Progress.Done(p.sum)
-	if p.sum.Failed > 0 {
-		return p.sum, &PushError{Failed: p.sum.Failed, Errors: p.sum.Errors}
-	}
-	return p.sum, ctx.Err()
-}
-
-// prefetch is the cache-side work started before the closure is known.
-type prefetch struct {
-	info   chan error   // the nix-cache-info write
-	list   chan listing // the presence listing
-	cancel context.CancelFunc
-	// budget is how many objects the listing may read: prefetchBudget
-	// until the closure size is known, then listBudget of it.
-	budget atomic.Int64
-}
-
-// listing is the narinfos at the cache root and the NARs below nar/; ok
-// is false when the listing failed or stopped at its budget.
-type listing struct {
-	objects map[string]blob.Info
-	seen    int
-	ok      bool
-}
-
-// lookup describes the object key, or says it is not there.
-type lookup func(ctx context.Context, key string) (blob.Info, bool)
-
-func (l listing) lookup(_ context.Context, key string) (blob.Info, bool) {
-	i, ok := l.objects[key]
-	return i, ok
-}
-
-// prefetchBudget bounds the listing started before the closure size is
-// known; presence then uses it only within listBudget of the closure.
-const prefetchBudget = 20000
-
-func (p *pusher) startPrefetch(ctx context.Context) *prefetch {
-	lctx, cancel := context.WithCancel(ctx)
-	f := &prefetch{info: make(chan error, 1), list: make(chan listing, 1), cancel: cancel}
-	f.budget.Store(prefetchBudget)
-	go func() { f.info <- p.writeCacheInfo(ctx) }()
-	go func() { f.list <- p.listObjects(lctx, &f.budget) }()
-	return f
-}
-
-// stop abandons a listing nobody waits for.
-func (f *prefetch) stop() { f.cancel() }
 
 func newPusher(ctx context.Context, o Options) (*pusher, error) {
 	if err := o.checkPush(); err != nil {
@@ -212,11 +181,13 @@ func newPusher(ctx context.Context, o Options) (*pusher, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pusher{o: o, codec: c, sk: sk, pk: sk.ToPublicKey(), lim: newLimiter(o.Jobs, o.Now), nodes: map[string]*node{}}
+	p := &pusher{o: o, codec: c, sk: sk, pk: sk.ToPublicKey(), lim: newLimiter(o.Jobs, o.Now),
+		meta: make(chan struct{}, o.Jobs)}
 	if p.store, err = o.open(ctx, p.lim); err != nil {
 		return nil, fmt.Errorf("cache push: %w", err)
 	}
 	p.proving = proving(p.store)
+	_, p.syncs = p.store.(blob.Syncer)
 	return p, nil
 }
 
@@ -229,96 +200,8 @@ func (p *pusher) writeCacheInfo(ctx context.Context) error {
 	return nil
 }
 
-// classify decides, concurrently, which paths are already in the cache or
-// served upstream; it returns the nodes to push, in topological order.
-func (p *pusher) classify(ctx context.Context, ordered []nixstore.PathInfo, pre *prefetch) []*node {
-	all := make([]*node, len(ordered))
-	for i, pi := range ordered {
-		all[i] = &node{pi: pi, done: make(chan struct{})}
-		p.nodes[pi.Path] = all[i]
-	}
-	outcome := p.presence(ctx, all, pre)
-	if len(p.o.Upstreams) > 0 {
-		p.ups = probeUpstreams(ctx, p.o.HTTPClient, p.o.Upstreams, p.o.UpstreamTimeout, p.o.Log)
-	}
-	if p.ups.enabled() {
-		parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
-			// A path whose name here holds something unproven is pushed
-			// (replacing it) even if an upstream serves it.
-			if outcome[i] == "" && all[i].gen == 0 && p.ups.has(ctx, nixstore.HashPart(all[i].pi.Path)) {
-				outcome[i] = Upstream
-			}
-		})
-	}
-	var todo []*node
-	var bytes int64
-	if n := replacing(all, outcome); n > 0 {
-		p.o.Log.Info("cache push: narinfos in the cache that are not provably ours (unsigned, another key or path, no push proof, or their NAR gone or changed) are published again", "paths", n)
-	}
-	for i, n := range all {
-		switch outcome[i] {
-		case Present:
-			p.sum.Present++
-		case Upstream:
-			p.sum.Upstream++
-		default:
-			todo = append(todo, n)
-			bytes += int64(n.pi.NarSize)
-			continue
-		}
-		n.ok = true
-		close(n.done)
-	}
-	p.o.Progress.Start(len(todo), bytes)
-	return todo
-}
-
-// replacing counts the nodes whose name holds an unproven narinfo.
-func replacing(all []*node, outcome []Outcome) int {
-	n := 0
-	for i, nd := range all {
-		if outcome[i] != Present && nd.gen != 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// listThreshold is the closure size from which presence is decided by
-// listing the cache's narinfos instead of one HEAD per path.
-var listThreshold = 32
-
-// listBudget bounds a presence listing: past this many objects (a cache
-// much larger than the closure) the listing stops and HEADs decide.
-func listBudget(paths int) int { return 16*paths + 1000 }
-
-// presence marks the nodes that are provably in the cache already (see
-// proven), deciding from one listing for a large closure (a page of 1000
-// names per request instead of a request per path) or from a Stat per
-// object for a small one or a cache too large to list cheaply. A node
-// whose name holds something unproven gets the generation to replace.
-func (p *pusher) presence(ctx context.Context, all []*node, pre *prefetch) []Outcome {
-	look := lookup(p.stat)
-	listed := false
-	if len(all) >= listThreshold {
-		pre.budget.Store(int64(listBudget(len(all))))
-		if l := <-pre.list; l.ok && l.seen <= listBudget(len(all)) {
-			look, listed = l.lookup, true
-		}
-	}
-	if !listed {
-		pre.stop()
-	}
-	outcome := make([]Outcome, len(all))
-	parallel(ctx, len(all), max(32, 2*p.o.Jobs), func(i int) {
-		v := p.judge(ctx, all[i].pi, look)
-		if v.present {
-			outcome[i] = Present
-		}
-		all[i].gen = v.gen
-	})
-	return outcome
-}
+// lookup describes the object key, or says it is not there.
+type lookup func(ctx context.Context, key string) (blob.Info, bool)
 
 func (p *pusher) stat(ctx context.Context, key string) (blob.Info, bool) {
 	i, err := p.store.Stat(ctx, key)
@@ -381,111 +264,8 @@ func (p *pusher) wouldWrite(pi nixstore.PathInfo, ni *narinfo.NarInfo, body []by
 	return err == nil && want.String() == string(body)
 }
 
-var errListBudget = errors.New("listing budget exhausted")
-
-// listObjects lists the narinfos at the cache root and the NARs below
-// nar/, stopping once it has read more objects than budget allows (the
-// budget may shrink while it runs).
-func (p *pusher) listObjects(ctx context.Context, budget *atomic.Int64) listing {
-	l := listing{objects: map[string]blob.Info{}}
-	err := p.store.List(ctx, "", func(i blob.Info) error {
-		if l.seen++; int64(l.seen) > budget.Load() {
-			return errListBudget
-		}
-		if isNarinfoKey(i.Key) || strings.HasPrefix(i.Key, "nar/") {
-			l.objects[i.Key] = i
-		}
-		return nil
-	})
-	if err != nil {
-		if !errors.Is(err, errListBudget) && ctx.Err() == nil {
-			p.o.Log.Warn("cache listing failed; checking paths one by one", "err", err)
-		}
-		return listing{}
-	}
-	l.ok = true
-	return l
-}
-
-func isNarinfoKey(key string) bool {
-	return strings.HasSuffix(key, ".narinfo") && !strings.Contains(key, "/")
-}
-
-// run pushes every node: NARs concurrently (bounded by the adaptive
-// limiter), each narinfo once its NAR is stored and its references are
-// published.
-func (p *pusher) run(ctx context.Context, todo []*node) {
-	var wg sync.WaitGroup
-	for _, n := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := p.pushOne(ctx, n)
-			p.finish(n, err)
-		}()
-	}
-	wg.Wait()
-}
-
-func (p *pusher) finish(n *node, err error) {
-	p.mu.Lock()
-	o := Pushed
-	switch {
-	case err == nil:
-		p.sum.Pushed++
-		n.ok = true
-	case errors.Is(err, errRaced):
-		o, err = Present, nil
-		p.sum.Present++
-		n.ok = true
-	default:
-		o = Failed
-		p.sum.Failed++
-		p.sum.Errors = append(p.sum.Errors, fmt.Sprintf("%s: %v", n.pi.Path, err))
-	}
-	p.mu.Unlock()
-	close(n.done)
-	p.o.Progress.Path(n.pi.Path, o, err)
-}
-
 // errRaced means another pusher published the narinfo first.
 var errRaced = errors.New("narinfo published concurrently")
-
-func (p *pusher) pushOne(ctx context.Context, n *node) error {
-	st, err := p.uploadNAR(ctx, n.pi)
-	if err != nil {
-		return err
-	}
-	if err := p.waitReferences(ctx, n); err != nil {
-		return err
-	}
-	return p.publish(ctx, n, st)
-}
-
-// waitReferences blocks until every reference's narinfo exists.
-func (p *pusher) waitReferences(ctx context.Context, n *node) error {
-	for _, r := range n.pi.References {
-		if r == n.pi.Path {
-			continue
-		}
-		dep, ok := p.nodes[r]
-		if !ok {
-			if _, err := p.store.Stat(ctx, narinfoKey(r)); err != nil {
-				return fmt.Errorf("reference %s is neither in the closure nor in the cache: %w", r, err)
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-dep.done:
-		}
-		if !dep.ok {
-			return fmt.Errorf("reference %s was not published", r)
-		}
-	}
-	return nil
-}
 
 // publish writes n's narinfo, with its push proof where the store keeps
 // them: create-only, or replacing the unproven version found (n.gen). When
@@ -500,7 +280,7 @@ func (p *pusher) publish(ctx context.Context, n *node, st stored) error {
 	}
 	body := []byte(ni.String())
 	key := narinfoKey(n.pi.Path)
-	opt := blob.PutOptions{ContentType: narinfoType, SizeHint: int64(len(body))}
+	opt := blob.PutOptions{ContentType: narinfoType, SizeHint: int64(len(body)), Deferred: p.syncs, Unbuffered: true}
 	if p.proving {
 		if opt.Metadata, err = makeProof(p.sk, key, body, st.ref()); err != nil {
 			return err
@@ -509,8 +289,13 @@ func (p *pusher) publish(ctx context.Context, n *node, st stored) error {
 	gen := n.gen
 	for range maxPublishRounds {
 		opt.CreateOnly, opt.IfGeneration = gen == 0, gen
-		err := retry(ctx, p.lim, func() error {
-			return p.store.Put(ctx, key, bytes.NewReader(body), opt)
+		err := p.retry(ctx, func() error {
+			t0 := time.Now()
+			err := p.store.Put(ctx, key, bytes.NewReader(body), opt)
+			if err == nil {
+				p.lim.Latency(time.Since(t0))
+			}
+			return err
 		})
 		if !errors.Is(err, blob.ErrExists) && !errors.Is(err, blob.ErrChanged) {
 			return err
@@ -528,17 +313,17 @@ func (p *pusher) publish(ctx context.Context, n *node, st stored) error {
 // that keeps changing.
 const maxPublishRounds = 4
 
-// retry runs fn up to 3 times while it fails transiently, telling the
-// limiter and backing off between attempts.
-func retry(ctx context.Context, lim *limiter, fn func() error) error {
+// retry runs fn while it fails transiently, as often as the retry policy
+// allows, telling the limiter and backing off (jittered, or as long as
+// the server asked) between attempts. The store does not retry the
+// unbuffered writes of a push itself.
+func (p *pusher) retry(ctx context.Context, fn func() error) error {
 	var err error
-	for attempt := range 3 {
+	for attempt := range p.o.Retry.Attempts() {
 		if attempt > 0 {
-			lim.Throttled()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+			p.lim.Throttled()
+			if werr := sleepCtx(ctx, p.o.Retry.Backoff(attempt, err)); werr != nil {
+				return werr
 			}
 		}
 		if err = fn(); err == nil || !blob.Transient(err) {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/md5"
 	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -47,6 +48,10 @@ var contract = []struct {
 	{"ConcurrentIfGeneration", testConcurrentIfGeneration},
 	{"LargeIfGenerationStale", testLargeIfGenerationStale},
 	{"Metadata", testMetadata},
+	{"ListRange", testListRange},
+	{"DeleteIf", testDeleteIf},
+	{"DeferredThenSync", testDeferred},
+	{"Unbuffered", testUnbuffered},
 }
 
 var ctx = context.Background()
@@ -410,5 +415,131 @@ func testMetadata(t *testing.T, s blob.Store) {
 		case !s.Features().Metadata && info.Metadata != nil:
 			t.Errorf("%s: metadata %v from a store without metadata", how, info.Metadata)
 		}
+	}
+}
+
+// ListRange gives exactly the keys in [start, end), and every key once
+// when the ranges partition the namespace.
+func testListRange(t *testing.T, s blob.Store) {
+	keys := []string{"0a.narinfo", "5b.narinfo", "n0.narinfo", "nar/0x.nar.zst", "nar/zz.nar.zst", "nix-cache-info", "roots/a/1.json", "z9.narinfo"}
+	for _, k := range keys {
+		if err := put(t, s, k, k, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(start, end string) []string {
+		var got []string
+		var mu sync.Mutex
+		if err := s.ListRange(ctx, start, end, func(i blob.Info) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if i.Size != int64(len(i.Key)) || i.Generation == 0 {
+				t.Errorf("%s: size %d, generation %d", i.Key, i.Size, i.Generation)
+			}
+			got = append(got, i.Key)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(got)
+		return got
+	}
+	for _, c := range []struct{ start, end, want string }{
+		{"", "", strings.Join(keys, " ")},
+		{"", "5", "0a.narinfo"},
+		{"5", "nar/", "5b.narinfo n0.narinfo"},
+		{"nar/", "nar0", "nar/0x.nar.zst nar/zz.nar.zst"},
+		{"nar/1", "nar/zz.nar.zst", ""},
+		{"nix", "", "nix-cache-info roots/a/1.json z9.narinfo"},
+	} {
+		if got := strings.Join(list(c.start, c.end), " "); got != c.want {
+			t.Errorf("ListRange(%q, %q) = %q, want %q", c.start, c.end, got, c.want)
+		}
+	}
+	var all []string
+	bounds := []string{"", "1", "n", "nar/", "nar/m", "o", ""}
+	for i := 0; i+1 < len(bounds); i++ {
+		all = append(all, list(bounds[i], bounds[i+1])...)
+	}
+	sort.Strings(all)
+	if strings.Join(all, " ") != strings.Join(keys, " ") {
+		t.Errorf("ranges %q together list %v, want every key once", bounds, all)
+	}
+}
+
+// DeleteIf removes the version named and nothing else.
+func testDeleteIf(t *testing.T, s blob.Store) {
+	if err := put(t, s, "d/x", "one", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g1 := stat(t, s, "d/x").Generation
+	if err := put(t, s, "d/x", "two", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteIf(ctx, "d/x", g1); !errors.Is(err, blob.ErrChanged) {
+		t.Fatalf("delete of a replaced version: %v, want ErrChanged", err)
+	}
+	if got := read(t, s, "d/x"); got != "two" {
+		t.Fatalf("a refused delete changed the object: %q", got)
+	}
+	if err := s.DeleteIf(ctx, "d/x", stat(t, s, "d/x").Generation); err != nil {
+		t.Fatalf("delete of the current version: %v", err)
+	}
+	if _, err := s.Stat(ctx, "d/x"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("after DeleteIf: %v", err)
+	}
+	if err := s.DeleteIf(ctx, "d/x", g1); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("delete of a missing object: %v, want ErrNotFound", err)
+	}
+}
+
+// A Deferred write is visible at once, create-only as any other, and
+// Sync (a no-op where writes are durable when acknowledged) succeeds.
+func testDeferred(t *testing.T, s blob.Store) {
+	opt := blob.PutOptions{CreateOnly: true, Deferred: true}
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = put(t, s, fmt.Sprintf("def/%d", i), "body", opt); errs[i] == nil {
+				errs[i] = blob.Sync(ctx, s)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("deferred put %d: %v", i, err)
+		}
+		if got := read(t, s, fmt.Sprintf("def/%d", i)); got != "body" {
+			t.Fatalf("def/%d = %q", i, got)
+		}
+	}
+	if err := put(t, s, "def/0", "again", opt); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("deferred create-only over an object: %v", err)
+	}
+}
+
+// An unbuffered write is a write like any other, in one request.
+func testUnbuffered(t *testing.T, s blob.Store) {
+	var stored blob.Info
+	opt := blob.PutOptions{CreateOnly: true, Unbuffered: true, Stored: &stored, Metadata: map[string]string{"k": "v"}}
+	if err := s.Put(ctx, "u/x", io.MultiReader(strings.NewReader("un"), strings.NewReader("buffered")), opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, "u/x"); got != "unbuffered" || stored.Size != 10 || stored.Generation != stat(t, s, "u/x").Generation {
+		t.Fatalf("read %q, stored %+v", got, stored)
+	}
+	if err := put(t, s, "u/x", "again", blob.PutOptions{CreateOnly: true, Unbuffered: true}); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("unbuffered create-only over an object: %v", err)
+	}
+	err := s.Put(ctx, "u/partial", &failingReader{n: 1000}, blob.PutOptions{Unbuffered: true})
+	if err == nil {
+		t.Fatal("an unbuffered write from a failing reader succeeded")
+	}
+	if _, err := s.Stat(ctx, "u/partial"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("a failed unbuffered write left an object: %v", err)
 	}
 }
