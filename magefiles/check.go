@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/magefile/mage/mg"
 
@@ -34,11 +33,7 @@ func (Check) Nix(ctx context.Context) error { return runChecks(ctx, checks.Check
 func (Check) Workflows(ctx context.Context) error { return runChecks(ctx, checks.CheckWorkflows) }
 
 func runChecks(ctx context.Context, which ...string) error {
-	a, err := setup()
-	if err != nil {
-		return err
-	}
-	root, err := os.Getwd()
+	a, root, err := setupInRepo()
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,17 @@ func setup() (*App, error) {
 	return newApp(cfg, os.Stdout, os.Stderr), nil
 }
 
+// setupInRepo is setup for targets that work on the repository they run
+// in: it also returns the working directory.
+func setupInRepo() (*App, string, error) {
+	a, err := setup()
+	if err != nil {
+		return nil, "", err
+	}
+	root, err := os.Getwd()
+	return a, root, err
+}
+
 // loadProcess reads the environment once, seals the process (secrets out
 // of its environment, not dumpable) and turns SIGTERM into mage's SIGINT
 // handling.

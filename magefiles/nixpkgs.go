@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/magefile/mage/mg"
 
@@ -16,11 +15,7 @@ type Nixpkgs mg.Namespace
 
 // Bump moves the nixpkgs pin of flake.lock to the newest revision of its branch and prints the old and the new revision.
 func (Nixpkgs) Bump(ctx context.Context) error {
-	a, err := setup()
-	if err != nil {
-		return err
-	}
-	root, err := os.Getwd()
+	a, root, err := setupInRepo()
 	if err != nil {
 		return err
 	}

@@ -41,11 +41,7 @@ func (Test) Install(ctx context.Context, edition string) error {
 
 // Tools installs what the test suite needs (scripts/ensure-tools.sh: nix, minisign, shellcheck, busybox-static).
 func (Test) Tools(ctx context.Context) error {
-	a, err := setup()
-	if err != nil {
-		return err
-	}
-	root, err := os.Getwd()
+	a, root, err := setupInRepo()
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
 
@@ -176,21 +175,8 @@ func resign(t *testing.T, k attesttest.Keys, iso string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := provenance.Statement([]provenance.Subject{{Name: attesttest.ISOName, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()}}, pred)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := sign.ParseSecretKey(k.Pair.SecretKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := sk.SignEnvelope(sign.PayloadTypeInToto, st)
-	if err != nil {
-		t.Fatal(err)
-	}
 	attesttest.WriteFile(t, iso+".slsa.json", pred)
-	attesttest.WriteFile(t, iso+".intoto.json", st)
-	attesttest.WriteFile(t, iso+".intoto.dsse.json", env)
+	resignWithSubject(t, k, iso, provenance.Subject{Name: attesttest.ISOName, SHA256: d.SHA256Hex(), SHA512: d.SHA512Hex()})
 }
 
 func TestVerifyChecksOSImageClaimsAgainstSignedPredicate(t *testing.T) {
