@@ -20,9 +20,9 @@ type Gcp mg.Namespace
 
 // Build runs on a GCP build VM: builds the spec in the instance metadata, unsigned, with status.json in the user's GCS prefix, then deletes the VM.
 func (Gcp) Build(ctx context.Context) error {
-	if _, err := loadProcess(); err != nil {
-		return err
-	}
+	// Not sealed first: gcp:build reads the environment itself, under the
+	// metadata, and refuses to build when either holds a key.
+	process.relay.Do(relayTerminate)
 	return gcpvm.Run(ctx, gcpvm.Options{Build: customBuild(os.Stdout, os.Stderr), Env: config.ProcessEnv})
 }
 

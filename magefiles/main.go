@@ -18,9 +18,10 @@ import (
 // dropped from the process environment, so a second target of the same run
 // must reuse it.
 var process struct {
-	once sync.Once
-	cfg  *config.Config
-	err  error
+	once  sync.Once
+	relay sync.Once
+	cfg   *config.Config
+	err   error
 }
 
 // setup loads the configuration of this run.
@@ -48,7 +49,7 @@ func setupInRepo() (*App, string, error) {
 // handling.
 func loadProcess() (*config.Config, error) {
 	process.once.Do(func() {
-		relayTerminate()
+		process.relay.Do(relayTerminate)
 		process.cfg, process.err = config.FromEnv()
 		if process.err == nil {
 			process.err = config.Seal()

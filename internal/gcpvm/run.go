@@ -160,7 +160,7 @@ func vmConfig(o Options, in *Instance, metaErr error, red *redact.Redactor) (*co
 	if set := cfg.SecretsSet(); len(set) > 0 {
 		return fallback, 0, fmt.Errorf("%w: the VM's environment sets %s", ErrKeysInMetadata, strings.Join(set, ", "))
 	}
-	if err := checkIDs(cfg); err != nil {
+	if err := CheckIDs(cfg); err != nil {
 		return cfg, 0, err
 	}
 	timeout, err := in.Timeout(DefaultTimeout)
@@ -229,7 +229,7 @@ func Custom(ctx context.Context, o CustomOptions) error {
 	}
 	red := o.Cfg.Redactor()
 	log := newLogger(red, o.Stderr).With("lane", o.Lane)
-	if err := checkIDs(o.Cfg); err != nil {
+	if err := CheckIDs(o.Cfg); err != nil {
 		return fmt.Errorf("gcp:custom: %w", err)
 	}
 	status, err := newStatus(ctx, o.Cfg, o.OpenStore, o.Lane, o.Clock)

@@ -111,9 +111,9 @@ func callBuild(ctx context.Context, build BuildFunc, cfg *config.Config, specPat
 	return build(ctx, cfg, specPath)
 }
 
-// checkIDs refuses a user or build id that is not one safe path segment:
+// CheckIDs refuses a user or build id that is not one safe path segment:
 // they name the user's prefix.
-func checkIDs(cfg *config.Config) error {
+func CheckIDs(cfg *config.Config) error {
 	for _, id := range []struct{ name, v string }{{"BUILD_UID", cfg.BuildUID}, {"BUILD_ID", cfg.BuildID}} {
 		if id.v != "" && !idRe.MatchString(id.v) {
 			return fmt.Errorf("%s %q: want letters, digits, '.', '_' or '-' (at most 128, not starting with a symbol)", id.name, id.v)

@@ -2,14 +2,16 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixstore"
 )
 
-// NixSandbox is what Nix's configuration says about isolating builders.
+// NixSandbox is what Nix's configuration says about isolating builders and
+// about what Nix itself does with their outputs.
 type NixSandbox struct {
 	// Mode is "true", "false" or "relaxed" (fixed-output and __noChroot
 	// derivations outside the sandbox).
@@ -19,61 +21,45 @@ type NixSandbox struct {
 	Fallback bool
 	// BuildUsersGroup is empty when builders run as the Nix process's user.
 	BuildUsersGroup string
+	// PostBuildHook runs after every build with its outputs (e.g. an
+	// upload to a cache); SecretKeyFiles sign every path Nix builds.
+	PostBuildHook, SecretKeyFiles string
 }
 
-// ShowConfigArgs is the argv (after "nix") that prints the configuration.
-func ShowConfigArgs() []string { return []string{"show-config", "--json"} }
-
-// ParseShowConfig reads `nix show-config --json`: every release prints an
-// object keyed by setting name whose entries hold the value under "value"
-// (older ones printed the bare value).
+// ParseShowConfig reads `nix show-config --json` (nixstore.ShowConfigArgs).
 func ParseShowConfig(data []byte) (NixSandbox, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return NixSandbox{}, fmt.Errorf("parse nix show-config --json: %w", err)
+	settings, err := nixstore.ParseSettings(data)
+	if err != nil {
+		return NixSandbox{}, err
 	}
 	var sb NixSandbox
-	var err error
-	if sb.Mode, err = settingString(raw, "sandbox"); err != nil {
-		return sb, err
+	if _, ok := settings["sandbox"]; !ok {
+		return sb, errors.New("nix show-config: no \"sandbox\" setting")
 	}
-	fallback, err := settingString(raw, "sandbox-fallback")
+	fields := []struct {
+		name string
+		into *string
+	}{{"sandbox", &sb.Mode}, {"build-users-group", &sb.BuildUsersGroup},
+		{"post-build-hook", &sb.PostBuildHook}, {"secret-key-files", &sb.SecretKeyFiles}}
+	for _, f := range fields {
+		if *f.into, err = settings.String(f.name); err != nil {
+			return sb, err
+		}
+	}
+	fallback, err := settings.String("sandbox-fallback")
 	if err != nil {
 		return sb, err
 	}
 	sb.Fallback = fallback != "false"
-	sb.BuildUsersGroup, _ = settingString(raw, "build-users-group")
 	return sb, nil
-}
-
-// settingString is a setting's value as a string: true, false, relaxed, a
-// group name.
-func settingString(raw map[string]json.RawMessage, name string) (string, error) {
-	v, ok := raw[name]
-	if !ok {
-		return "", fmt.Errorf("nix show-config: no %q setting", name)
-	}
-	var entry struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(v, &entry) == nil && entry.Value != nil {
-		v = entry.Value
-	}
-	var x any
-	if err := json.Unmarshal(v, &x); err != nil {
-		return "", fmt.Errorf("nix show-config: %s: %w", name, err)
-	}
-	switch x := x.(type) {
-	case bool:
-		return fmt.Sprint(x), nil
-	case string:
-		return x, nil
-	}
-	return "", fmt.Errorf("nix show-config: %s: unexpected value %s", name, v)
 }
 
 // ErrNoSandbox means Nix would run a build outside its sandbox.
 var ErrNoSandbox = errors.New("nix would build outside its sandbox")
+
+// ErrNixPublishes means Nix's own configuration would sign or push what a
+// build produced.
+var ErrNixPublishes = errors.New("nix would sign or push what user code builds")
 
 // Check says why these settings cannot build untrusted code, or nil.
 func (sb NixSandbox) Check() error {
@@ -82,20 +68,25 @@ func (sb NixSandbox) Check() error {
 		return fmt.Errorf("%w: sandbox = %s (want true; relaxed lets fixed-output and __noChroot derivations out)", ErrNoSandbox, sb.Mode)
 	case sb.Fallback:
 		return fmt.Errorf("%w when the kernel refuses namespaces: sandbox-fallback = true (want false)", ErrNoSandbox)
+	case strings.TrimSpace(sb.PostBuildHook) != "":
+		return fmt.Errorf("%w: post-build-hook = %s runs with every output", ErrNixPublishes, sb.PostBuildHook)
+	case strings.TrimSpace(sb.SecretKeyFiles) != "":
+		return fmt.Errorf("%w: secret-key-files is set, so Nix signs every path it builds", ErrNixPublishes)
 	}
 	return nil
 }
 
 // preflightSandbox refuses to build user-supplied Nix code unless every
-// builder runs in Nix's sandbox: its own mount, PID and network namespaces,
+// builder runs in Nix's sandbox (its own mount, PID and network namespaces,
 // seeing only its inputs, never this process's files, environment or
-// memory (docs/threat-model.md).
+// memory) and Nix itself neither signs nor pushes what it builds
+// (docs/threat-model.md).
 type preflightSandbox struct{}
 
 func (preflightSandbox) String() string { return "preflight: nix sandbox" }
 
 func (preflightSandbox) Run(ctx context.Context, s *State) error {
-	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: ShowConfigArgs()})
+	res, err := s.Run.Run(ctx, execx.Cmd{Name: "nix", Args: nixstore.ShowConfigArgs()})
 	if err != nil {
 		return err
 	}
@@ -104,7 +95,7 @@ func (preflightSandbox) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	if err := sb.Check(); err != nil {
-		return fmt.Errorf("%w; a custom build runs user-supplied Nix code and needs sandbox = true and sandbox-fallback = false in nix.conf (bash scripts/ensure-tools.sh sets them)", err)
+		return fmt.Errorf("%w; a custom build runs user-supplied Nix code: it needs sandbox = true and sandbox-fallback = false, and no post-build-hook or secret-key-files, in nix.conf and NIX_CONFIG (bash scripts/ensure-tools.sh sets the sandbox)", err)
 	}
 	users := sb.BuildUsersGroup
 	if users == "" {

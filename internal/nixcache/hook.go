@@ -2,7 +2,6 @@ package nixcache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixstore"
 )
 
 // HookSupport says whether Nix will run a post-build hook that this
@@ -42,37 +42,16 @@ type Identity struct {
 	DaemonSocket bool
 }
 
-// ShowConfigArgs is the argv (after "nix") that prints Nix's settings.
-func ShowConfigArgs() []string {
-	return []string{"--extra-experimental-features", "nix-command", "show-config", "--json"}
-}
-
-// parseNixConf reads `nix show-config --json`: every setting either as
-// {"value": v, ...} (Nix 2.4 and later) or as the bare value.
+// parseNixConf reads `nix show-config --json` (nixstore.ParseSettings).
 func parseNixConf(b []byte) (nixConf, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nixConf{}, fmt.Errorf("nix show-config: %w", err)
+	settings, err := nixstore.ParseSettings(b)
+	if err != nil {
+		return nixConf{}, err
 	}
-	var c nixConf
-	get := func(name string, v any) error {
-		r, ok := raw[name]
-		if !ok {
-			return nil
-		}
-		var wrapped struct {
-			Value json.RawMessage `json:"value"`
-		}
-		if json.Unmarshal(r, &wrapped) == nil && wrapped.Value != nil {
-			r = wrapped.Value
-		}
-		return json.Unmarshal(r, v)
-	}
-	c.Store = "auto"
-	c.TrustedUsers = []string{"root"}
+	c := nixConf{Store: "auto", TrustedUsers: []string{"root"}}
 	for name, v := range map[string]any{"store": &c.Store, "trusted-users": &c.TrustedUsers, "post-build-hook": &c.Hook} {
-		if err := get(name, v); err != nil {
-			return nixConf{}, fmt.Errorf("nix show-config: %s: %w", name, err)
+		if _, err := settings.Get(name, v); err != nil {
+			return nixConf{}, err
 		}
 	}
 	return c, nil
@@ -132,7 +111,7 @@ func CurrentIdentity() Identity {
 
 // DetectHookSupport asks Nix for its settings and decides for id.
 func DetectHookSupport(ctx context.Context, run execx.Runner, id Identity) (HookSupport, error) {
-	res, err := run.Run(ctx, execx.Cmd{Name: "nix", Args: ShowConfigArgs()})
+	res, err := run.Run(ctx, execx.Cmd{Name: "nix", Args: nixstore.ShowConfigArgs()})
 	if err != nil {
 		return HookSupport{}, err
 	}

@@ -338,3 +338,35 @@ func resetStatus(t *testing.T, gcs *testrig.GCS) {
 	b, _ := json.Marshal(st)
 	put(t, gcs, prefix+"/status.json", b)
 }
+
+// A build machine that planted a signature beside its image does not keep
+// it when the trusted step signs without a key: every sidecar name the
+// signing does not write is removed, and the status is the signer's own.
+func TestSignerRemovesPlantedSidecars(t *testing.T) {
+	testrig.Nix(t)
+	gcs := testrig.StartGCS(t, bucket)
+	if _, log, err := runVM(t, baseAttrs(t)); err != nil {
+		t.Fatalf("Run: %v\n%s", err, log)
+	}
+	put(t, gcs, prefix+"/"+iso+".minisig", []byte("untrusted comment: planted\n"))
+	put(t, gcs, prefix+"/"+iso+".intoto.dsse.json", []byte(`{"planted":true}`))
+	st := status(t, gcs)
+	st.UID, st.Lane = "someone-else", "forged lane"
+	b, _ := json.Marshal(st)
+	put(t, gcs, prefix+"/status.json", b)
+	env := newKeys(t).env()
+	delete(env, "SOURCEOS_SIGN_SECRET_KEY")
+	delete(env, "SOURCEOS_SIGN_PUBKEY")
+	if err := signBuild(t, env, spec); err != nil {
+		t.Fatalf("gcp:sign without a key: %v", err)
+	}
+	got := objects(t, gcs)
+	for _, planted := range []string{iso + ".minisig", iso + ".intoto.dsse.json"} {
+		if slices.Contains(got, planted) {
+			t.Errorf("planted %s kept: %v", planted, got)
+		}
+	}
+	if st := status(t, gcs); st.State != gcpvm.Complete || st.Signed || st.UID != "user-7" || st.Lane != "unknown" {
+		t.Errorf("status = %+v", st)
+	}
+}

@@ -64,14 +64,19 @@ func (o *SignOptions) defaults() {
 // a machine that holds the keys and never builds anything: it reads the
 // build's status (it must say built) and build record from GCS_PREFIX,
 // downloads the image while hashing it itself, refuses an image whose
-// digest is not the one recorded, signs it and writes its provenance (the
-// closure marked as reported by the builder), verifies the result, uploads
-// the sidecars and sets the status to complete. On failure the status says
-// error.
+// digest is not the one recorded, signs it and writes its provenance,
+// verifies the result, uploads the sidecars and sets the status to
+// complete. On failure the status says error. The provenance's facts come
+// from this machine's configuration and the dispatched spec; only the
+// closure and the build times are the builder's word, and the builder id
+// (CustomBuilderID) says the build ran on a machine without keys.
 func Sign(ctx context.Context, o SignOptions) error {
 	o.defaults()
 	if o.Cfg.GCSPrefix == "" {
 		return errors.New("gcp:sign: GCS_PREFIX is not set: it names the build to sign")
+	}
+	if err := gcpvm.CheckIDs(o.Cfg); err != nil {
+		return fmt.Errorf("gcp:sign: %w", err)
 	}
 	store, err := o.OpenStore(ctx, o.Cfg.GCSPrefix)
 	if err != nil {
@@ -135,7 +140,7 @@ func (s *signer) run(ctx context.Context) (string, error) {
 	if err := s.verify(ctx, path, d, res.Signed); err != nil {
 		return "", err
 	}
-	if err := s.upload(ctx, res.Artifacts[0].Sidecars); err != nil {
+	if err := s.upload(ctx, name, res.Artifacts[0].Sidecars); err != nil {
 		return "", err
 	}
 	// The record was the builder's word, for this step only: what it
@@ -176,6 +181,8 @@ func (s *signer) record(ctx context.Context, name string, sp *spec.Spec, canon [
 		return nil, fmt.Errorf("build record describes %s (%s, %s, %s), want %s", rec.Artifact, rec.Edition, rec.Arch, rec.Target, name)
 	case !sameJSON(rec.Spec, canon):
 		return nil, errors.New("build record names another spec than the one dispatched")
+	case rec.Hostname != sp.Hostname:
+		return nil, fmt.Errorf("build record names host %q, the spec %q", rec.Hostname, sp.Hostname)
 	}
 	return rec, nil
 }
@@ -220,7 +227,7 @@ func (s *signer) buildInfo(sp *spec.Spec, rec *buildrecord.Record) provenance.Bu
 	info := provenance.BuildInfo{
 		Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Hostname: sp.Hostname,
 		Version: cfg.Version, Channel: cfg.Channel,
-		FlakeRef: image.FlakeRef(cfg.Flake), FlakeAttr: rec.FlakeAttr,
+		FlakeRef: image.FlakeRef(cfg.Flake), FlakeAttr: image.Attr(sp.Arch, sp.Edition, "iso"),
 		SourceRepo: cfg.SourceRepo, SourceRev: cfg.SourceRev,
 		BuildID: cfg.BuildID, BuilderID: CustomBuilderID,
 		StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn,
@@ -280,8 +287,21 @@ func publicKey(cfg *config.Config) (string, error) {
 }
 
 // upload writes the sidecars over anything the build machine may have put
-// under their names, signatures last.
-func (s *signer) upload(ctx context.Context, sidecars []string) error {
+// under their names, signatures last, and removes whatever it put under the
+// name of a sidecar this signing does not write (a signature beside an
+// image signed without a key, say).
+func (s *signer) upload(ctx context.Context, name string, sidecars []string) error {
+	written := map[string]bool{}
+	for _, p := range sidecars {
+		written[filepath.Base(p)] = true
+	}
+	for _, ext := range sidecar.SidecarExts {
+		if !written[name+ext] {
+			if err := s.store.Delete(ctx, name+ext); err != nil {
+				return fmt.Errorf("remove %s: %w", name+ext, err)
+			}
+		}
+	}
 	sidecars = slices.Clone(sidecars)
 	slices.SortStableFunc(sidecars, func(a, b string) int { return cmp.Compare(isSignature(a), isSignature(b)) })
 	for _, p := range sidecars {
@@ -289,11 +309,11 @@ func (s *signer) upload(ctx context.Context, sidecars []string) error {
 		if err != nil {
 			return err
 		}
-		name := filepath.Base(p)
-		if err := s.store.Put(ctx, name, bytes.NewReader(b), blob.PutOptions{ContentType: image.ContentType(name)}); err != nil {
-			return fmt.Errorf("upload %s: %w", name, err)
+		key := filepath.Base(p)
+		if err := s.store.Put(ctx, key, bytes.NewReader(b), blob.PutOptions{ContentType: image.ContentType(key)}); err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
 		}
-		s.o.Log.Info("uploaded", "url", s.store.URL(name))
+		s.o.Log.Info("uploaded", "url", s.store.URL(key))
 	}
 	return nil
 }
@@ -305,14 +325,26 @@ func isSignature(p string) int {
 	return 0
 }
 
-// finish writes complete or error.
+// finish writes complete or error. The status is rebuilt from this
+// machine's configuration: of what the build machine wrote only the start
+// time and a known lane name are kept.
 func (s *signer) finish(ctx context.Context, url string, signErr error) error {
-	st := s.status
-	st.UpdatedAt = s.o.Now().UTC()
+	cfg := s.o.Cfg
+	st := gcpvm.Status{BuildID: cfg.BuildID, UID: cfg.BuildUID, Version: cfg.Version,
+		Lane: knownLane(s.status.Lane), StartedAt: s.status.StartedAt, UpdatedAt: s.o.Now().UTC()}
 	if signErr != nil {
-		st.State, st.Error, st.Signed = gcpvm.Failed, "signing failed: "+s.o.Cfg.Redactor().String(signErr.Error()), false
+		st.State, st.Error = gcpvm.Failed, "signing failed: "+cfg.Redactor().String(signErr.Error())
 	} else {
-		st.State, st.ArtifactURL, st.Error = gcpvm.Complete, url, ""
+		st.State, st.ArtifactURL, st.Signed = gcpvm.Complete, url, s.status.Signed
 	}
 	return gcpvm.WriteStatus(ctx, s.store, st)
+}
+
+// knownLane is lane when it is one the build steps write, else "unknown".
+func knownLane(lane string) string {
+	switch lane {
+	case "gcp-vm", "ci", "local":
+		return lane
+	}
+	return "unknown"
 }
