@@ -72,8 +72,8 @@ func laneName(cfg *config.Config) string {
 	return "local"
 }
 
-// customBuild is what both custom lanes run: build:custom's code, then the
-// verify gate (internal/gcpvm/lane).
+// customBuild is what both custom lanes run: build:custom's code
+// (internal/gcpvm/lane); gcp:sign signs the result elsewhere.
 func customBuild(stdout, stderr io.Writer) gcpvm.BuildFunc {
 	return lane.CustomBuild(
 		func(cfg *config.Config) image.Deps { return buildDeps(newApp(cfg, stdout, stderr)) },

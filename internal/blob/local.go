@@ -83,9 +83,7 @@ func (d *Dir) Features() Features { return Features{} }
 // time (which a rename or link also sets), modification time and size.
 func generation(st fs.FileInfo) int64 {
 	h := fnv.New64a()
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		_ = binary.Write(h, binary.LittleEndian, []int64{int64(s.Dev), int64(s.Ino), s.Ctim.Sec, s.Ctim.Nsec})
-	}
+	_ = binary.Write(h, binary.LittleEndian, fileIdentity(st))
 	_ = binary.Write(h, binary.LittleEndian, []int64{st.ModTime().UnixNano(), st.Size()})
 	if g := int64(h.Sum64() &^ (1 << 63)); g != 0 {
 		return g

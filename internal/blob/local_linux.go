@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,4 +66,13 @@ func umaskHides() bool {
 		}
 	}
 	return true
+}
+
+// fileIdentity is a file's device, inode and change time (which a rename
+// or link also sets).
+func fileIdentity(st fs.FileInfo) []int64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return []int64{int64(s.Dev), int64(s.Ino), s.Ctim.Sec, s.Ctim.Nsec}
+	}
+	return nil
 }

@@ -2,7 +2,10 @@
 
 package blob
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+)
 
 // deferrable: without syncfs, every write is made durable on its own.
 const deferrable = false
@@ -12,3 +15,7 @@ func renameNoReplace(tmp, dst string) error { return linkNoReplace(tmp, dst) }
 func syncFS(string) error { return errors.New("blob: syncfs is not available") }
 
 func umaskHides() bool { return true }
+
+// fileIdentity is empty where the change time is not portable: the
+// generation then rests on the modification time and size.
+func fileIdentity(fs.FileInfo) []int64 { return nil }

@@ -185,3 +185,21 @@ func TestFakeRecordsAndAnswers(t *testing.T) {
 		t.Fatalf("recorded %q", got)
 	}
 }
+
+func TestPrefixWriterCutsEndlessLines(t *testing.T) {
+	var out bytes.Buffer
+	w := execx.NewPrefixWriter(&out, "│ ", 2)
+	if _, err := w.Write(bytes.Repeat([]byte("x"), 3*execx.MaxLine+10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("\nend\n")); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 5 || lines[4] != "│ end" || len(lines[0]) != len("│ ")+execx.MaxLine {
+		t.Errorf("got %d lines (first %d bytes, last %q)", len(lines), len(lines[0]), lines[len(lines)-1])
+	}
+	if tail := w.Tail(); len(tail) != 2 || tail[1] != "end" {
+		t.Errorf("tail = %d lines", len(tail))
+	}
+}

@@ -18,6 +18,11 @@ type PrefixWriter struct {
 	max    int
 }
 
+// MaxLine is the longest line a PrefixWriter holds; a longer one is written
+// in pieces (a command's output, a build log of user code, is not to fill
+// memory).
+const MaxLine = 64 << 10
+
 // NewPrefixWriter returns a PrefixWriter to w that keeps the last tail
 // lines (none when tail is 0).
 func NewPrefixWriter(w io.Writer, prefix string, tail int) *PrefixWriter {
@@ -31,13 +36,19 @@ func (p *PrefixWriter) Write(b []byte) (int, error) {
 	p.buf = append(p.buf, b...)
 	for {
 		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 && len(p.buf) > MaxLine {
+			i = MaxLine // a line without end is cut, not held whole
+		}
 		if i < 0 {
 			return len(b), nil
 		}
 		if err := p.line(p.buf[:i]); err != nil {
 			return 0, err
 		}
-		p.buf = p.buf[i+1:]
+		if i < len(p.buf) && p.buf[i] == '\n' {
+			i++
+		}
+		p.buf = p.buf[i:]
 	}
 }
 

@@ -201,7 +201,7 @@ type CustomOptions struct {
 	Cfg   *config.Config
 	Spec  []byte
 	Build BuildFunc
-	// Lane is recorded in status.json: github, local, …
+	// Lane is recorded in status.json: ci or local
 	Lane string
 	// Timeout bounds the build; 0: none (the CI job has its own).
 	Timeout   time.Duration

@@ -38,7 +38,7 @@ type Status struct {
 	BuildID     string    `json:"buildId,omitempty"`
 	UID         string    `json:"uid,omitempty"`
 	Version     string    `json:"version,omitempty"`
-	Lane        string    `json:"lane"` // gcp-vm, github or local
+	Lane        string    `json:"lane"` // gcp-vm, ci or local
 	StartedAt   time.Time `json:"startedAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 	ArtifactURL string    `json:"artifactUrl,omitempty"` // when built or complete

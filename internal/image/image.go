@@ -66,8 +66,6 @@ type Request struct {
 	NixArgs []string
 	// Hostname is recorded in provenance.
 	Hostname string
-	// BuildUID names the user a custom build belongs to.
-	BuildUID string
 	// Untrusted marks a flake that holds user-supplied Nix code (a custom
 	// build): it builds only in Nix's sandbox, with no key in reach, and
 	// ends with an unsigned image and its build record for a trusted
@@ -192,7 +190,7 @@ func Run(ctx context.Context, d Deps, req Request, steps []Step) (*State, error)
 		fmt.Fprintf(d.Stream, "==> [%d/%d] %s\n", i+1, len(steps), step)
 		t0 := d.Now()
 		if err := step.Run(ctx, s); err != nil {
-			drainFailed(ctx, s) // what was built stays in the cache
+			drainFailed(ctx, s) // what Nix built before the failure goes to the cache (not after a cancellation: the push stops with the build)
 			s.cleanup()
 			return s, fmt.Errorf("%s: %w", step, err)
 		}

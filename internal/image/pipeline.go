@@ -79,7 +79,7 @@ func refuseKeys(cfg *config.Config) error {
 // Edition builds one edition as configured (ARCH, TARGET, SOURCEOS_FLAKE).
 func Edition(ctx context.Context, d Deps, edition string) (*Summary, error) {
 	req := Request{Edition: edition, Arch: d.Cfg.Arch, Target: d.Cfg.Target, Flake: FlakeRef(d.Cfg.Flake),
-		Hostname: d.Cfg.Hostname, BuildUID: d.Cfg.BuildUID}
+		Hostname: d.Cfg.Hostname}
 	if req.Hostname == "" {
 		req.Hostname = "sourceos-" + edition
 	}
@@ -122,7 +122,7 @@ func Custom(ctx context.Context, d Deps, specPath string) (*Summary, error) {
 	}
 	req := Request{Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Flake: "path:" + dir,
 		NixArgs:  []string{"--override-input", "sourceos", flake, "--option", "allow-import-from-derivation", "false"},
-		Hostname: sp.Hostname, BuildUID: d.Cfg.BuildUID, Untrusted: true, Spec: canon}
+		Hostname: sp.Hostname, Untrusted: true, Spec: canon}
 	return runAndSummarise(ctx, d, req)
 }
 

@@ -50,6 +50,7 @@ func (preflightSign) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("signing key does not load: %w", err)
 	}
+	defer k.Wipe()
 	fmt.Fprintf(s.Stream, "    %s\n", k)
 	return nil
 }

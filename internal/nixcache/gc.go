@@ -476,13 +476,15 @@ func (g *collector) urlFromProof(e *entry) bool {
 }
 
 // readAll reads narinfos for their references and NAR (bounded, parsed
-// strictly; one that does not parse has neither).
+// strictly). Only a narinfo signed by the cache's key is followed: one
+// planted by anyone who can write the bucket keeps nothing alive and holds
+// no memory.
 func (g *collector) readAll(ctx context.Context, entries []*entry) {
 	parallel(ctx, len(entries), g.opt.Workers, func(i int) {
 		e := entries[i]
 		_, ni, err := readNarinfoBody(ctx, g.store, e.info.Key)
 		e.read = true
-		if err != nil {
+		if err != nil || !verifies(ni, g.pk) {
 			return
 		}
 		e.url = ni.URL

@@ -22,7 +22,7 @@ import (
 // A Watcher pushes store paths while Nix builds them, as magic-nix-cache,
 // cachix watch-exec and attic watch-store do. Nix runs a post-build hook
 // synchronously after each derivation it builds, blocking the build while
-// it runs (NixOS/nix#7141), so the hook must be quick and must not hold
+// it runs, so the hook must be quick and must not hold
 // anything worth stealing: ours is a few lines of shell that append
 // $OUT_PATHS to a spool file and exit 0. It runs as the Nix daemon's user
 // (root, on a multi-user install) or as the user running Nix, reads no

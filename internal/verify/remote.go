@@ -277,6 +277,7 @@ func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report,
 	if err := os.MkdirAll(uo.KeepDir, 0o755); err != nil {
 		return cannot(err)
 	}
+	sweepStale(uo.KeepDir)
 	tmp, err := os.MkdirTemp(uo.KeepDir, ".verify-"+name+"-*")
 	if err != nil {
 		return cannot(err)
@@ -289,9 +290,12 @@ func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report,
 	local := opts
 	local.Artifact = filepath.Join(tmp, name)
 	local.Digests = nil
-	local.Hash = func(ctx context.Context, set digest.Set) (digest.Digests, error) {
+	local.SignedOnly = true
+	local.Hash = func(ctx context.Context, set digest.Set, signedSHA256 string) (digest.Digests, error) {
 		d, err := fetchTo(ctx, src, name, local.Artifact, uo.MaxArtifactSize, set, uo.Progress)
-		if err == nil && name == sidecar.ManifestName {
+		// The files a manifest lists are fetched only for the manifest
+		// the signed statement names.
+		if err == nil && name == sidecar.ManifestName && d.SHA256Hex() == signedSHA256 {
 			var more []string
 			more, err = fetchNetbootSet(ctx, src, tmp, uo.MaxArtifactSize)
 			fetched = append(fetched, more...)
@@ -307,6 +311,24 @@ func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report,
 		return cannot(err)
 	}
 	return rep, nil
+}
+
+// staleAge is how long a .verify-* directory must have gone unwritten
+// before a later run removes it: an interrupted verify left it.
+const staleAge = 10 * time.Minute
+
+// sweepStale removes the download directories that interrupted runs left
+// in dir.
+func sweepStale(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), ".verify-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAge {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // fetchSidecars fetches every sidecar of name that is there into dir and
@@ -326,6 +348,10 @@ func fetchSidecars(ctx context.Context, src remote, name, dir string) ([]string,
 	return got, nil
 }
 
+// maxNetbootFiles bounds the files a netboot manifest may have fetched (a
+// set is a kernel, an initrd and an iPXE script).
+const maxNetbootFiles = 16
+
 // fetchNetbootSet fetches the files a netboot manifest in dir lists (file
 // names beside it, see sidecar.ParseManifest), so the netboot check finds
 // them as it would locally.
@@ -338,10 +364,14 @@ func fetchNetbootSet(ctx context.Context, src remote, dir string, limit int64) (
 	if err != nil {
 		return nil, nil // the netboot check reports it
 	}
+	if len(m.Files) > maxNetbootFiles {
+		return nil, fmt.Errorf("%s lists %d files, a netboot set has at most %d", sidecar.ManifestName, len(m.Files), maxNetbootFiles)
+	}
 	var got []string
+	var total int64
 	for _, f := range m.Files {
-		if f.Size > limit {
-			return nil, &sidecar.TooLargeError{Path: f.File, Size: f.Size, Limit: limit}
+		if total += f.Size; f.Size > limit || total > limit {
+			return nil, &sidecar.TooLargeError{Path: f.File, Size: total, Limit: limit}
 		}
 		_, err := fetchTo(ctx, src, f.File, filepath.Join(dir, f.File), f.Size, 0, nil)
 		switch {

@@ -259,3 +259,35 @@ func TestVerifyURLNetbootSet(t *testing.T) {
 		t.Errorf("kept %v", got)
 	}
 }
+
+// A URL whose envelope is not signed by the key is refused before the
+// artifact is fetched: nothing large is downloaded on the word of a
+// sidecar anyone could have written.
+func TestVerifyURLFetchesNothingLargeUnsigned(t *testing.T) {
+	k := attesttest.NewKeys(t)
+	dir := t.TempDir()
+	iso := attesttest.Artifact(t, dir, attesttest.ISOName, 1<<20)
+	attesttest.SignISO(t, k, iso)
+	other := attesttest.NewKeys(t) // the envelope verifies with another key only
+	var mu sync.Mutex
+	served := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served[filepath.Base(r.URL.Path)]++
+		mu.Unlock()
+		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
+	}))
+	defer srv.Close()
+	_, err := runURL(t, srv.URL+"/"+attesttest.ISOName, other.Pub(), t.TempDir(), nil)
+	if verify.ExitCode(err) != verify.ExitFailed {
+		t.Fatalf("exit %d (%v), want 1", verify.ExitCode(err), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if served[attesttest.ISOName] != 0 {
+		t.Errorf("the artifact was fetched %d times under an envelope that does not verify", served[attesttest.ISOName])
+	}
+	if served[attesttest.ISOName+".intoto.dsse.json"] == 0 {
+		t.Error("the envelope was not fetched: the test does not test what it says")
+	}
+}

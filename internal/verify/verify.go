@@ -127,9 +127,14 @@ type VerifyOptions struct {
 	Digests *digest.Digests
 	// Hash, when set, obtains the artifact's digests of a set instead of
 	// hashing the file at Artifact: it is called once, after the sidecars
-	// were read and before the artifact is needed, and must leave the
-	// artifact at Artifact (VerifyURL downloads it there while hashing).
-	Hash func(ctx context.Context, set digest.Set) (digest.Digests, error)
+	// were read and the envelope verified, and must leave the artifact at
+	// Artifact (VerifyURL downloads it there while hashing). signedSHA256
+	// is the SHA-256 the signed statement gives the artifact.
+	Hash func(ctx context.Context, set digest.Set, signedSHA256 string) (digest.Digests, error)
+	// SignedOnly stops before the artifact is hashed when no statement
+	// signed by the key is beside it (VerifyURL: nothing large is fetched
+	// on the word of an unsigned sidecar).
+	SignedOnly bool
 	// RequireReproducible fails the rebuild check unless the signed
 	// provenance records a rebuild that gave the same bytes.
 	RequireReproducible bool
@@ -155,6 +160,14 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	rep.KeyID = pub.ID.String()
 	v := &verifier{opts: opts, pub: pub, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
 	v.loadSigned()
+	if opts.SignedOnly && v.unsigned != nil {
+		var missing missingError
+		if v.envelope.readErr != nil && errors.As(v.envelope.readErr, &missing) {
+			return cannot(fmt.Errorf("%w: nothing signed to verify; the artifact was not fetched", v.envelope.readErr))
+		}
+		v.fail(CheckDSSESignature, fmt.Errorf("%w; the artifact was not fetched", v.unsigned))
+		return rep, rep.result()
+	}
 	if v.d, err = v.hash(ctx); err != nil {
 		return cannot(err)
 	}
@@ -174,7 +187,8 @@ func (v *verifier) hash(ctx context.Context) (digest.Digests, error) {
 		set |= digest.SHA512
 	}
 	if v.opts.Hash != nil {
-		return v.opts.Hash(ctx, set)
+		s, _ := v.signedSubject()
+		return v.opts.Hash(ctx, set, s.SHA256)
 	}
 	return sidecar.Artifact{Path: v.opts.Artifact, Digests: v.opts.Digests}.HashSet(set)
 }
