@@ -111,6 +111,7 @@ func (r *rig) substitute(paths ...string) {
 	args := append([]string{"copy", "--from", "http://" + r.gcs.Host + "/cache/nix-cache", "--to", store,
 		"--option", "trusted-public-keys", r.cachePub}, paths...)
 	cmd := exec.Command("nix", args...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+r.t.TempDir()) // no narinfo of another test's cache
 	if out, err := cmd.CombinedOutput(); err != nil {
 		r.t.Fatalf("nix copy from the cache: %v\n%s", err, out)
 	}

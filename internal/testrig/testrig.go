@@ -19,13 +19,17 @@ import (
 // in Nix's sandbox with no silent fallback (the same rule as every lane: see
 // docs/threat-model.md), /bin/sh inside the sandbox from a static busybox
 // (the fixture's builders are /bin/sh scripts), build users from nix.conf
-// (scripts/ensure-tools.sh), and no substituters, so nothing reaches the
-// network.
+// (scripts/ensure-tools.sh), no substituters, so nothing reaches the
+// network, and no narinfo look-ups answered from Nix's disk cache.
 const NixConfig = "experimental-features = nix-command flakes\n" +
 	"sandbox = true\n" +
 	"sandbox-fallback = false\n" +
 	"extra-sandbox-paths = /bin/sh=" + SandboxShell + "\n" +
 	"substituters =\n" +
+	// Tests start caches on loopback ports that other tests reuse with
+	// other keys: Nix must not answer from the narinfo look-ups it cached.
+	"narinfo-cache-positive-ttl = 0\n" +
+	"narinfo-cache-negative-ttl = 0\n" +
 	"fallback = false\n" +
 	"connect-timeout = 2\n"
 
