@@ -120,6 +120,8 @@ type State struct {
 	Cache *nixcache.Summary
 	// Notes are one-line remarks for the summary (skips and degradations).
 	Notes []string
+	// NixVersion is what `nix --version` said in the preflight.
+	NixVersion string
 
 	// watch pushes to the cache while the build runs (watch.go).
 	watch *watchState

@@ -22,7 +22,8 @@ func (preflightNix) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("nix is not usable (install it: bash scripts/ensure-tools.sh): %w", err)
 	}
-	fmt.Fprintf(s.Stream, "    %s\n", strings.TrimSpace(string(res.Stdout)))
+	s.NixVersion = strings.TrimSpace(string(res.Stdout))
+	fmt.Fprintf(s.Stream, "    %s\n", s.NixVersion)
 	return nil
 }
 

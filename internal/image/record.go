@@ -3,10 +3,8 @@ package image
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/socioprophet/sourceos/internal/buildrecord"
-	"github.com/socioprophet/sourceos/internal/execx"
 )
 
 // recordStep writes the build record beside the image: what an untrusted
@@ -24,7 +22,7 @@ func (recordStep) Run(ctx context.Context, s *State) error {
 		Artifact: iso.Name, Size: iso.Size, SHA256: iso.SHA256,
 		Edition: s.Req.Edition, Arch: s.Req.Arch, Target: s.Req.Target, Hostname: s.Req.Hostname,
 		Spec: s.Req.Spec, FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, "iso"),
-		StorePaths: s.Outputs, Closure: s.Closure, NixVersion: nixVersion(ctx, s.Run),
+		StorePaths: s.Outputs, Closure: s.Closure, NixVersion: s.NixVersion,
 		StartedOn: s.Started.UTC(), FinishedOn: s.Now().UTC(),
 	}
 	b, err := rec.Marshal()
@@ -38,13 +36,4 @@ func (recordStep) Run(ctx context.Context, s *State) error {
 	iso.Sidecars = append(iso.Sidecars, a.Name)
 	fmt.Fprintf(s.Stream, "    %s (unsigned: sign it on a trusted machine)\n", a.Name)
 	return nil
-}
-
-// nixVersion is `nix --version`'s answer, or "" when it fails.
-func nixVersion(ctx context.Context, run execx.Runner) string {
-	res, err := run.Run(ctx, execx.Cmd{Name: "nix", Args: []string{"--version"}})
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(res.Stdout))
 }

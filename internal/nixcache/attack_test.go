@@ -3,7 +3,6 @@ package nixcache_test
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"os"
@@ -283,9 +282,7 @@ func TestPushReplacesRedirectedNarinfo(t *testing.T) {
 	junk := randomBytes(t, 4096)
 	plant(t, tg.store, "nar/planted.nar.zst", junk)
 	redirected := *ref[v.Path]
-	h := sha256.Sum256(junk)
-	redirected.URL, redirected.FileSize = "nar/planted.nar.zst", uint64(len(junk))
-	redirected.FileHash = nixhash.MustNewHashWithEncoding(nixhash.SHA256, h[:], nixhash.NixBase32, true)
+	pointAt(&redirected, "nar/planted.nar.zst", junk)
 	plant(t, tg.store, nixstore.HashPart(v.Path)+".narinfo", []byte(redirected.String()))
 	if _, err := nixcache.Push(tctx(t), tg.o, []string{netboot}); err != nil {
 		t.Fatal(err)

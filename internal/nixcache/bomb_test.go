@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/ulikunitz/xz"
 
@@ -162,9 +163,8 @@ func plantBombs(t *testing.T, s blob.Store, bs []bomb, v []nixstore.PathInfo) {
 	for i, b := range bs {
 		plant(t, s, b.key, b.body)
 		ni := storedNarinfo(t, s, v[i].Path)
-		h := sha256.Sum256(b.body)
-		ni.URL, ni.Compression, ni.FileSize = b.key, b.compression, uint64(len(b.body))
-		ni.FileHash = nixhash.MustNewHashWithEncoding(nixhash.SHA256, h[:], nixhash.NixBase32, true)
+		pointAt(ni, b.key, b.body)
+		ni.Compression = b.compression
 		if !b.signed {
 			ni.Signatures = nil
 		}
@@ -289,4 +289,13 @@ func childReport(t *testing.T, out string) nixcache.Report {
 	}
 	t.Fatalf("no report in the child's output:\n%s", out)
 	return nixcache.Report{}
+}
+
+// pointAt points a narinfo at the object key holding body, as an attacker
+// with write access to the cache can: URL, FileHash and FileSize are not
+// covered by the signature.
+func pointAt(ni *narinfo.NarInfo, key string, body []byte) {
+	h := sha256.Sum256(body)
+	ni.URL, ni.FileSize = key, uint64(len(body))
+	ni.FileHash = nixhash.MustNewHashWithEncoding(nixhash.SHA256, h[:], nixhash.NixBase32, true)
 }
