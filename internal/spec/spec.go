@@ -49,8 +49,6 @@ var (
 	Arches   = []string{"x86_64", "aarch64"}
 	Services = []string{"openssh", "docker"}
 	Groups   = []string{"wheel", "networkmanager", "docker", "video", "audio", "dialout", "plugdev"}
-	// reservedUsers may not be created by a spec.
-	reservedUsers = []string{"root", "nobody", "nixbld", "daemon", "bin", "sys", "messagebus", "systemd-network", "sshd"}
 )
 
 var (
@@ -246,8 +244,8 @@ func (v *validator) users(users []User) {
 		switch {
 		case !userRE.MatchString(u.Name):
 			v.fail(field, u.Name, "must be a login name: a-z, 0-9, '_' or '-', starting with a letter or '_', at most 32 characters")
-		case contains(reservedUsers, u.Name):
-			v.fail(field, u.Name, "is a reserved system account")
+		case IsSystemAccount(u.Name) || strings.HasPrefix(u.Name, "nixbld"):
+			v.fail(field, u.Name, "is a system account of NixOS (root, the installer's nixos, a service's account): choose another name")
 		case seen[u.Name]:
 			v.fail(field, u.Name, "listed twice")
 		}

@@ -49,7 +49,7 @@ func TestInvalidSpecsNameFieldValueAndRule(t *testing.T) {
 		{"package quote", `{"edition":"edge","arch":"x86_64","hostname":"a","packages":["htop\""]}`, "packages[0]", `htop\"`, "attribute path"},
 		{"package dup", `{"edition":"edge","arch":"x86_64","hostname":"a","packages":["htop","htop"]}`, "packages[1]", "htop", "listed twice"},
 		{"service", `{"edition":"edge","arch":"x86_64","hostname":"a","services":["telnet"]}`, "services[0]", "telnet", "one of openssh, docker"},
-		{"user reserved", `{"edition":"edge","arch":"x86_64","hostname":"a","users":[{"name":"root"}]}`, "users[0].name", "root", "reserved"},
+		{"user reserved", `{"edition":"edge","arch":"x86_64","hostname":"a","users":[{"name":"root"}]}`, "users[0].name", "root", "system account"},
 		{"user group", `{"edition":"edge","arch":"x86_64","hostname":"a","users":[{"name":"bob","groups":["shadow"]}]}`, "users[0].groups[0]", "shadow", "one of wheel"},
 		{"user unknown key", `{"edition":"edge","arch":"x86_64","hostname":"a","users":[{"name":"bob","uid":0}]}`, "users[0].uid", "uid", "unknown field"},
 		{"snippet not allowed", `{"edition":"edge","arch":"x86_64","hostname":"a","moduleSnippet":"{ }"}`, "moduleSnippet", "{ }", "SOURCEOS_ALLOW_MODULE_SNIPPET"},
@@ -215,4 +215,42 @@ func FuzzParse(f *testing.F) {
 		}
 		assertOnlyData(t, s, template)
 	})
+}
+
+// A spec user named after an account NixOS or its installer has would
+// merge into it (nixos: the installer's passwordless autologin user) or
+// fail evaluation on NixOS's isSystemUser/isNormalUser assertion.
+func TestSpecUsersNeverTakeSystemAccounts(t *testing.T) {
+	for _, name := range []string{"root", "nixos", "gdm", "avahi", "rtkit", "nscd", "polkituser", "sshd",
+		"messagebus", "systemd-oom", "geoclue", "colord", "nobody", "nixbld", "nixbld7", "pipewire", "docker"} {
+		js := `{"edition":"desktop","arch":"x86_64","hostname":"a","users":[{"name":"` + name + `"}]}`
+		_, err := parse(t, js, spec.Options{})
+		var ve *spec.ValidationError
+		if !errors.As(err, &ve) || len(ve.Errors) != 1 || ve.Errors[0].Field != "users[0].name" ||
+			!strings.Contains(ve.Errors[0].Rule, "system account") {
+			t.Errorf("user %q: got %v, want a system account refusal of users[0].name", name, err)
+		}
+	}
+	for _, name := range []string{"alice", "bob", "sourceos", "ops_1"} {
+		js := `{"edition":"desktop","arch":"x86_64","hostname":"a","users":[{"name":"` + name + `"}]}`
+		if _, err := parse(t, js, spec.Options{}); err != nil {
+			t.Errorf("user %q refused: %v", name, err)
+		}
+	}
+}
+
+// Every name of the list is one a spec could otherwise ask for, so none
+// is dead weight, and the list holds the registry's names.
+func TestSystemAccountListIsLoginNames(t *testing.T) {
+	names := spec.SystemAccounts()
+	if len(names) < 300 {
+		t.Fatalf("%d names: the list did not load", len(names))
+	}
+	for name := range names {
+		js := `{"edition":"server","arch":"x86_64","hostname":"a","users":[{"name":"` + name + `"}]}`
+		_, err := parse(t, js, spec.Options{})
+		if err == nil || !strings.Contains(err.Error(), "system account") {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
 }

@@ -1,0 +1,4 @@
+package spec
+
+// SystemAccounts exposes the list for tests.
+func SystemAccounts() map[string]bool { return systemUsers }
