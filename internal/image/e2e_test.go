@@ -179,8 +179,18 @@ func TestBuildNetbootEndToEnd(t *testing.T) {
 		t.Errorf("manifest %+v", m)
 	}
 	ipxe, _ := os.ReadFile(filepath.Join(r.out, "sourceos-server-x86_64.ipxe"))
-	if !strings.Contains(string(ipxe), "kernel sourceos-server-x86_64-kernel ") {
+	if !strings.Contains(string(ipxe), "kernel sourceos-server-x86_64-kernel ") || !strings.Contains(string(ipxe), "\ninitrd sourceos-server-x86_64-initrd\n") {
 		t.Errorf("iPXE script does not boot the release names: %q", ipxe)
+	}
+	// The kernel's EFI stub loads the file initrd= names when iPXE cannot
+	// hand the initrd over: it must be the file that is shipped.
+	for what, args := range map[string]string{"iPXE script": string(ipxe), "manifest": m.KernelArgs} {
+		if !strings.Contains(args, " initrd=sourceos-server-x86_64-initrd ") || strings.Contains(args, "initrd=initrd") {
+			t.Errorf("%s: kernel arguments do not name the shipped initrd: %q", what, args)
+		}
+	}
+	if strings.Contains(m.KernelArgs, "${cmdline}") || !strings.Contains(string(ipxe), "${cmdline}") {
+		t.Errorf("iPXE's ${cmdline} belongs in the script only: manifest %q, script %q", m.KernelArgs, ipxe)
 	}
 	if !contains(r.objects(), "netboot-manifest.json.minisig") {
 		t.Errorf("manifest signature not uploaded: %v", r.objects())

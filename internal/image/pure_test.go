@@ -58,6 +58,29 @@ func TestKernelArgs(t *testing.T) {
 	}
 }
 
+func TestShippedArgsNameTheShippedInitrd(t *testing.T) {
+	const nixpkgs = "#!ipxe\n# Use the cmdline variable\nkernel bzImage init=/nix/store/x/init initrd=initrd loglevel=4 ${cmdline}\ninitrd initrd\nboot\n"
+	k, err := ParseKernelLine(nixpkgs)
+	if err != nil || k.File != "bzImage" || k.Initrd != "initrd" {
+		t.Fatalf("got %+v, %v", k, err)
+	}
+	shipped := ShippedArgs(k, "sourceos-edge-aarch64-initrd")
+	if shipped != "init=/nix/store/x/init initrd=sourceos-edge-aarch64-initrd loglevel=4 ${cmdline}" {
+		t.Errorf("shipped %q", shipped)
+	}
+	if m := ManifestArgs(shipped); m != "init=/nix/store/x/init initrd=sourceos-edge-aarch64-initrd loglevel=4" {
+		t.Errorf("manifest %q", m)
+	}
+	// An initrd= that names another file is the user's, not the script's.
+	k2, _ := ParseKernelLine("kernel Image initrd=other.img\ninitrd boot.img\n")
+	if got := ShippedArgs(k2, "x-initrd"); got != "initrd=other.img" {
+		t.Errorf("got %q", got)
+	}
+	if _, err := ParseKernelLine("kernel Image\ninitrd ../etc/passwd\n"); err == nil {
+		t.Error("an initrd outside the netboot output was accepted")
+	}
+}
+
 func TestFlakeRef(t *testing.T) {
 	cases := []struct{ in, ref string }{
 		{"/src/os", "/src/os"},

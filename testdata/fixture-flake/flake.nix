@@ -67,8 +67,17 @@
         mkdir -p $out
         cp $kernel/bzImage $out/bzImage
         cp $initrd/initrd $out/initrd
-        printf '#!ipxe\nkernel bzImage init=/nix/store/fake-init console=ttyS0\ninitrd initrd\nboot\n' > $out/netboot.ipxe
-      '' { inherit kernel; initrd = initrd edition; };
+        # nixpkgs' netboot.nix script, argument for argument: the kernel's
+        # EFI stub loads the initrd named by initrd= when iPXE cannot.
+        {
+          echo '#!ipxe'
+          echo '# Use the cmdline variable to allow the user to specify custom kernel params'
+          echo '# when chainloading this script from other iPXE scripts like netboot.xyz'
+          echo "kernel bzImage init=$toplevel/init initrd=initrd console=ttyS0 loglevel=4 \''${cmdline}"
+          echo 'initrd initrd'
+          echo 'boot'
+        } > $out/netboot.ipxe
+      '' { inherit kernel; initrd = initrd edition; toplevel = systemOf edition; };
 
       # A derivation that fails, for the failure-path tests.
       broken = mk "sourceos-broken" ''
