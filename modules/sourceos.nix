@@ -10,7 +10,8 @@ in
 {
   options.sourceos = {
     edition = mkOption {
-      type = types.nullOr (types.enum [ "desktop" "server" "edge" ]);
+      # The editions of catalog.json.
+      type = types.nullOr (types.enum (builtins.attrNames (lib.importJSON ../catalog.json).editions));
       default = null;
       description = "The SourceOS edition this system is built from.";
     };

@@ -10,7 +10,8 @@
 #   edition-server-install (x86_64 only, opt-in) the server edition with the
 #                          fleet's disk layout (modules/hardware/vm.nix) is
 #                          installed onto an empty disk with nixos-install
-# The boot tests are flake checks; the install test is not (it is heavy):
+# An edition of catalog.json with no test here gets one that boots it to
+# multi-user.target. The boot tests are flake checks; the install test is not (it is heavy):
 # flake.nix exposes it under legacyPackages.<system>.tests.
 { lib, pkgs, modules, editions }:
 
@@ -119,9 +120,17 @@ let
     '';
   };
 
+  # An edition with no test of its own above boots to multi-user.target.
+  bootOf = edition: boot.${edition} or (bootTest edition {
+    nodes.machine = { imports = [ modules.${edition} ]; };
+    testScript = ''
+      machine.wait_for_unit("multi-user.target")
+    '';
+  });
+
   named = kind: tests: lib.mapAttrs' (edition: t: lib.nameValuePair "edition-${edition}-${kind}" t) tests;
 in
 {
-  boot = named "boot" (lib.getAttrs editions boot);
+  boot = named "boot" (lib.genAttrs editions bootOf);
   install = named "install" (lib.optionalAttrs (system == "x86_64-linux") install);
 }

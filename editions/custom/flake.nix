@@ -1,13 +1,19 @@
 # The fixed flake of a custom build. The builder copies this file unchanged
-# into a build directory next to spec.json (the validated spec) and, only
-# when the spec asks for one, snippet.nix. No value from the spec is ever
+# into a build directory next to spec.json (the validated, normalised spec),
+# edition.json (what the catalog says of the spec's edition) and, only when
+# the spec asks for one, snippet.nix. No value from the spec is ever
 # spliced into Nix code: it is read with builtins.fromJSON and used as data.
 #
-# spec.json: { "edition": "desktop"|"server"|"edge", "arch": "x86_64"|"aarch64",
-#              "hostname": str, "packages": [ nixpkgs attribute path, ... ],
+# spec.json: { "edition": str, "arch": "x86_64"|"aarch64", "hostname": str,
+#              "packages": [ nixpkgs attribute path, ... ],
 #              "services": [ "openssh"|"docker", ... ],
 #              "users": [ { "name": str, "groups": [ str, ... ] }, ... ],
 #              "hasSnippet": bool — true when snippet.nix sits beside it }
+# edition.json: { "module": the sourceos flake's nixosModules attribute,
+#                 "installer": nixpkgs module the installer ISO starts from }
+#
+# The outputs are named custom-*, never like a release's: a custom image is
+# a different kind of artifact (docs/signing.md).
 {
   description = "SourceOS custom image";
 
@@ -22,7 +28,9 @@
     let
       lib = nixpkgs.lib;
       spec = builtins.fromJSON (builtins.readFile ./spec.json);
+      edition = builtins.fromJSON (builtins.readFile ./edition.json);
       system = "${spec.arch}-linux";
+      baseName = "sourceos-custom-${spec.edition}-${spec.arch}";
 
       wantSnippet = spec.hasSnippet or false;
 
@@ -46,28 +54,49 @@
           (spec.users or [ ]));
       };
 
-      # The edition's ISO module (installer profile and file name) names the
-      # image sourceos-<edition>-<arch>.iso with lib.mkForce; a custom image
-      # is named sourceos-custom-<edition>-<arch>.iso, one priority above.
-      custom = lib.nixosSystem {
+      modules = [
+        sourceos.nixosModules.${edition.module}
+        customModule
+      ]
+      ++ map serviceModule (spec.services or [ ])
+      ++ lib.optional wantSnippet ./snippet.nix;
+
+      # The installer ISO, from the edition's installer profile.
+      iso = lib.nixosSystem {
         inherit system;
         modules = [
-          sourceos.nixosModules."${spec.edition}-iso"
-          sourceos.nixosModules.${spec.edition}
-          customModule
-          { image.baseName = lib.mkOverride 40 "sourceos-custom-${spec.edition}-${spec.arch}"; }
-        ]
-        ++ map serviceModule (spec.services or [ ])
-        ++ lib.optional wantSnippet ./snippet.nix;
+          "${nixpkgs}/nixos/modules/${edition.installer}"
+          { image.baseName = lib.mkForce baseName; }
+        ] ++ modules;
       };
+
+      # The netboot set, as nixpkgs' netboot profile lays it out (kernel
+      # named after the platform's kernel file, initrd, netboot.ipxe).
+      netboot = lib.nixosSystem {
+        inherit system;
+        modules = [
+          "${nixpkgs}/nixos/modules/installer/netboot/netboot-minimal.nix"
+          ({ config, lib, ... }: {
+            networking.wireless.enable =
+              lib.mkIf config.networking.networkmanager.enable (lib.mkImageMediaOverride false);
+          })
+        ] ++ modules;
+      };
+      netbootBuild = netboot.config.system.build;
+      kernelFile = netboot.config.system.boot.loader.kernelFile;
     in
     {
-      nixosConfigurations.custom = custom;
+      nixosConfigurations.custom = iso;
+      nixosConfigurations.custom-netboot = netboot;
       packages.${system} = {
-        # The edition's output names, so build:custom runs the same pipeline
-        # as build:<edition>.
-        "sourceos-${spec.edition}-iso" = custom.config.system.build.isoImage;
-        "sourceos-${spec.edition}-system" = custom.config.system.build.toplevel;
+        custom-iso = iso.config.system.build.isoImage;
+        custom-system = iso.config.system.build.toplevel;
+        custom-netboot = nixpkgs.legacyPackages.${system}.linkFarm "${baseName}-netboot" [
+          { name = kernelFile; path = "${netbootBuild.kernel}/${kernelFile}"; }
+          { name = "initrd"; path = "${netbootBuild.netbootRamdisk}/initrd"; }
+          { name = "netboot.ipxe"; path = "${netbootBuild.netbootIpxeScript}/netboot.ipxe"; }
+        ];
+        custom-netboot-system = netbootBuild.toplevel;
       };
     };
 }

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/provenance"
+	"github.com/socioprophet/sourceos/internal/catalog"
 )
 
 // BumpNixpkgsArgs is the argv (after "nix") that moves the nixpkgs pin of
@@ -19,21 +19,21 @@ func BumpNixpkgsArgs(flake string) []string {
 }
 
 // NixpkgsPin returns the locked nixpkgs input of a flake.lock.
-func NixpkgsPin(lock []byte) (provenance.LockedInput, error) {
-	inputs, err := provenance.ParseFlakeLock(lock)
+func NixpkgsPin(lock []byte) (catalog.LockedInput, error) {
+	inputs, err := catalog.ParseFlakeLock(lock)
 	if err != nil {
-		return provenance.LockedInput{}, err
+		return catalog.LockedInput{}, err
 	}
 	for _, in := range inputs {
 		if in.Node == "nixpkgs" {
 			return in, nil
 		}
 	}
-	return provenance.LockedInput{}, fmt.Errorf("flake.lock has no nixpkgs input")
+	return catalog.LockedInput{}, fmt.Errorf("flake.lock has no nixpkgs input")
 }
 
 // PinLine describes a pin for people: revision, date and narHash.
-func PinLine(in provenance.LockedInput) string {
+func PinLine(in catalog.LockedInput) string {
 	return fmt.Sprintf("%s (lastModified %d, %s)", in.URI(), in.LastModified, in.NarHash)
 }
 
@@ -61,10 +61,10 @@ func BumpNixpkgs(ctx context.Context, run execx.Runner, dir string, w io.Writer)
 	return nil
 }
 
-func readPin(path string) (provenance.LockedInput, error) {
+func readPin(path string) (catalog.LockedInput, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return provenance.LockedInput{}, fmt.Errorf("read %s: %w", path, err)
+		return catalog.LockedInput{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return NixpkgsPin(b)
 }

@@ -31,23 +31,6 @@ func FuzzParseDrvName(f *testing.F) {
 	})
 }
 
-func FuzzParseFlakeLock(f *testing.F) {
-	f.Add([]byte(`{"nodes":{"root":{}},"root":"root","version":7}`))
-	f.Add([]byte(`{"nodes":{"root":{},"x":{"locked":{"type":"github","owner":"o","repo":"r","rev":"a","narHash":"sha256-x"}}},"root":"root","version":7}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		inputs, err := ParseFlakeLock(data)
-		if err != nil {
-			return
-		}
-		for _, in := range inputs {
-			if in.Type == "" || in.NarHash == "" {
-				t.Fatalf("accepted input without type or narHash: %+v", in)
-			}
-			_ = in.URI()
-		}
-	})
-}
-
 func nextDash(s string, i int) int {
 	j := strings.IndexByte(s[i+1:], '-')
 	if j < 0 {

@@ -3,6 +3,7 @@ package provenance
 import (
 	"encoding/json"
 	"errors"
+	"github.com/socioprophet/sourceos/schemas"
 	"strings"
 	"testing"
 	"time"
@@ -179,9 +180,9 @@ func TestOSImageSchemaRejectsMutations(t *testing.T) {
 		}
 		mu.apply(m)
 		err := ValidateOSImage([]byte(mustJSON(t, m)))
-		var se *SchemaError
+		var se *schemas.Error
 		if !errors.As(err, &se) {
-			t.Errorf("%s: ValidateOSImage = %v, want *SchemaError", mu.name, err)
+			t.Errorf("%s: ValidateOSImage = %v, want *schemas.Error", mu.name, err)
 			continue
 		}
 		if !hasLocation(se, mu.at) {
@@ -190,7 +191,7 @@ func TestOSImageSchemaRejectsMutations(t *testing.T) {
 	}
 }
 
-func hasLocation(se *SchemaError, at string) bool {
+func hasLocation(se *schemas.Error, at string) bool {
 	for _, p := range se.Problems {
 		if p.InstanceLocation == at {
 			return true
@@ -210,7 +211,7 @@ func TestValidateOSImageErrorIsPrecise(t *testing.T) {
 	}
 	bad := strings.Replace(string(good), `"statementRef": "urn:srcos:attestation:`, `"statementRef": "urn:srcos:attestation:X`, 1)
 	err = ValidateOSImage([]byte(bad))
-	var se *SchemaError
+	var se *schemas.Error
 	if !errors.As(err, &se) || len(se.Problems) != 1 {
 		t.Fatalf("got %v, want exactly one problem", err)
 	}

@@ -11,6 +11,7 @@ import (
 	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -44,7 +45,7 @@ func TestRepositoryLockReachesTheSLSAPredicate(t *testing.T) {
 		t.Errorf("nixpkgs follows %v, want github:NixOS/nixpkgs/nixos-25.05", o)
 	}
 
-	inputs, err := provenance.ParseFlakeLock(lock)
+	inputs, err := catalog.ParseFlakeLock(lock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package provenance
 import (
 	"encoding/json"
 	"errors"
+	"github.com/socioprophet/sourceos/schemas"
 	"os/exec"
 	"strings"
 	"testing"
@@ -79,7 +80,7 @@ func validateCycloneDX(t *testing.T, sbom []byte) error {
 	if err != nil {
 		t.Fatalf("compile CycloneDX schema: %v", err)
 	}
-	return validate(sch, "CycloneDX 1.6", sbom)
+	return schemas.ValidateCompiled(sch, "CycloneDX 1.6", sbom)
 }
 
 var testNow = time.Date(2025, 1, 15, 10, 43, 0, 0, time.UTC)

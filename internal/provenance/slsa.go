@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
@@ -154,7 +155,7 @@ func resolvedDependencies(b BuildInfo) ([]*ita.ResourceDescriptor, error) {
 	if b.FlakeLock == nil {
 		return deps, nil
 	}
-	inputs, err := ParseFlakeLock(b.FlakeLock)
+	inputs, err := catalog.ParseFlakeLock(b.FlakeLock)
 	if err != nil {
 		return nil, fmt.Errorf("slsa predicate: %w", err)
 	}
@@ -195,7 +196,7 @@ func sourceDependency(repo, rev string) (*ita.ResourceDescriptor, error) {
 // inputDependency records one locked flake input. The lock file's narHash
 // is kept verbatim (SRI form) under the digest key "narHash", so it compares
 // directly with `nix flake metadata`; gitCommit is added for git revisions.
-func inputDependency(in LockedInput) (*ita.ResourceDescriptor, error) {
+func inputDependency(in catalog.LockedInput) (*ita.ResourceDescriptor, error) {
 	digest := map[string]string{"narHash": in.NarHash}
 	if gitCommitRE.MatchString(in.Rev) {
 		digest[string(ita.AlgorithmGitCommit)] = in.Rev

@@ -1,9 +1,10 @@
 # Offline stand-in for the SourceOS flake, used by the test suite.
 #
-# It has the real flake's output names but builds everything with /bin/sh, so
-# the whole pipeline (build, sign, cache push, substitute) runs with real Nix
-# and no network. Nothing here is a NixOS image: the "ISO" is a few KiB of
-# bytes in the place where the real one lives.
+# It has the real flake's shape (its outputs are the instances of its own
+# catalog.json, named as the catalog says) but builds everything with
+# /bin/sh, so the whole pipeline (build, sign, cache push, substitute) runs
+# with real Nix and no network. Nothing here is a NixOS image: the "ISO" is
+# a few KiB of bytes in the place where the real one lives.
 {
   description = "SourceOS offline test fixture";
 
@@ -20,7 +21,8 @@
         PATH = "/usr/bin:/bin";
       } // env);
 
-      editions = [ "desktop" "server" "edge" ];
+      catalog = builtins.fromJSON (builtins.readFile ./catalog.json);
+      editions = builtins.attrNames catalog.editions;
 
       # A small closure of store paths referencing each other:
       # system -> etc -> sw -> lib, system -> kernel.
@@ -85,10 +87,12 @@
       '' { };
 
       # Custom images for build:custom: the content depends on the spec (data
-      # only), and on the module snippet when there is one.
+      # only), and on the module snippet when there is one; the outputs
+      # are named as editions/custom/flake.nix names them.
       custom = spec: snippet:
         let
           e = spec.edition;
+          base = "sourceos-custom-${e}-x86_64";
           config = mk "sourceos-custom-config" ''
             mkdir -p $out
             printf '%s\n' "$specJSON" > $out/spec.json
@@ -99,15 +103,57 @@
             ln -s $base $out/base
             ln -s $config $out/config
           '' { base = systemOf e; inherit config; };
-          image = mk "sourceos-${e}-x86_64.iso" ''
+          image = mk "${base}.iso" ''
             mkdir -p $out/iso
-            i=0; while [ $i -lt 64 ]; do echo "sourceos custom ${spec.hostname} sector $i" >> $out/iso/sourceos-${e}-x86_64.iso; i=$((i+1)); done
+            i=0; while [ $i -lt 64 ]; do echo "sourceos custom ${spec.hostname} sector $i" >> $out/iso/${base}.iso; i=$((i+1)); done
           '' { };
+          netbootSet = mk "${base}-netboot" ''
+            mkdir -p $out
+            echo "custom kernel of ${spec.hostname}" > $out/bzImage
+            echo "custom initrd of $toplevel" > $out/initrd
+            echo "kernel bzImage init=$toplevel/init initrd=initrd \''${cmdline}" > $out/netboot.ipxe
+            echo 'initrd initrd' >> $out/netboot.ipxe
+            echo 'boot' >> $out/netboot.ipxe
+          '' { inherit toplevel; };
         in
         {
-          "sourceos-${e}-iso" = image;
-          "sourceos-${e}-system" = toplevel;
+          custom-iso = image;
+          custom-system = toplevel;
+          custom-netboot = netbootSet;
+          custom-netboot-system = toplevel;
         };
+
+      # Disk images: the file where nixpkgs' image builders leave it, at
+      # the top of the output.
+      qcow2 = edition: mk "sourceos-${edition}-x86_64-qcow2" ''
+        mkdir -p $out
+        i=0; while [ $i -lt 128 ]; do echo "sourceos ${edition} qcow2 cluster $i" >> $out/sourceos-${edition}-x86_64.qcow2; i=$((i+1)); done
+      '' { };
+      gce = edition: mk "sourceos-${edition}-x86_64-gce" ''
+        mkdir -p $out
+        i=0; while [ $i -lt 96 ]; do echo "sourceos ${edition} gce block $i" >> $out/sourceos-${edition}-x86_64.raw.tar.gz; i=$((i+1)); done
+      '' { };
+
+      # What each kind of catalog.json builds: the image and the system
+      # whose closure it carries.
+      kinds = {
+        iso = edition: { image = iso edition; toplevel = systemOf edition; };
+        netboot = edition: { image = netboot edition; toplevel = systemOf edition; };
+        qcow2 = edition: { image = qcow2 edition; toplevel = systemOf edition; };
+        gce = edition: { image = gce edition; toplevel = systemOf edition; };
+      };
+
+      # The packages of catalog.json's instances on this system: every
+      # attribute there is packages.{system}.<name>.
+      expand = template: edition:
+        builtins.replaceStrings [ "packages.{system}." "{arch}" "{edition}" ] [ "" "x86_64" edition ] template;
+      instance = artifact: edition:
+        let built = kinds.${artifact.kind} edition; in
+        [ { name = expand artifact.attribute edition; value = built.image; } ]
+        ++ (if artifact ? systemAttribute then [ { name = expand artifact.systemAttribute edition; value = built.toplevel; } ] else [ ]);
+      catalogPackages = builtins.listToAttrs (builtins.concatMap
+        (artifact: if builtins.elem "x86_64" artifact.arches then builtins.concatMap (instance artifact) artifact.editions else [ ])
+        (builtins.attrValues catalog.artifacts));
 
       # Stand-ins for the NixOS tests of tests/ (boottest): each prints a
       # test driver's kind of log; the broken one fails with the error as
@@ -132,15 +178,12 @@
         exit 1
       '' { };
 
-      perEdition = f: builtins.listToAttrs (map (e: { name = "sourceos-${e}-${f.suffix}"; value = f.drv e; }) editions);
     in
     {
       lib.customImages = custom;
 
       packages.${system} =
-        perEdition { suffix = "iso"; drv = iso; }
-        // perEdition { suffix = "system"; drv = systemOf; }
-        // perEdition { suffix = "netboot"; drv = netboot; }
+        catalogPackages
         // { sourceos-broken-iso = broken; sourceos-broken-system = broken; };
 
       # The shape of the real flake's NixOS tests: boot tests are checks,

@@ -14,6 +14,15 @@ rec {
     builtins.listToAttrs (builtins.concatMap (n: if pred n set.${n} then [ (nameValuePair n set.${n}) ] else [ ]) (builtins.attrNames set));
   getAttrs = names: set: genAttrs names (n: set.${n});
   optionalAttrs = cond: set: if cond then set else { };
+  hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
+  removePrefix = prefix: s:
+    if hasPrefix prefix s then builtins.substring (builtins.stringLength prefix) (builtins.stringLength s) s else s;
+  replaceStrings = builtins.replaceStrings;
+  importJSON = path: builtins.fromJSON (builtins.readFile path);
+  optional = cond: x: if cond then [ x ] else [ ];
+  optionals = cond: xs: if cond then xs else [ ];
+  concatMap = builtins.concatMap;
+  listToAttrs = builtins.listToAttrs;
   mkForce = v: v;
   mkIf = _: v: v;
   mkDefault = v: v;

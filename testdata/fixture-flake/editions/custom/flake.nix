@@ -9,9 +9,10 @@
   outputs = { self, sourceos }:
     let
       spec = builtins.fromJSON (builtins.readFile ./spec.json);
+      edition = builtins.fromJSON (builtins.readFile ./edition.json);
       snippet = if spec.hasSnippet then import ./snippet.nix { config = { }; pkgs = { }; lib = { }; } else { };
     in
     {
-      packages.x86_64-linux = sourceos.lib.customImages spec snippet;
+      packages.x86_64-linux = sourceos.lib.customImages (spec // { editionModule = edition.module; }) snippet;
     };
 }

@@ -1,4 +1,4 @@
-package provenance
+package catalog
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package provenance
+package catalog
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 )
 
 func TestParseFlakeLockFixture(t *testing.T) {
-	got, err := ParseFlakeLock(readFile(t, "testdata/flake.lock"))
+	got, err := ParseFlakeLock(readTestFile(t, "testdata/flake.lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestParseFlakeLockFromRealNix(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nix flake lock: %v\n%s", err, out)
 	}
-	inputs, err := ParseFlakeLock(readFile(t, filepath.Join(top, "flake.lock")))
+	inputs, err := ParseFlakeLock(readTestFile(t, filepath.Join(top, "flake.lock")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +88,30 @@ func write(t *testing.T, name, content string) {
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func FuzzParseFlakeLock(f *testing.F) {
+	f.Add([]byte(`{"nodes":{"root":{}},"root":"root","version":7}`))
+	f.Add([]byte(`{"nodes":{"root":{},"x":{"locked":{"type":"github","owner":"o","repo":"r","rev":"a","narHash":"sha256-x"}}},"root":"root","version":7}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inputs, err := ParseFlakeLock(data)
+		if err != nil {
+			return
+		}
+		for _, in := range inputs {
+			if in.Type == "" || in.NarHash == "" {
+				t.Fatalf("accepted input without type or narHash: %+v", in)
+			}
+			_ = in.URI()
+		}
+	})
+}
+
+func readTestFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
