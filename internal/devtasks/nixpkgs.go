@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/catalog"
+	"github.com/socioprophet/sourceos/internal/execx"
 )
 
 // BumpNixpkgsArgs is the argv (after "nix") that moves the nixpkgs pin of
