@@ -5,11 +5,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/image"
 )
@@ -31,6 +33,17 @@ func setup() (*App, error) {
 		return nil, err
 	}
 	return newApp(cfg, os.Stdout, os.Stderr), nil
+}
+
+// setupCatalog is setup plus the catalog of SOURCEOS_FLAKE (or
+// SOURCEOS_CATALOG).
+func setupCatalog(ctx context.Context) (*App, *catalog.Catalog, error) {
+	a, err := setup()
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.Resolve(ctx, a.Run, catalog.FlakeRef(a.Cfg.Flake), a.Cfg.Catalog)
+	return a, cat, err
 }
 
 // setupInRepo is setup for targets that work on the repository they run

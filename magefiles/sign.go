@@ -17,11 +17,11 @@ import (
 
 // Sign signs an artifact (or, with TARGET=netboot, a netboot-manifest.json and its files) and writes its checksum, minisign signature and provenance beside it; STORE_PATHS adds the SBOM of the image's Nix closure.
 func Sign(ctx context.Context, artifact string) error {
-	a, err := setup()
+	a, cat, err := setupCatalog(ctx)
 	if err != nil {
 		return err
 	}
-	o, err := attest.FilesFromConfig(a.Cfg, artifact, time.Now(), a.Log)
+	o, err := attest.FilesFromConfig(a.Cfg, cat, artifact, time.Now(), a.Log)
 	if err != nil {
 		return err
 	}

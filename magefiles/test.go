@@ -9,9 +9,9 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/socioprophet/sourceos/internal/boottest"
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/devtasks"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/image"
 )
 
 // Test runs the test suite and the NixOS tests of the editions.
@@ -62,6 +62,6 @@ func nixosTest(ctx context.Context, edition string, kind boottest.Kind) error {
 	if err != nil {
 		return err
 	}
-	req := boottest.Request{Flake: image.FlakeRef(a.Cfg.Flake), Arch: a.Cfg.Arch, Edition: edition, Kind: kind}
+	req := boottest.Request{Flake: catalog.FlakeRef(a.Cfg.Flake), Arch: a.Cfg.Arch, Edition: edition, Kind: kind}
 	return boottest.Run(ctx, boottest.Options{Run: a.Run, Stream: a.Stderr}, req)
 }

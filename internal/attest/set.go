@@ -2,12 +2,15 @@ package attest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixstore"
@@ -35,18 +38,39 @@ type FilesOptions struct {
 	Log        *slog.Logger
 }
 
-// FilesFromConfig is what `mage sign <artifact>` signs with: TARGET, the
-// signing key, GCS_PREFIX and the build facts of the configuration.
-func FilesFromConfig(cfg *config.Config, artifact string, now time.Time, log *slog.Logger) (FilesOptions, error) {
-	kind, err := sidecar.KindOf(cfg.Target)
+// FilesFromConfig is what `mage sign <artifact>` signs with: the
+// catalog's artifact of that file name (else the one EDITION, TARGET and
+// ARCH name), the signing key, GCS_PREFIX and the build facts of the
+// configuration.
+func FilesFromConfig(cfg *config.Config, cat *catalog.Catalog, artifact string, now time.Time, log *slog.Logger) (FilesOptions, error) {
+	in, err := instanceOf(cat, cfg, artifact)
 	if err != nil {
 		return FilesOptions{}, err
 	}
-	return FilesOptions{Artifact: artifact, Kind: kind,
-		Build:     BuildInfoFromConfig(cfg, BuildInfoOptions{FinishedOn: now}),
+	return FilesOptions{Artifact: artifact, Kind: in.Kind(),
+		Build:     BuildInfo(cfg, Facts{Instance: in, Hostname: cfg.Hostname, FinishedOn: now}),
 		SecretKey: cfg.SignSecretKey, Password: cfg.SignPassword,
 		RequireSignature: cfg.RequireSignature, GCSPrefix: cfg.GCSPrefix,
 		StorePaths: cfg.StorePaths, Log: log}, nil
+}
+
+// ErrCustomName refuses to sign a custom build's file as a release.
+var ErrCustomName = errors.New("is named as a custom build: custom builds are signed by their lane's signer (mage gcp:sign), never as a release")
+
+// instanceOf is the catalog's artifact a file is: the instance of that
+// file name on any architecture, else (a netboot manifest, a renamed
+// file) the one EDITION, TARGET and ARCH name.
+func instanceOf(cat *catalog.Catalog, cfg *config.Config, artifact string) (catalog.Instance, error) {
+	name := filepath.Base(artifact)
+	if catalog.IsCustomName(name) {
+		return catalog.Instance{}, fmt.Errorf("%s %w", name, ErrCustomName)
+	}
+	for _, in := range cat.Instances() {
+		if in.File() == name {
+			return in, nil
+		}
+	}
+	return cat.ForEdition(cfg.Edition, catalog.Kind(cfg.Target), cfg.Arch)
 }
 
 // Files is `mage sign <artifact>`: it signs one artifact or, given a
@@ -80,10 +104,10 @@ func closureOf(ctx context.Context, o FilesOptions) ([]provenance.StorePath, err
 		log = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case o.Kind != sidecar.ISO && len(o.StorePaths) > 0:
+	case !sidecar.IsImage(o.Kind) && len(o.StorePaths) > 0:
 		log.Warn("STORE_PATHS ignored: a netboot set has no SBOM")
 		return nil, nil
-	case o.Kind != sidecar.ISO:
+	case !sidecar.IsImage(o.Kind):
 		return nil, nil
 	case len(o.StorePaths) == 0:
 		log.Warn("no SBOM written: set STORE_PATHS to the image's store paths or installables to describe its Nix closure")

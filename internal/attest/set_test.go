@@ -33,7 +33,7 @@ func cfgOf(t *testing.T, env map[string]string) *config.Config {
 // signCmd is `mage sign artifact` with env, printing what sign printed.
 func signCmd(t *testing.T, env map[string]string, artifact string) (*attest.Result, error) {
 	t.Helper()
-	o, err := attest.FilesFromConfig(cfgOf(t, env), artifact, attesttest.Clock(), nil)
+	o, err := attest.FilesFromConfig(cfgOf(t, env), testrig.RepoCatalog(t), artifact, attesttest.Clock(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +122,16 @@ func TestSignFailsClosed(t *testing.T) {
 	if _, err := signCmd(t, map[string]string{"SOURCEOS_SIGN_SECRET_KEY": "not a key"}, iso); !errors.As(err, &ke) {
 		t.Errorf("bad key: %v", err)
 	}
-	if _, err := signCmd(t, map[string]string{"TARGET": "qcow"}, iso); err == nil {
-		t.Error("unknown TARGET accepted")
+	// A file the catalog does not name is signed as EDITION, TARGET and
+	// ARCH say, and only as an artifact the catalog has.
+	other := attesttest.Artifact(t, t.TempDir(), "renamed.img", 1024)
+	if _, err := signCmd(t, map[string]string{"TARGET": "qcow"}, other); err == nil || !strings.Contains(err.Error(), "no qcow artifact") {
+		t.Errorf("unknown TARGET: %v", err)
+	}
+	// A custom build's file is never signed as a release.
+	custom := attesttest.Artifact(t, t.TempDir(), "sourceos-custom-desktop-x86_64-u1-b1.iso", 1024)
+	if _, err := signCmd(t, map[string]string{}, custom); !errors.Is(err, attest.ErrCustomName) {
+		t.Errorf("custom name: %v", err)
 	}
 }
 

@@ -133,8 +133,8 @@ func (o *SignOptions) check() error {
 	if len(o.Artifacts) == 0 {
 		return errors.New("sign: no artifacts")
 	}
-	if o.Kind == sidecar.ISO && len(o.Artifacts) != 1 {
-		return fmt.Errorf("sign: an ISO release is one artifact, got %d", len(o.Artifacts))
+	if sidecar.IsImage(o.Kind) && len(o.Artifacts) != 1 {
+		return fmt.Errorf("sign: an image (%s) is one artifact, got %d", o.Kind, len(o.Artifacts))
 	}
 	if !o.SecretKey.IsSet() && o.RequireSignature {
 		return ErrUnsigned
@@ -166,8 +166,8 @@ func sidecars(o SignOptions, key *sign.SecretKey, a sidecar.Artifact) ([]file, A
 	name := filepath.Base(a.Path)
 	subject := provenance.Subject{Name: name, SHA256: d.SHA256Hex()}
 	var docs []file
-	if o.Kind == sidecar.ISO {
-		if docs, err = isoDocuments(o, a.Path, subject, key != nil); err != nil {
+	if sidecar.IsImage(o.Kind) {
+		if docs, err = imageDocuments(o, a.Path, subject, key != nil); err != nil {
 			return nil, ArtifactResult{}, err
 		}
 	}
@@ -224,9 +224,9 @@ func signatures(o SignOptions, key *sign.SecretKey, path string, d digest.Digest
 	return []file{{path + sidecar.ExtMinisig, minisig}, {path + sidecar.ExtDSSE, env}}, nil
 }
 
-// isoDocuments are the SBOM (when the closure is known) and the OSImage
+// imageDocuments are the SBOM (when the closure is known) and the OSImage
 // document, whose refs name the other sidecars.
-func isoDocuments(o SignOptions, path string, image provenance.Subject, signed bool) ([]file, error) {
+func imageDocuments(o SignOptions, path string, image provenance.Subject, signed bool) ([]file, error) {
 	var fs []file
 	name := filepath.Base(path)
 	in := provenance.OSImageInput{

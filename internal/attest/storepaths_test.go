@@ -23,7 +23,7 @@ import (
 func signLogged(t *testing.T, env map[string]string, artifact string) string {
 	t.Helper()
 	var log bytes.Buffer
-	o, err := attest.FilesFromConfig(cfgOf(t, env), artifact, attesttest.Clock(), slog.New(slog.NewTextHandler(&log, nil)))
+	o, err := attest.FilesFromConfig(cfgOf(t, env), testrig.RepoCatalog(t), artifact, attesttest.Clock(), slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestSignWithUnknownStorePathFails(t *testing.T) {
 	dir := t.TempDir()
 	iso := attesttest.Artifact(t, dir, attesttest.ISOName, 4096)
 	env := map[string]string{"SOURCEOS_FLAKE": "path:/src", "STORE_PATHS": "/nix/store/00000000000000000000000000000000-missing"}
-	o, err := attest.FilesFromConfig(cfgOf(t, env), iso, attesttest.Clock(), nil)
+	o, err := attest.FilesFromConfig(cfgOf(t, env), testrig.RepoCatalog(t), iso, attesttest.Clock(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

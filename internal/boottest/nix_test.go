@@ -83,7 +83,7 @@ func stubEval(t *testing.T, apply string, attr string) []byte {
 	root := testrig.RepoRoot(t)
 	src := t.TempDir()
 	// Only what flake.nix reads, so the evaluated tree is the one under test.
-	for _, p := range []string{"flake.nix", "flake.lock", "editions", "modules", "hosts", "tests"} {
+	for _, p := range []string{"flake.nix", "flake.lock", "catalog.json", "images", "editions", "modules", "hosts", "tests"} {
 		copyTree(t, filepath.Join(root, p), filepath.Join(src, p))
 	}
 	stub, err := filepath.Abs("testdata/stub-nixpkgs")

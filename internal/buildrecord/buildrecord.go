@@ -28,7 +28,10 @@ import (
 const Ext = ".build.json"
 
 // Schema names this format.
-const Schema = "https://sourceos.dev/build-record/v1"
+const Schema = "https://sourceos.dev/build-record/v2"
+
+// MaxFiles bounds the files a record lists (a netboot set has four).
+const MaxFiles = 8
 
 // Limits on a record read from an untrusted builder.
 const (
@@ -38,24 +41,45 @@ const (
 
 // Record is one build's report.
 type Record struct {
-	Schema   string `json:"schema"`
-	Artifact string `json:"artifact"` // file name of the image
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256"` // as the builder computed it
+	Schema string `json:"schema"`
+	// Artifact is the file name of the image, or the base name of a
+	// netboot set's files; the record is <Artifact>.build.json.
+	Artifact string `json:"artifact"`
+	// Files are every file the build made, as the builder hashed them.
+	Files    []File `json:"files"`
 	Edition  string `json:"edition"`
 	Arch     string `json:"arch"`
 	Target   string `json:"target"`
 	Hostname string `json:"hostname,omitempty"`
-	// Spec is the canonical custom build spec, when there is one.
-	Spec      json.RawMessage `json:"spec,omitempty"`
-	FlakeRef  string          `json:"flakeRef"`
-	FlakeAttr string          `json:"flakeAttr"`
+	// Spec is the normalised custom build spec, when there is one;
+	// SpecSHA256 the SHA-256 of the spec as the builder received it.
+	Spec       json.RawMessage `json:"spec,omitempty"`
+	SpecSHA256 string          `json:"specSha256,omitempty"`
+	FlakeRef   string          `json:"flakeRef"`
+	FlakeAttr  string          `json:"flakeAttr"`
 	// StorePaths maps output kinds (system, iso, netboot) to store paths.
 	StorePaths map[string]string   `json:"storePaths"`
 	Closure    []nixstore.PathInfo `json:"closure"`
 	NixVersion string              `json:"nixVersion,omitempty"`
 	StartedOn  time.Time           `json:"startedOn"`
 	FinishedOn time.Time           `json:"finishedOn"`
+}
+
+// File is one file of a build, as the builder hashed it.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// File returns the record's file of that name.
+func (r *Record) File(name string) (File, bool) {
+	for _, f := range r.Files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return File{}, false
 }
 
 // Marshal encodes r (indented, final newline).
@@ -92,7 +116,7 @@ func Read(rd io.Reader) (*Record, error) {
 
 var (
 	sha256Re   = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	fileNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,200}$`)
+	fileNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,220}$`)
 	wordRe     = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 )
 
@@ -106,8 +130,15 @@ func (r *Record) Validate() error {
 	}
 	check(r.Schema == Schema, "schema %q: want %q", r.Schema, Schema)
 	check(fileNameRe.MatchString(r.Artifact), "artifact %q is not a plain file name", r.Artifact)
-	check(r.Size > 0, "size %d", r.Size)
-	check(sha256Re.MatchString(r.SHA256), "sha256 %q is not 64 lowercase hex digits", r.SHA256)
+	check(len(r.Files) > 0 && len(r.Files) <= MaxFiles, "%d files (1 to %d)", len(r.Files), MaxFiles)
+	seen := map[string]bool{}
+	for i, f := range r.Files {
+		check(fileNameRe.MatchString(f.Name) && !seen[f.Name], "files[%d]: name %q is not a plain file name, or listed twice", i, f.Name)
+		check(f.Size > 0, "files[%d]: size %d", i, f.Size)
+		check(sha256Re.MatchString(f.SHA256), "files[%d]: sha256 %q is not 64 lowercase hex digits", i, f.SHA256)
+		seen[f.Name] = true
+	}
+	check(r.SpecSHA256 == "" || sha256Re.MatchString(r.SpecSHA256), "specSha256 %q is not 64 lowercase hex digits", r.SpecSHA256)
 	for name, v := range map[string]string{"edition": r.Edition, "arch": r.Arch, "target": r.Target} {
 		check(wordRe.MatchString(v), "%s %q", name, v)
 	}

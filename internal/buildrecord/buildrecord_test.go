@@ -17,9 +17,10 @@ const (
 
 func record() *buildrecord.Record {
 	return &buildrecord.Record{
-		Artifact: "sourceos-server-x86_64.iso", Size: 2102, SHA256: strings.Repeat("ab", 32),
-		Edition: "server", Arch: "x86_64", Target: "iso", Hostname: "web-01",
-		Spec: []byte(`{"edition":"server"}`), FlakeRef: "path:/tmp/x", FlakeAttr: "packages.x86_64-linux.sourceos-server-iso",
+		Artifact: "sourceos-custom-server-x86_64-user-7-build-42.iso",
+		Files:    []buildrecord.File{{Name: "sourceos-custom-server-x86_64-user-7-build-42.iso", Size: 2102, SHA256: strings.Repeat("ab", 32)}},
+		Edition:  "server", Arch: "x86_64", Target: "iso", Hostname: "web-01",
+		Spec: []byte(`{"edition":"server"}`), SpecSHA256: strings.Repeat("cd", 32), FlakeRef: "path:/tmp/x", FlakeAttr: "packages.x86_64-linux.sourceos-server-iso",
 		StorePaths: map[string]string{"system": sys},
 		Closure: []nixstore.PathInfo{
 			{Path: sys, NarHash: "sha256:125jx08jbyriisba7c16d863lhpa7pj0dc890agnhda7r42r8f3x", NarSize: 616, References: []string{lib}},
@@ -38,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read back: %v\n%s", err, b)
 	}
-	if got.Artifact != "sourceos-server-x86_64.iso" || len(got.Closure) != 2 || got.Closure[0].References[0] != lib || got.Schema != buildrecord.Schema {
+	if got.Artifact != "sourceos-custom-server-x86_64-user-7-build-42.iso" || got.Files[0].Size != 2102 || len(got.Closure) != 2 || got.Closure[0].References[0] != lib || got.Schema != buildrecord.Schema {
 		t.Errorf("read back %+v", got)
 	}
 }
@@ -51,12 +52,16 @@ func TestHostileRecords(t *testing.T) {
 		doc  string
 		want string
 	}{
-		"artifact path":    {strings.Replace(string(good), `"sourceos-server-x86_64.iso"`, `"../../etc/passwd"`, 1), "artifact"},
+		"artifact path":    {strings.Replace(string(good), `"artifact": "sourceos-custom-server-x86_64-user-7-build-42.iso"`, `"artifact": "../../etc/passwd"`, 1), "artifact"},
+		"file path":        {strings.Replace(string(good), `"name": "sourceos-custom-server-x86_64-user-7-build-42.iso"`, `"name": "../x.iso"`, 1), "files[0]"},
+		"no files":         {strings.Replace(string(good), `"files": [`, `"files": [], "x": [`, 1), "unknown member"},
+		"spec digest":      {strings.Replace(string(good), strings.Repeat("cd", 32), "cdcd", 1), "specSha256"},
 		"short digest":     {strings.Replace(string(good), strings.Repeat("ab", 32), "abcd", 1), "sha256"},
 		"store path":       {strings.Replace(string(good), sys, "/etc/nix-system", -1), "/etc/nix-system"},
 		"nar hash":         {strings.Replace(string(good), "sha256:125jx08jbyriisba7c16d863lhpa7pj0dc890agnhda7r42r8f3x", "md5:x", 1), "narHash"},
 		"schema":           {strings.Replace(string(good), buildrecord.Schema, "https://evil.example/v9", 1), "schema"},
 		"duplicate key":    {strings.Replace(string(good), `"size": 2102,`, `"size": 2102, "size": 1,`, 1), "given twice"},
+		"too many files":   {strings.Replace(string(good), `"files": [`, `"files": [`+strings.Repeat(`{"name":"a","size":1,"sha256":"`+strings.Repeat("ab", 32)+`"},`, buildrecord.MaxFiles), 1), "files"},
 		"case variant":     {strings.Replace(string(good), `"sha256":`, `"SHA256":`, 1), "unknown member"},
 		"unknown field":    {strings.Replace(string(good), `"size": 2102,`, `"size": 2102, "signed": true,`, 1), "unknown member"},
 		"edition injected": {strings.Replace(string(good), `"edition": "server"`, `"edition": "server\nSig: x"`, 1), "edition"},

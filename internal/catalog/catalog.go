@@ -44,6 +44,9 @@ const (
 	GCE     Kind = "gce"     // a Google Compute Engine image: *.raw.tar.gz in its output
 )
 
+// DefaultInstaller is the installer profile of an edition that names none.
+const DefaultInstaller = "installer/cd-dvd/installation-cd-minimal.nix"
+
 // Kinds lists every kind, in the order docs show them.
 var Kinds = []Kind{ISO, Netboot, QCOW2, GCE}
 
@@ -218,6 +221,11 @@ func entryName(pointer string) string {
 func (c *Catalog) check() []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, e := range c.Editions {
+		if e.Name == "custom" {
+			add("editions.custom: the name is reserved (editions/custom holds the flake of custom builds)")
+		}
+	}
 	for _, a := range c.Artifacts {
 		where := "artifacts." + a.Name
 		for _, e := range a.Editions {
@@ -264,6 +272,12 @@ func (a *Artifact) checkTemplates(where string) []string {
 	}
 	if len(a.Arches) > 1 && !strings.Contains(a.File, "{arch}") {
 		problems = append(problems, fmt.Sprintf("%s.file: %q must name the {arch}", where, a.File))
+	}
+	if ext := FileExt(a.Kind); ext != "" && !strings.HasSuffix(a.File, ext) {
+		problems = append(problems, fmt.Sprintf("%s.file: %q: a %s file must end in %s", where, a.File, a.Kind, ext))
+	}
+	if strings.HasPrefix(a.File, CustomPrefix) {
+		problems = append(problems, fmt.Sprintf("%s.file: %q: names starting %q are a custom build's", where, a.File, CustomPrefix))
 	}
 	return problems
 }

@@ -1,4 +1,4 @@
-package catalog
+package catalog_test
 
 import (
 	"os"
@@ -8,15 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
 func TestParseFlakeLockFixture(t *testing.T) {
-	got, err := ParseFlakeLock(readTestFile(t, "testdata/flake.lock"))
+	got, err := catalog.ParseFlakeLock(readTestFile(t, "testdata/flake.lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []LockedInput{
+	want := []catalog.LockedInput{
 		{Node: "disko", Type: "github", Owner: "nix-community", Repo: "disko", Rev: "f720e64ec37fa16ebba6354eadf310f81555cc07", NarHash: "sha256-8hKhPQuMtXfJi+4zGJeFpBlBtZ3EWuLV8XldBNoY3VI=", LastModified: 1736711425},
 		{Node: "local-overlay", Type: "path", Path: "/src/overlays", NarHash: "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", LastModified: 1700000000},
 		{Node: "nixpkgs", Type: "github", Owner: "NixOS", Repo: "nixpkgs", Rev: "1dab772dd4a68a7bba5d9460685547ff8e17d899", NarHash: "sha256-ibkQrMHxF/7TqAYcQE+tAnH65izJ5bSpdmd6ypXU7s8=", LastModified: 1736549401},
@@ -47,7 +48,7 @@ func TestParseFlakeLockRejects(t *testing.T) {
 		"no narHash":     `{"nodes":{"root":{},"x":{"locked":{"type":"github","owner":"o","repo":"r","rev":"a"}}},"root":"root","version":7}`,
 		"no locked.type": `{"nodes":{"root":{},"x":{"locked":{"narHash":"sha256-AAAA"}}},"root":"root","version":7}`,
 	} {
-		if _, err := ParseFlakeLock([]byte(lock)); err == nil {
+		if _, err := catalog.ParseFlakeLock([]byte(lock)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -71,7 +72,7 @@ func TestParseFlakeLockFromRealNix(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nix flake lock: %v\n%s", err, out)
 	}
-	inputs, err := ParseFlakeLock(readTestFile(t, filepath.Join(top, "flake.lock")))
+	inputs, err := catalog.ParseFlakeLock(readTestFile(t, filepath.Join(top, "flake.lock")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func FuzzParseFlakeLock(f *testing.F) {
 	f.Add([]byte(`{"nodes":{"root":{}},"root":"root","version":7}`))
 	f.Add([]byte(`{"nodes":{"root":{},"x":{"locked":{"type":"github","owner":"o","repo":"r","rev":"a","narHash":"sha256-x"}}},"root":"root","version":7}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		inputs, err := ParseFlakeLock(data)
+		inputs, err := catalog.ParseFlakeLock(data)
 		if err != nil {
 			return
 		}

@@ -48,7 +48,7 @@ func FileExt(k Kind) string {
 	case QCOW2:
 		return ".qcow2"
 	case GCE:
-		return ".raw.tar.gz"
+		return ".tar.gz"
 	}
 	return ""
 }

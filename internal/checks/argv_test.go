@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/checks"
-	"github.com/socioprophet/sourceos/internal/image"
 )
 
 func TestArgv(t *testing.T) {
@@ -31,7 +31,7 @@ func TestArgv(t *testing.T) {
 			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
 			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},
 		{"probe", func() []string {
-			c := checks.ProbeCmd("nix", image.FlakeRef("/r"))
+			c := checks.ProbeCmd("nix", catalog.FlakeRef("/r"))
 			return append([]string{c.Name}, c.Args...)
 		}(),
 			[]string{"nix", "--extra-experimental-features", "nix-command flakes", "--option", "download-attempts", "1",

@@ -13,8 +13,8 @@ import (
 
 	_ "embed"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/image"
 )
 
 //go:embed nix/module-eval.nix
@@ -160,7 +160,7 @@ func chooseMode(ctx context.Context, opts Options) (HostMode, string) {
 	case ModeNixOS:
 		return ModeNixOS, "nixos mode: flake nixosConfigurations evaluated (requested)"
 	}
-	if _, err := opts.Run.Run(ctx, ProbeCmd(opts.Tools.Nix, image.FlakeRef(opts.Root))); err != nil {
+	if _, err := opts.Run.Run(ctx, ProbeCmd(opts.Tools.Nix, catalog.FlakeRef(opts.Root))); err != nil {
 		why := err.Error()
 		var xe *execx.Error
 		if errors.As(err, &xe) {
@@ -212,7 +212,7 @@ func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Fai
 	}
 	if h.mode == ModeNixOS {
 		full, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
-			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: image.FlakeRef(opts.Root), Name: name, Paths: paths})
+			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: catalog.FlakeRef(opts.Root), Name: name, Paths: paths})
 		})
 		if fail != nil {
 			fail.Subject = name + ": nixosConfigurations evaluation"

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/checks"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -113,7 +113,7 @@ func TestAutoModeEvaluatesNixOSWhenAvailable(t *testing.T) {
 	for _, c := range fake.Calls {
 		if strings.HasSuffix(c.Args[len(c.Args)-4], "nixos-eval.nix") {
 			nixosEvals++
-			if !strings.Contains(c.Args[len(c.Args)-1], `"flake":"`+image.FlakeRef(testrig.RepoRoot(t))+`"`) {
+			if !strings.Contains(c.Args[len(c.Args)-1], `"flake":"`+catalog.FlakeRef(testrig.RepoRoot(t))+`"`) {
 				t.Errorf("nixos evaluation of the wrong flake: %s", c.Args[len(c.Args)-1])
 			}
 		}

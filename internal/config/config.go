@@ -45,6 +45,7 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 type Config struct {
 	// Build
 	Flake              string // SOURCEOS_FLAKE
+	Catalog            string // SOURCEOS_CATALOG
 	Edition            string // EDITION
 	Arch               string // ARCH
 	Target             string // TARGET
@@ -85,6 +86,9 @@ type Config struct {
 	RequireSignature    bool     // SOURCEOS_REQUIRE_SIGNATURE
 	VerifyJSON          bool     // SOURCEOS_VERIFY_JSON
 	AllowLegacySig      bool     // SOURCEOS_VERIFY_ALLOW_LEGACY
+	VerifyAllowCustom   bool     // SOURCEOS_VERIFY_ALLOW_CUSTOM
+	VerifyBuildID       string   // SOURCEOS_VERIFY_BUILD_ID
+	CustomSignPubKey    string   // SOURCEOS_CUSTOM_SIGN_PUBKEY
 	StorePaths          []string // STORE_PATHS
 	RebuildCheck        bool     // SOURCEOS_REBUILD_CHECK
 	RequireReproducible bool     // SOURCEOS_REQUIRE_REPRODUCIBLE
@@ -117,9 +121,10 @@ type Var struct {
 // Vars lists every variable the pipeline reads, in the order they are shown.
 var Vars = []Var{
 	str("SOURCEOS_FLAKE", "build", ".", "Flake to build: a path, `path:…` or any flake ref. Default: this repository.", func(c *Config) *string { return &c.Flake }),
-	str("EDITION", "build", "desktop", "Edition to build: desktop, server or edge.", func(c *Config) *string { return &c.Edition }),
+	str("SOURCEOS_CATALOG", "build", "", "The catalog of what the flake builds; default: `catalog.json` at the flake's root (docs/catalog.md).", func(c *Config) *string { return &c.Catalog }),
+	str("EDITION", "build", "desktop", "Edition, for targets that take it from the environment (`mage sign`): one of the catalog's.", func(c *Config) *string { return &c.Edition }),
 	str("ARCH", "build", "x86_64", "CPU architecture: x86_64 or aarch64.", func(c *Config) *string { return &c.Arch }),
-	str("TARGET", "build", "iso", "What to build: iso or netboot.", func(c *Config) *string { return &c.Target }),
+	str("TARGET", "build", "iso", "Kind of artifact `build:<edition>` builds: iso, netboot, qcow2 or gce (as the catalog lists them for the edition).", func(c *Config) *string { return &c.Target }),
 	str("VERSION", "build", "0.0.0-dev", "Version stamped into artifacts and provenance.", func(c *Config) *string { return &c.Version }),
 	str("OUT", "build", "out", "Directory that receives artifacts and their sidecars.", func(c *Config) *string { return &c.Out }),
 	str("SOURCE_REV", "build", "", "Commit of the source repository being built (provenance).", func(c *Config) *string { return &c.SourceRev }),
@@ -155,6 +160,9 @@ var Vars = []Var{
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
 	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
 	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
+	boolean("SOURCEOS_VERIFY_ALLOW_CUSTOM", "sign", "`mage verify` accepts a self-serve custom build (refused by default: it is not a release).", func(c *Config) *bool { return &c.VerifyAllowCustom }),
+	str("SOURCEOS_VERIFY_BUILD_ID", "sign", "", "`mage verify` requires this build id in the signed provenance, and accepts a custom build with it.", func(c *Config) *string { return &c.VerifyBuildID }),
+	multiline(str("SOURCEOS_CUSTOM_SIGN_PUBKEY", "sign", "", "minisign public key of custom builds, when they have their own key (as SOURCEOS_SIGN_PUBKEY): what it signs verifies only as a custom build.", func(c *Config) *string { return &c.CustomSignPubKey })),
 	list("STORE_PATHS", "sign", "", "Store paths or installables of the image, space-separated, for `mage sign`: the SBOM lists their runtime closure (`nix path-info --recursive`); empty: no SBOM.", func(c *Config) *[]string { return &c.StorePaths }),
 	boolean("SOURCEOS_REBUILD_CHECK", "sign", "Build the image derivation a second time (`nix build --rebuild`) and record in the provenance whether the result was bit for bit the same.", func(c *Config) *bool { return &c.RebuildCheck }),
 	boolean("SOURCEOS_REQUIRE_REPRODUCIBLE", "sign", "Build: run the rebuild check and fail when the image differs. Verify: fail unless the signed provenance records a reproducible rebuild.", func(c *Config) *bool { return &c.RequireReproducible }),

@@ -53,7 +53,7 @@ func closeWatch(ctx context.Context, s *State, w *nixcache.Watcher, o nixcache.O
 // outputs are the store paths the build produced.
 func outputs(s *State) []string {
 	var out []string
-	for _, k := range []string{"system", "iso", "netboot"} {
+	for _, k := range []string{outSystem, outImage} {
 		if p := s.Outputs[k]; p != "" {
 			out = append(out, p)
 		}

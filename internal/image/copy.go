@@ -8,22 +8,39 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/digest"
 )
 
-// copyISO copies the image out of the store into OUT under its release name,
-// hashing it in the same pass.
+// copyISO copies the installer image out of the store into OUT under its
+// catalog name, hashing it in the same pass.
 type copyISO struct{}
 
 func (copyISO) String() string { return "copy image to OUT" }
 
 func (copyISO) Run(ctx context.Context, s *State) error {
-	src, err := findISO(s.Outputs["iso"])
+	return copyOne(s, "iso/*.iso", KindISO)
+}
+
+// copyDisk copies a disk image (qcow2, GCE) out of the store into OUT
+// under its catalog name: the one file of its kind at the top of the
+// output, where nixpkgs' image builders leave it.
+type copyDisk struct{ kind catalog.Kind }
+
+func (copyDisk) String() string { return "copy image to OUT" }
+
+func (c copyDisk) Run(ctx context.Context, s *State) error {
+	return copyOne(s, "*"+catalog.FileExt(c.kind), ArtifactKind(c.kind))
+}
+
+// copyOne copies the single file matching pattern in the image output to
+// OUT under the artifact's name.
+func copyOne(s *State, pattern string, kind ArtifactKind) error {
+	src, err := findOne(s.Outputs[outImage], pattern)
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("sourceos-%s-%s.iso", s.Req.Edition, s.Req.Arch)
-	a, err := copyOut(src, s.Out, name, KindISO)
+	a, err := copyOut(src, s.Out, s.Req.Instance.File(), kind)
 	if err != nil {
 		return err
 	}
@@ -32,14 +49,15 @@ func (copyISO) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// findISO returns the single iso/*.iso inside an image output.
-func findISO(out string) (string, error) {
-	matches, err := filepath.Glob(filepath.Join(out, "iso", "*.iso"))
+// findOne returns the single regular file matching pattern inside an
+// output.
+func findOne(out, pattern string) (string, error) {
+	matches, err := filepath.Glob(filepath.Join(out, pattern))
 	if err != nil {
 		return "", err
 	}
 	if len(matches) != 1 {
-		return "", fmt.Errorf("want exactly one iso/*.iso in %s, found %d", out, len(matches))
+		return "", fmt.Errorf("want exactly one %s in %s, found %d", pattern, out, len(matches))
 	}
 	return matches[0], nil
 }

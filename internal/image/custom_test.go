@@ -1,7 +1,8 @@
 package image_test
 
 import (
-	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -23,6 +24,7 @@ func newCustomRig(t *testing.T) *rig {
 	for _, k := range []string{"SOURCEOS_SIGN_SECRET_KEY", "NIX_CACHE_SECRET_KEY"} {
 		delete(r.env, k)
 	}
+	r.env["BUILD_UID"] = "user-7"
 	return r
 }
 
@@ -44,7 +46,7 @@ func TestBuildCustomEndToEnd(t *testing.T) {
 	r := newCustomRig(t)
 	specPath := writeSpec(t, map[string]any{"edition": "server", "arch": "x86_64", "hostname": "web-01",
 		"packages": []string{"htop"}, "services": []string{"openssh"}, "users": []map[string]any{{"name": "alice", "groups": []string{"wheel"}}}})
-	sum, err := image.Custom(context.Background(), r.deps(), specPath)
+	sum, err := customBuild(t, r.deps(), specPath)
 	if err != nil {
 		t.Fatalf("build:custom: %v\n%s", err, r.log.String())
 	}
@@ -55,7 +57,8 @@ func TestBuildCustomEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(string(cfgJSON), `"hostname":"web-01"`) {
 		t.Fatalf("spec not in the system closure: %s %v", cfgJSON, err)
 	}
-	iso := "sourceos-server-x86_64.iso"
+	// Named as a custom build, never as the release of its edition.
+	iso := "sourceos-custom-server-x86_64-user-7-b-42.iso"
 	f, err := os.Open(filepath.Join(r.out, iso+buildrecord.Ext))
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +68,12 @@ func TestBuildCustomEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build record: %v", err)
 	}
-	if rec.Artifact != iso || rec.SHA256 != sum.Artifacts[0].SHA256 || rec.StorePaths["system"] != sum.Outputs["system"] ||
-		len(rec.Closure) != sum.Closure || !strings.Contains(string(rec.Spec), `"web-01"`) {
+	raw, _ := os.ReadFile(specPath)
+	sha := sha256.Sum256(raw)
+	if rec.Artifact != iso || len(rec.Files) != 1 || rec.Files[0].Name != iso || rec.Files[0].SHA256 != sum.Artifacts[0].SHA256 ||
+		rec.StorePaths["system"] != sum.Outputs["system"] || len(rec.Closure) != sum.Closure ||
+		!strings.Contains(string(rec.Spec), `"web-01"`) || rec.SpecSHA256 != hex.EncodeToString(sha[:]) ||
+		rec.FlakeAttr != "packages.x86_64-linux.custom-iso" {
 		t.Errorf("build record does not describe the build: %+v", rec)
 	}
 	if got, want := strings.Join(r.objects(), " "), iso+" "+iso+buildrecord.Ext; got != want {
@@ -94,7 +101,7 @@ func TestBuildCustomRefusesKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newCustomRig(t)
 			set(r)
-			_, err := image.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
+			_, err := customBuild(t, r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
 			if !errors.Is(err, image.ErrKeysInUntrustedBuild) {
 				t.Fatalf("want ErrKeysInUntrustedBuild, got %v", err)
 			}
@@ -117,7 +124,7 @@ func TestBuildCustomNeedsTheSandbox(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newCustomRig(t)
 			t.Setenv("NIX_CONFIG", testrig.NixConfig+conf)
-			_, err := image.Custom(context.Background(), r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
+			_, err := customBuild(t, r.deps(), writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h"}))
 			if !errors.Is(err, image.ErrNoSandbox) && !errors.Is(err, image.ErrNixPublishes) {
 				t.Fatalf("want ErrNoSandbox or ErrNixPublishes, got %v", err)
 			}
@@ -133,7 +140,7 @@ func TestBuildCustomRefusesHostileSnippet(t *testing.T) {
 	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 	specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h",
 		"moduleSnippet": `{ ... }: { x = builtins.readFile /etc/shadow; }`})
-	_, err := image.Custom(context.Background(), r.deps(), specPath)
+	_, err := customBuild(t, r.deps(), specPath)
 	if err == nil || !strings.Contains(err.Error(), "builtins") || !strings.Contains(err.Error(), "/etc/shadow") {
 		t.Fatalf("want snippet refused, got %v", err)
 	}
@@ -147,7 +154,7 @@ func TestBuildCustomWithSnippet(t *testing.T) {
 	r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 	specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "kiosk",
 		"moduleSnippet": `{ ... }: { services.kiosk.url = "https://example.org"; }`})
-	sum, err := image.Custom(context.Background(), r.deps(), specPath)
+	sum, err := customBuild(t, r.deps(), specPath)
 	if err != nil {
 		t.Fatalf("build:custom with snippet: %v\n%s", err, r.log.String())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/image"
@@ -64,6 +65,27 @@ func newRig(t *testing.T) *rig {
 		"STORAGE_EMULATOR_HOST":    r.gcs.Host,
 	}
 	return r
+}
+
+// edition is build:<name> with the catalog of d's flake.
+func edition(t testing.TB, d image.Deps, name string) (*image.Summary, error) {
+	t.Helper()
+	return image.Edition(context.Background(), d, catalogOf(t, d), name)
+}
+
+// customBuild is build:custom with the catalog of d's flake.
+func customBuild(t testing.TB, d image.Deps, specPath string) (*image.Summary, error) {
+	t.Helper()
+	return image.Custom(context.Background(), d, catalogOf(t, d), specPath)
+}
+
+func catalogOf(t testing.TB, d image.Deps) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Resolve(context.Background(), d.Run, catalog.FlakeRef(d.Cfg.Flake), d.Cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 func (r *rig) deps() image.Deps {
@@ -124,7 +146,7 @@ func (r *rig) substitute(paths ...string) {
 
 func TestBuildDesktopEndToEnd(t *testing.T) {
 	r := newRig(t)
-	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := edition(t, r.deps(), "desktop")
 	if err != nil {
 		t.Fatalf("build:desktop: %v\n%s", err, r.log.String())
 	}
@@ -148,12 +170,12 @@ func TestBuildDesktopEndToEnd(t *testing.T) {
 	if code != 200 || !bytes.Equal(body, local) {
 		t.Errorf("uploaded ISO differs from OUT (status %d)", code)
 	}
-	r.substitute(sum.Outputs["system"], sum.Outputs["iso"])
+	r.substitute(sum.Outputs["system"], sum.Outputs["image"])
 	var buf bytes.Buffer
 	if err := sum.Print(&buf); err != nil || !json.Valid(buf.Bytes()) || bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
 		t.Errorf("summary is not one JSON line: %q", buf.String())
 	}
-	for _, phase := range []string{"==> [1/", "nix build system", "nix build iso", "upload to GCS_PREFIX", "push closure"} {
+	for _, phase := range []string{"==> [1/", "nix build system", "nix build image", "upload to GCS_PREFIX", "push closure"} {
 		if !strings.Contains(r.log.String(), phase) {
 			t.Errorf("log lacks phase %q", phase)
 		}
@@ -163,7 +185,7 @@ func TestBuildDesktopEndToEnd(t *testing.T) {
 func TestBuildNetbootEndToEnd(t *testing.T) {
 	r := newRig(t)
 	r.env["TARGET"] = "netboot"
-	sum, err := image.Edition(context.Background(), r.deps(), "server")
+	sum, err := edition(t, r.deps(), "server")
 	if err != nil {
 		t.Fatalf("netboot: %v\n%s", err, r.log.String())
 	}
@@ -195,7 +217,7 @@ func TestBuildNetbootEndToEnd(t *testing.T) {
 	if !contains(r.objects(), "netboot-manifest.json.minisig") {
 		t.Errorf("manifest signature not uploaded: %v", r.objects())
 	}
-	r.substitute(sum.Outputs["netboot"])
+	r.substitute(sum.Outputs["image"])
 }
 
 func TestBuildFailureLeavesNothing(t *testing.T) {
@@ -210,7 +232,7 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 	writeFile(t, flake, patched)
 	r.env["SOURCEOS_FLAKE"] = "path:" + dir
-	_, err := image.Edition(context.Background(), r.deps(), "desktop")
+	_, err := edition(t, r.deps(), "desktop")
 	if err == nil {
 		t.Fatal("a failing derivation did not fail the build")
 	}
@@ -239,7 +261,7 @@ func TestSecretsNeverReachNix(t *testing.T) {
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	t.Setenv("SOURCEOS_SIGN_SECRET_KEY", r.env["SOURCEOS_SIGN_SECRET_KEY"])
 	t.Setenv("NIX_CACHE_SECRET_KEY", r.env["NIX_CACHE_SECRET_KEY"])
-	if _, err := image.Edition(context.Background(), r.deps(), "edge"); err != nil {
+	if _, err := edition(t, r.deps(), "edge"); err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
 	env, err := os.ReadFile(record)
@@ -271,7 +293,7 @@ func TestUnconfiguredBuildIsUnsignedAndStillSucceeds(t *testing.T) {
 	for _, k := range []string{"SOURCEOS_SIGN_SECRET_KEY", "NIX_CACHE_SECRET_KEY", "NIX_CACHE_BUCKET", "NIX_CACHE_STRICT", "GCS_PREFIX"} {
 		delete(r.env, k)
 	}
-	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := edition(t, r.deps(), "desktop")
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
@@ -282,7 +304,7 @@ func TestUnconfiguredBuildIsUnsignedAndStillSucceeds(t *testing.T) {
 		t.Error("skips not logged")
 	}
 	r.env["SOURCEOS_REQUIRE_SIGNATURE"] = "1"
-	_, err = image.Edition(context.Background(), r.deps(), "desktop")
+	_, err = edition(t, r.deps(), "desktop")
 	if err == nil || !strings.Contains(err.Error(), "SOURCEOS_REQUIRE_SIGNATURE") {
 		t.Fatalf("required signature without key: %v", err)
 	}
@@ -339,7 +361,7 @@ func TestStalePartialsAreSwept(t *testing.T) {
 	if err := os.Chtimes(other, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := image.Edition(context.Background(), r.deps(), "edge"); err != nil {
+	if _, err := edition(t, r.deps(), "edge"); err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {

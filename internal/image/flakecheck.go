@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
@@ -18,7 +19,7 @@ func FlakeCheckArgs(flake string) []string {
 // FlakeCheck evaluates every output of SOURCEOS_FLAKE and builds its checks.
 func FlakeCheck(ctx context.Context, d Deps) error {
 	d = d.withDefaults()
-	flake := FlakeRef(d.Cfg.Flake)
+	flake := catalog.FlakeRef(d.Cfg.Flake)
 	fmt.Fprintf(d.Stream, "==> nix flake check %s\n", flake)
 	log := newPrefixWriter(d.Stream, "    │ ")
 	defer log.Flush()

@@ -2,7 +2,6 @@ package image_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
@@ -114,7 +112,7 @@ func TestHostileSnippetsReachNoKey(t *testing.T) {
 			r := newCustomRig(t)
 			r.env["SOURCEOS_ALLOW_MODULE_SNIPPET"] = "1"
 			specPath := writeSpec(t, map[string]any{"edition": "edge", "arch": "x86_64", "hostname": "h", "moduleSnippet": hostile(c.script, fmt.Sprintf("nonce = \"%d\";", time.Now().UnixNano()))})
-			sum, err := image.Custom(context.Background(), r.deps(), specPath)
+			sum, err := customBuild(t, r.deps(), specPath)
 			if c.fails != (err != nil) {
 				t.Fatalf("build error = %v, want failure %v\n%s", err, c.fails, r.log.String())
 			}

@@ -16,18 +16,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/nixstore"
-)
-
-// Editions and targets the pipeline knows.
-var (
-	Editions = []string{"desktop", "server", "edge"}
-	Arches   = []string{"x86_64", "aarch64"}
-	Targets  = []string{"iso", "netboot"}
+	"github.com/socioprophet/sourceos/internal/provenance"
 )
 
 // Deps are the collaborators of a build.
@@ -56,9 +51,8 @@ func (d Deps) withDefaults() Deps {
 
 // Request says what to build.
 type Request struct {
-	Edition string
-	Arch    string
-	Target  string // iso or netboot
+	// Instance is the catalog's artifact for one edition and arch.
+	Instance catalog.Instance
 	// Flake is the flake reference to build from.
 	Flake string
 	// NixArgs are extra arguments for nix build (custom builds override
@@ -71,10 +65,19 @@ type Request struct {
 	// ends with an unsigned image and its build record for a trusted
 	// step to sign (docs/threat-model.md).
 	Untrusted bool
-	// Spec is the canonical custom build spec, recorded in the build
-	// record.
-	Spec []byte
+	// Custom describes a custom build (nil for a release): who asked,
+	// which build, and the spec as received and as normalised.
+	Custom *provenance.Custom
 }
+
+// Edition is the edition built ("" for an artifact of no edition).
+func (r Request) Edition() string { return r.Instance.EditionName() }
+
+// Arch is the architecture built.
+func (r Request) Arch() string { return r.Instance.Arch }
+
+// Kind is the kind of artifact built.
+func (r Request) Kind() catalog.Kind { return r.Instance.Kind() }
 
 // ArtifactKind says what an artifact in OUT is.
 type ArtifactKind string
@@ -82,6 +85,8 @@ type ArtifactKind string
 // The kinds of artifacts a build writes.
 const (
 	KindISO      ArtifactKind = "iso"      // the installer image
+	KindQCOW2    ArtifactKind = "qcow2"    // a preinstalled disk image
+	KindGCE      ArtifactKind = "gce"      // a Google Compute Engine image
 	KindKernel   ArtifactKind = "kernel"   // netboot kernel
 	KindInitrd   ArtifactKind = "initrd"   // netboot initrd
 	KindIPXE     ArtifactKind = "ipxe"     // netboot iPXE script
@@ -109,7 +114,7 @@ type State struct {
 	Req     Request
 	Out     string
 	Started time.Time
-	// Outputs maps output kinds (iso, system, netboot) to store paths.
+	// Outputs maps "system" and "image" to the store paths built.
 	Outputs map[string]string
 	// Artifacts is the registry later steps select from.
 	Artifacts []*Artifact
@@ -141,28 +146,13 @@ type Skipper interface {
 // Validate checks a request before anything runs.
 func (r Request) Validate() error {
 	var errs []error
-	if !oneOf(r.Edition, Editions) {
-		errs = append(errs, fmt.Errorf("edition %q: want one of %v", r.Edition, Editions))
-	}
-	if !oneOf(r.Arch, Arches) {
-		errs = append(errs, fmt.Errorf("ARCH %q: want one of %v", r.Arch, Arches))
-	}
-	if !oneOf(r.Target, Targets) {
-		errs = append(errs, fmt.Errorf("TARGET %q: want one of %v", r.Target, Targets))
+	if r.Instance.Artifact == nil {
+		errs = append(errs, errors.New("no artifact to build"))
 	}
 	if r.Flake == "" {
 		errs = append(errs, errors.New("SOURCEOS_FLAKE is empty"))
 	}
 	return errors.Join(errs...)
-}
-
-func oneOf(s string, list []string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Run executes steps in order. A failing step stops the pipeline; artifacts

@@ -101,7 +101,7 @@ type copyNetboot struct{}
 func (copyNetboot) String() string { return "copy netboot set to OUT" }
 
 func (copyNetboot) Run(ctx context.Context, s *State) error {
-	src := s.Outputs["netboot"]
+	src := s.Outputs[outImage]
 	script, err := os.ReadFile(filepath.Join(src, "netboot.ipxe"))
 	if err != nil {
 		return fmt.Errorf("netboot output: %w", err)
@@ -113,7 +113,7 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 	if line.Initrd == "" {
 		line.Initrd = "initrd"
 	}
-	base := fmt.Sprintf("sourceos-%s-%s", s.Req.Edition, s.Req.Arch)
+	base := s.Req.Instance.File()
 	// The kernel is the file the script boots: bzImage or Image by platform.
 	kernel, err := copyOut(filepath.Join(src, line.File), s.Out, base+"-kernel", KindKernel)
 	if err != nil {
@@ -131,7 +131,7 @@ func (copyNetboot) Run(ctx context.Context, s *State) error {
 		return err
 	}
 	s.Artifacts = append(s.Artifacts, ipxe)
-	m := sidecar.NetbootManifest{Edition: s.Req.Edition, Arch: s.Req.Arch, Version: s.Cfg.Version,
+	m := sidecar.NetbootManifest{Edition: s.Req.Edition(), Arch: s.Req.Arch(), Version: s.Cfg.Version,
 		Kernel: fileOf(kernel), Initrd: fileOf(initrd), IPXE: fileOf(ipxe), KernelArgs: ManifestArgs(args)}
 	m.Files = []sidecar.NetbootFile{m.Kernel, m.Initrd, m.IPXE}
 	data, err := json.MarshalIndent(m, "", "  ")

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/sidecar"
+	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
 func TestParseKernelLine(t *testing.T) {
@@ -65,8 +67,8 @@ func TestCopyNetbootUsesTheScriptsKernel(t *testing.T) {
 			}
 			var stream bytes.Buffer
 			s := &State{Deps: Deps{Cfg: &config.Config{Version: "1.0.0"}, Stream: &stream},
-				Req: Request{Edition: "edge", Arch: c.arch, Target: "netboot"}, Out: out,
-				Outputs: map[string]string{"netboot": src}}
+				Req: Request{Instance: netbootOf(t, c.arch)}, Out: out,
+				Outputs: map[string]string{outImage: src}}
 			if err := (copyNetboot{}).Run(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}
@@ -98,10 +100,21 @@ func TestCopyNetbootWithoutTheKernelFileFails(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "bzImage"), []byte("x86 kernel"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &State{Deps: Deps{Cfg: &config.Config{}, Stream: &bytes.Buffer{}}, Req: Request{Edition: "edge", Arch: "aarch64"},
-		Out: t.TempDir(), Outputs: map[string]string{"netboot": src}}
+	s := &State{Deps: Deps{Cfg: &config.Config{}, Stream: &bytes.Buffer{}}, Req: Request{Instance: netbootOf(t, "aarch64")},
+		Out: t.TempDir(), Outputs: map[string]string{outImage: src}}
 	err := (copyNetboot{}).Run(context.Background(), s)
 	if err == nil || !strings.Contains(err.Error(), "Image") {
 		t.Fatalf("err %v, want it to name the missing Image", err)
 	}
+}
+
+// netbootOf is the edge edition's netboot set for arch in the repository's
+// catalog.
+func netbootOf(t *testing.T, arch string) catalog.Instance {
+	t.Helper()
+	in, err := testrig.RepoCatalog(t).ForEdition("edge", catalog.Netboot, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }

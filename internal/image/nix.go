@@ -7,17 +7,6 @@ import (
 	"strings"
 )
 
-// Installable is the flake installable of one package output:
-// <flake>#packages.<arch>-linux.sourceos-<edition>-<kind>.
-func Installable(flake, arch, edition, kind string) string {
-	return fmt.Sprintf("%s#%s", flake, Attr(arch, edition, kind))
-}
-
-// Attr is the flake attribute path of a package output.
-func Attr(arch, edition, kind string) string {
-	return fmt.Sprintf("packages.%s-linux.sourceos-%s-%s", arch, edition, kind)
-}
-
 // BuildArgs is the argv (after "nix") that builds one installable and prints
 // its output paths as JSON. `nix build --json` works from Nix 2.8 on (2.8
 // has no --print-out-paths); -L streams the build log prefixed by the

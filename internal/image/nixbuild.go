@@ -4,17 +4,32 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 )
 
-// nixBuild builds one package output of the request.
-type nixBuild struct{ kind string }
+// The outputs a build makes, as State.Outputs names them.
+const (
+	outSystem = "system" // the NixOS system: the closure the cache and the SBOM describe
+	outImage  = "image"  // the artifact's own output
+)
 
-func (b nixBuild) String() string { return "nix build " + b.kind }
+// nixBuild builds one output of the request's artifact.
+type nixBuild struct{ output string }
+
+func (b nixBuild) String() string { return "nix build " + b.output }
+
+// attr is the flake attribute of an output of the request.
+func (r Request) attr(output string) string {
+	if output == outSystem {
+		return r.Instance.SystemAttr()
+	}
+	return r.Instance.Attr()
+}
 
 func (b nixBuild) Run(ctx context.Context, s *State) error {
-	inst := Installable(s.Req.Flake, s.Req.Arch, s.Req.Edition, b.kind)
+	inst := catalog.Installable(s.Req.Flake, s.Req.attr(b.output))
 	extra := s.Req.NixArgs
 	if w := watcher(ctx, s); w != nil {
 		extra = append(append([]string(nil), extra...), w.NixArgs()...)
@@ -29,8 +44,8 @@ func (b nixBuild) Run(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	s.Outputs[b.kind] = out
-	fmt.Fprintf(s.Stream, "    %s → %s\n", b.kind, out)
+	s.Outputs[b.output] = out
+	fmt.Fprintf(s.Stream, "    %s → %s\n", b.output, out)
 	return nil
 }
 
@@ -43,7 +58,7 @@ func (closure) String() string { return "query runtime closure" }
 
 func (closure) Run(ctx context.Context, s *State) error {
 	var roots []string
-	for _, k := range []string{"system", "iso", "netboot"} {
+	for _, k := range []string{outSystem, outImage} {
 		if p := s.Outputs[k]; p != "" {
 			roots = append(roots, p)
 		}

@@ -6,37 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/socioprophet/sourceos/editions/custom"
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
-	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/nixcache"
-	"github.com/socioprophet/sourceos/internal/spec"
 )
 
-// Steps returns the ordered steps of a build of req.Target.
+// Steps returns the ordered steps of a build of req's artifact.
 func Steps(req Request) []Step {
 	if req.Untrusted {
-		return untrustedSteps()
+		return untrustedSteps(req)
 	}
 	steps := []Step{
 		preflightNix{}, // cheap checks before the long build
 		preflightSign{},
 		preflightUpload{},
-		nixBuild{kind: "system"}, // the closure the cache and the SBOM need
 	}
-	rebuild := &rebuildStep{kind: "iso"} // SOURCEOS_REBUILD_CHECK: build the image again, compare
-	switch req.Target {
-	case "netboot":
-		rebuild.kind = "netboot"
-		steps = append(steps, nixBuild{kind: "netboot"}, rebuild, copyNetboot{})
-	default:
-		steps = append(steps, nixBuild{kind: "iso"}, rebuild, copyISO{})
+	if req.Instance.SystemAttr() != "" {
+		steps = append(steps, nixBuild{output: outSystem}) // the closure the cache and the SBOM need
 	}
+	rebuild := &rebuildStep{} // SOURCEOS_REBUILD_CHECK: build the image again, compare
+	steps = append(steps, nixBuild{output: outImage}, rebuild, copyStep(req.Kind()))
 	return append(steps,
 		closure{},                  // runtime closure of everything built
 		signStep{rebuild: rebuild}, // signature and provenance sidecars, the rebuild check's outcome in them
@@ -48,18 +40,29 @@ func Steps(req Request) []Step {
 // untrustedSteps build user-supplied Nix code: only in the sandbox, and
 // without signing or pushing to the cache (no key is in this process): the
 // image and its build record are what a trusted step signs.
-func untrustedSteps() []Step {
+func untrustedSteps(req Request) []Step {
 	return []Step{
 		preflightNix{},
 		preflightSandbox{}, // no builder outside Nix's sandbox
 		preflightUpload{},
-		nixBuild{kind: "system"},
-		nixBuild{kind: "iso"},
-		copyISO{},
+		nixBuild{output: outSystem},
+		nixBuild{output: outImage},
+		copyStep(req.Kind()),
 		closure{},
 		recordStep{}, // what the trusted signer needs besides the image
 		uploadStep{},
 	}
+}
+
+// copyStep copies an artifact of kind out of the store into OUT.
+func copyStep(kind catalog.Kind) Step {
+	switch kind {
+	case catalog.Netboot:
+		return copyNetboot{}
+	case catalog.ISO:
+		return copyISO{}
+	}
+	return copyDisk{kind: kind}
 }
 
 // ErrKeysInUntrustedBuild means a custom build was started with a signing
@@ -76,134 +79,38 @@ func refuseKeys(cfg *config.Config) error {
 	return fmt.Errorf("%w: unset %s (and their _FILE forms) for build:custom; sign the result on a trusted machine (mage gcp:sign, or mage sign)", ErrKeysInUntrustedBuild, strings.Join(set, ", "))
 }
 
-// Edition builds one edition as configured (ARCH, TARGET, SOURCEOS_FLAKE).
-func Edition(ctx context.Context, d Deps, edition string) (*Summary, error) {
-	req := Request{Edition: edition, Arch: d.Cfg.Arch, Target: d.Cfg.Target, Flake: FlakeRef(d.Cfg.Flake),
-		Hostname: d.Cfg.Hostname}
+// Edition builds the artifact of kind TARGET that the catalog lists for an
+// edition on ARCH.
+func Edition(ctx context.Context, d Deps, cat *catalog.Catalog, edition string) (*Summary, error) {
+	in, err := cat.ForEdition(edition, catalog.Kind(d.Cfg.Target), d.Cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return Build(ctx, d, in)
+}
+
+// ArtifactByID builds the catalog's artifact with that id on ARCH.
+func ArtifactByID(ctx context.Context, d Deps, cat *catalog.Catalog, id string) (*Summary, error) {
+	in, err := cat.ByID(id, d.Cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	return Build(ctx, d, in)
+}
+
+// Build builds one instance of the catalog from SOURCEOS_FLAKE.
+func Build(ctx context.Context, d Deps, in catalog.Instance) (*Summary, error) {
+	req := Request{Instance: in, Flake: catalog.FlakeRef(d.Cfg.Flake), Hostname: d.Cfg.Hostname}
 	if req.Hostname == "" {
-		req.Hostname = "sourceos-" + edition
+		req.Hostname = in.Hostname()
 	}
 	return runAndSummarise(ctx, d, req)
-}
-
-// Custom builds the image a self-serve spec asks for. The spec is validated
-// strictly, written as JSON beside the fixed custom flake (never spliced into
-// Nix code), and built with the sourceos input overridden to SOURCEOS_FLAKE
-// and import-from-derivation off.
-func Custom(ctx context.Context, d Deps, specPath string) (*Summary, error) {
-	if err := refuseKeys(d.Cfg); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(specPath)
-	if err != nil {
-		return nil, fmt.Errorf("build spec: %w", err)
-	}
-	defer f.Close()
-	sp, err := spec.Parse(f, spec.Options{AllowModuleSnippet: d.Cfg.AllowModuleSnippet})
-	if err != nil {
-		return nil, err
-	}
-	flake := FlakeRef(d.Cfg.Flake)
-	template, err := CustomTemplate(flake)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "sourceos-custom-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if err := composeDir(ctx, d.Run, dir, sp, template); err != nil {
-		return nil, err
-	}
-	canon, err := sp.Canonical()
-	if err != nil {
-		return nil, err
-	}
-	req := Request{Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Flake: "path:" + dir,
-		NixArgs:  []string{"--override-input", "sourceos", flake, "--option", "allow-import-from-derivation", "false"},
-		Hostname: sp.Hostname, Untrusted: true, Spec: canon}
-	return runAndSummarise(ctx, d, req)
-}
-
-// composeDir writes the per-build flake and checks the snippet, if any, with
-// the real Nix parser before anything is evaluated.
-func composeDir(ctx context.Context, run execx.Runner, dir string, sp *spec.Spec, template []byte) error {
-	files, err := spec.Files(sp, template)
-	if err != nil {
-		return err
-	}
-	if err := spec.WriteDir(dir, files); err != nil {
-		return err
-	}
-	if sp.ModuleSnippet == "" {
-		return nil
-	}
-	res, err := run.Run(ctx, execx.Cmd{Name: "nix-instantiate", Args: []string{"--parse", filepath.Join(dir, spec.SnippetFile)}})
-	if err != nil {
-		return fmt.Errorf("moduleSnippet does not parse: %w", err)
-	}
-	if v := spec.CheckSnippetAST(string(res.Stdout)); len(v) > 0 {
-		return &spec.SnippetError{Violations: v}
-	}
-	return nil
-}
-
-// FlakeRef makes a local directory reference absolute and leaves every
-// other reference as it is. A bare directory stays bare, so Nix treats a Git
-// checkout as git+file (tracked files only) and does not copy OUT's images
-// into the store with the source; `path:` references are kept as given.
-func FlakeRef(flake string) string {
-	if strings.HasPrefix(flake, "path:") || strings.Contains(flake, ":") {
-		return flake
-	}
-	if abs, err := filepath.Abs(flake); err == nil {
-		return abs
-	}
-	return flake
-}
-
-// localPath reports whether flake names a local directory, and which.
-func localPath(flake string) (string, bool) {
-	if rest, ok := strings.CutPrefix(flake, "path:"); ok {
-		p, _, _ := strings.Cut(rest, "?")
-		return p, true
-	}
-	if strings.Contains(flake, ":") {
-		return "", false
-	}
-	return flake, true
-}
-
-// FlakeLock reads the flake.lock of a local flake reference; an error
-// when the flake is remote or has no lock.
-func FlakeLock(flake string) ([]byte, error) {
-	p, ok := localPath(flake)
-	if !ok {
-		return nil, fmt.Errorf("%s: not a local flake", flake)
-	}
-	return os.ReadFile(filepath.Join(p, "flake.lock"))
-}
-
-// CustomTemplate returns the fixed flake of custom builds: the
-// editions/custom/flake.nix of the flake being built when that is a local
-// directory (so a checkout under test builds with its own), else the copy
-// compiled into this binary (a build VM has no checkout).
-func CustomTemplate(flake string) ([]byte, error) {
-	p, ok := localPath(flake)
-	if !ok {
-		return custom.Flake, nil
-	}
-	b, err := os.ReadFile(filepath.Join(p, "editions", "custom", "flake.nix"))
-	if err != nil {
-		return nil, fmt.Errorf("custom flake template: %w", err)
-	}
-	return b, nil
 }
 
 // Summary is the final JSON line of a build: every file and where it went.
 type Summary struct {
-	Edition   string            `json:"edition"`
+	Artifact  string            `json:"artifact"`
+	Edition   string            `json:"edition,omitempty"`
 	Arch      string            `json:"arch"`
 	Target    string            `json:"target"`
 	Version   string            `json:"version"`
@@ -223,8 +130,8 @@ func runAndSummarise(ctx context.Context, d Deps, req Request) (*Summary, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Summary{Edition: req.Edition, Arch: req.Arch, Target: req.Target, Version: d.Cfg.Version,
-		BuildID: d.Cfg.BuildID, Outputs: st.Outputs, Artifacts: st.Artifacts, Signed: st.Signed,
+	return &Summary{Artifact: req.Instance.ID(), Edition: req.Edition(), Arch: req.Arch(), Target: string(req.Kind()),
+		Version: d.Cfg.Version, BuildID: d.Cfg.BuildID, Outputs: st.Outputs, Artifacts: st.Artifacts, Signed: st.Signed,
 		Closure: len(st.Closure), Cache: st.Cache, Notes: st.Notes,
 		Seconds: d.Now().Sub(st.Started).Round(time.Millisecond).Seconds()}, nil
 }

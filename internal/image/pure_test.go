@@ -7,10 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socioprophet/sourceos/internal/catalog"
+	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
 func TestBuildArgsAndInstallable(t *testing.T) {
-	inst := Installable("path:/src", "x86_64", "desktop", "iso")
+	in, err := testrig.RepoCatalog(t).ForEdition("desktop", catalog.ISO, "x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := catalog.Installable("path:/src", in.Attr())
 	if inst != "path:/src#packages.x86_64-linux.sourceos-desktop-iso" {
 		t.Fatalf("installable %q", inst)
 	}
@@ -81,23 +88,6 @@ func TestShippedArgsNameTheShippedInitrd(t *testing.T) {
 	}
 }
 
-func TestFlakeRef(t *testing.T) {
-	cases := []struct{ in, ref string }{
-		{"/src/os", "/src/os"},
-		{"path:/src/os", "path:/src/os"},
-		{"github:socioprophet/sourceos/v1", "github:socioprophet/sourceos/v1"},
-		{"git+https://example.org/os.git?ref=main", "git+https://example.org/os.git?ref=main"},
-	}
-	for _, c := range cases {
-		if got := FlakeRef(c.in); got != c.ref {
-			t.Errorf("FlakeRef(%q) = %q, want %q", c.in, got, c.ref)
-		}
-	}
-	if got := FlakeRef("."); !filepath.IsAbs(got) {
-		t.Errorf("FlakeRef(.) = %q, want an absolute path", got)
-	}
-}
-
 func TestCustomTemplate(t *testing.T) {
 	// A remote flake: the template compiled into the binary, which is the
 	// repository's editions/custom/flake.nix.
@@ -117,8 +107,10 @@ func TestCustomTemplate(t *testing.T) {
 	if got, err := CustomTemplate("path:" + dir); err != nil || string(got) != "{ }\n" {
 		t.Fatalf("local template: %q, %v", got, err)
 	}
-	if _, err := CustomTemplate("path:" + t.TempDir()); err == nil {
-		t.Fatal("missing local template accepted")
+	// A local flake without one (a tree adopting the pipeline): the
+	// template compiled in.
+	if got, err := CustomTemplate("path:" + t.TempDir()); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("local flake without a template: %v", err)
 	}
 }
 
@@ -139,13 +131,17 @@ func TestPrefixWriter(t *testing.T) {
 }
 
 func TestRequestValidate(t *testing.T) {
-	err := Request{Edition: "gaming", Arch: "mips", Target: "usb"}.Validate()
-	for _, want := range []string{"gaming", "mips", "usb", "SOURCEOS_FLAKE"} {
+	err := Request{}.Validate()
+	for _, want := range []string{"no artifact", "SOURCEOS_FLAKE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
 	}
-	if err := (Request{Edition: "edge", Arch: "aarch64", Target: "netboot", Flake: "."}).Validate(); err != nil {
+	in, err := testrig.RepoCatalog(t).ForEdition("edge", catalog.Netboot, "aarch64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (Request{Instance: in, Flake: "."}).Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/provenance"
 )
@@ -76,18 +77,16 @@ func Rebuild(ctx context.Context, run execx.Runner, o RebuildOptions) (*provenan
 	return rc, nil
 }
 
-// rebuildStep is the rebuild check of the image derivation (kind iso or
-// netboot), when SOURCEOS_REBUILD_CHECK or SOURCEOS_REQUIRE_REPRODUCIBLE
-// is set. Its outcome goes into the provenance (the sign step reads
+// rebuildStep is the rebuild check of the image derivation, when
+// SOURCEOS_REBUILD_CHECK or SOURCEOS_REQUIRE_REPRODUCIBLE is set. Its outcome goes into the provenance (the sign step reads
 // result); with SOURCEOS_REQUIRE_REPRODUCIBLE a difference stops the build
 // before anything is signed.
 type rebuildStep struct {
-	kind   string
 	result *provenance.RebuildCheck
 }
 
 func (r *rebuildStep) String() string {
-	return "rebuild check of the " + r.kind + " (" + RebuildMethod + ")"
+	return "rebuild check of the image (" + RebuildMethod + ")"
 }
 
 func (r *rebuildStep) Skip(s *State) (bool, string) {
@@ -101,8 +100,8 @@ func (r *rebuildStep) Run(ctx context.Context, s *State) error {
 	log := newPrefixWriter(s.Stream, "    │ ")
 	defer log.Flush()
 	rc, err := Rebuild(ctx, s.Run, RebuildOptions{
-		Installable: Installable(s.Req.Flake, s.Req.Arch, s.Req.Edition, r.kind),
-		Output:      s.Outputs[r.kind], NixArgs: s.Req.NixArgs, Log: log,
+		Installable: catalog.Installable(s.Req.Flake, s.Req.Instance.Attr()),
+		Output:      s.Outputs[outImage], NixArgs: s.Req.NixArgs, Log: log,
 	})
 	if err != nil {
 		return err

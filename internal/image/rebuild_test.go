@@ -130,7 +130,7 @@ func verifyReproducible(t *testing.T, path, pub string, require bool) (*verify.R
 func TestBuildRecordsRebuildCheck(t *testing.T) {
 	t.Run("reproducible", func(t *testing.T) {
 		r := rebuildRig(t, true)
-		if _, err := image.Edition(context.Background(), r.deps(), "desktop"); err != nil {
+		if _, err := edition(t, r.deps(), "desktop"); err != nil {
 			t.Fatalf("build: %v\n%s", err, r.log.String())
 		}
 		iso := filepath.Join(r.out, "sourceos-desktop-x86_64.iso")
@@ -141,20 +141,20 @@ func TestBuildRecordsRebuildCheck(t *testing.T) {
 		if rep, err := verifyReproducible(t, iso, r.signPub, true); err != nil || rep.OK != true {
 			t.Errorf("verify requiring reproducibility: %v", err)
 		}
-		if !strings.Contains(r.log.String(), "rebuild check of the iso") || !strings.Contains(r.log.String(), "reproducible: a second build") {
+		if !strings.Contains(r.log.String(), "rebuild check of the image") || !strings.Contains(r.log.String(), "reproducible: a second build") {
 			t.Errorf("log lacks the rebuild step:\n%s", r.log.String())
 		}
 	})
 	t.Run("differs, recorded", func(t *testing.T) {
 		r := rebuildRig(t, false)
-		sum, err := image.Edition(context.Background(), r.deps(), "desktop")
+		sum, err := edition(t, r.deps(), "desktop")
 		if err != nil {
 			t.Fatalf("build: %v\n%s", err, r.log.String())
 		}
 		iso := filepath.Join(r.out, "sourceos-desktop-x86_64.iso")
 		rc, ann := recorded(t, iso)
-		if rc == nil || rc.Reproducible || rc.DifferingOutput != sum.Outputs["iso"] || ann != "false" {
-			t.Errorf("recorded %+v, annotation %q, iso output %s", rc, ann, sum.Outputs["iso"])
+		if rc == nil || rc.Reproducible || rc.DifferingOutput != sum.Outputs["image"] || ann != "false" {
+			t.Errorf("recorded %+v, annotation %q, iso output %s", rc, ann, sum.Outputs["image"])
 		}
 		if _, err := verifyReproducible(t, iso, r.signPub, false); err != nil {
 			t.Errorf("verify: %v", err)
@@ -169,7 +169,7 @@ func TestBuildRecordsRebuildCheck(t *testing.T) {
 		r := rebuildRig(t, false)
 		r.env["SOURCEOS_REQUIRE_REPRODUCIBLE"] = "1"
 		delete(r.env, "SOURCEOS_REBUILD_CHECK") // implied
-		_, err := image.Edition(context.Background(), r.deps(), "desktop")
+		_, err := edition(t, r.deps(), "desktop")
 		if !errors.Is(err, image.ErrNotReproducible) {
 			t.Fatalf("build: %v\n%s", err, r.log.String())
 		}
@@ -234,7 +234,7 @@ func BenchmarkRebuildCheck(b *testing.B) {
 		}
 		return image.Deps{Cfg: cfg, Run: &execx.Exec{SecretNames: config.SecretNames()}, Log: slog.New(slog.DiscardHandler)}
 	}
-	if _, err := image.Edition(context.Background(), deps(), "desktop"); err != nil {
+	if _, err := edition(b, deps(), "desktop"); err != nil {
 		b.Fatal(err)
 	}
 	for _, check := range []string{"0", "1"} {
@@ -243,7 +243,7 @@ func BenchmarkRebuildCheck(b *testing.B) {
 			env["SOURCEOS_REBUILD_CHECK"] = check
 			d := deps()
 			for b.Loop() {
-				if _, err := image.Edition(context.Background(), d, "desktop"); err != nil {
+				if _, err := edition(b, d, "desktop"); err != nil {
 					b.Fatal(err)
 				}
 			}

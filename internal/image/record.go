@@ -14,26 +14,32 @@ type recordStep struct{}
 func (recordStep) String() string { return "write build record" }
 
 func (recordStep) Run(ctx context.Context, s *State) error {
-	iso := s.Artifact(KindISO)
-	if iso == nil {
+	if len(s.Artifacts) == 0 {
 		return fmt.Errorf("build record: no image to describe")
 	}
+	name := s.Req.Instance.File()
 	rec := &buildrecord.Record{
-		Artifact: iso.Name, Size: iso.Size, SHA256: iso.SHA256,
-		Edition: s.Req.Edition, Arch: s.Req.Arch, Target: s.Req.Target, Hostname: s.Req.Hostname,
-		Spec: s.Req.Spec, FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, "iso"),
+		Artifact: name, Edition: s.Req.Edition(), Arch: s.Req.Arch(), Target: string(s.Req.Kind()), Hostname: s.Req.Hostname,
+		FlakeRef: s.Req.Flake, FlakeAttr: s.Req.Instance.Attr(),
 		StorePaths: s.Outputs, Closure: s.Closure, NixVersion: s.NixVersion,
 		StartedOn: s.Started.UTC(), FinishedOn: s.Now().UTC(),
+	}
+	if c := s.Req.Custom; c != nil {
+		rec.Spec, rec.SpecSHA256 = c.Spec, c.SpecSHA256
+	}
+	for _, a := range s.Artifacts {
+		rec.Files = append(rec.Files, buildrecord.File{Name: a.Name, Size: a.Size, SHA256: a.SHA256})
 	}
 	b, err := rec.Marshal()
 	if err != nil {
 		return err
 	}
-	a, err := writeOut(s.Out, iso.Name+buildrecord.Ext, KindRecord, b)
+	a, err := writeOut(s.Out, name+buildrecord.Ext, KindRecord, b)
 	if err != nil {
 		return err
 	}
-	iso.Sidecars = append(iso.Sidecars, a.Name)
+	first := s.Artifacts[0]
+	first.Sidecars = append(first.Sidecars, a.Name)
 	fmt.Fprintf(s.Stream, "    %s (unsigned: sign it on a trusted machine)\n", a.Name)
 	return nil
 }

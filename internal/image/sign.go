@@ -18,18 +18,9 @@ type signStep struct{ rebuild *rebuildStep }
 func (signStep) String() string { return "sign and write provenance" }
 
 func (st signStep) Run(ctx context.Context, s *State) error {
-	kind := sidecar.ISO
-	var arts []*Artifact
-	if s.Req.Target == "netboot" {
-		kind = sidecar.Netboot
-		for _, k := range []ArtifactKind{KindKernel, KindInitrd, KindIPXE, KindManifest} {
-			arts = append(arts, s.Artifact(k))
-		}
-	} else {
-		arts = []*Artifact{s.Artifact(KindISO)}
-	}
+	arts := s.Artifacts // the image, or the netboot set and its manifest
 	opts := attest.SignOptions{
-		Kind: kind, Build: s.buildInfo(st.rebuildCheck()), Closure: attest.Closure(s.Closure),
+		Kind: s.Req.Kind(), Build: s.buildInfo(st.rebuildCheck()), Closure: attest.Closure(s.Closure),
 		SecretKey: s.Cfg.SignSecretKey, Password: s.Cfg.SignPassword,
 		RequireSignature: s.Cfg.RequireSignature, GCSPrefix: s.Cfg.GCSPrefix,
 		Now: s.Now, Log: s.Log,
@@ -67,20 +58,6 @@ func (st signStep) rebuildCheck() *provenance.RebuildCheck {
 // buildInfo is the provenance of this build, with the rebuild check's
 // outcome when there is one.
 func (s *State) buildInfo(rebuild *provenance.RebuildCheck) provenance.BuildInfo {
-	kind := "iso"
-	if s.Req.Target == "netboot" {
-		kind = "netboot"
-	}
-	info := provenance.BuildInfo{
-		Edition: s.Req.Edition, Arch: s.Req.Arch, Target: s.Req.Target, Hostname: s.Req.Hostname,
-		Version: s.Cfg.Version, Channel: s.Cfg.Channel,
-		FlakeRef: s.Req.Flake, FlakeAttr: Attr(s.Req.Arch, s.Req.Edition, kind),
-		SourceRepo: s.Cfg.SourceRepo, SourceRev: s.Cfg.SourceRev,
-		BuildID: s.Cfg.BuildID, BuilderID: attest.LocalBuilderID,
-		StartedOn: s.Started, FinishedOn: s.Now(), Rebuild: rebuild,
-	}
-	if lock, err := FlakeLock(s.Req.Flake); err == nil {
-		info.FlakeLock = lock
-	}
-	return info
+	return attest.BuildInfo(s.Cfg, attest.Facts{Instance: s.Req.Instance, Hostname: s.Req.Hostname, Custom: s.Req.Custom,
+		StartedOn: s.Started, FinishedOn: s.Now(), Rebuild: rebuild})
 }

@@ -36,7 +36,7 @@ func cacheOptions(s *State) nixcache.Options {
 	o := nixcache.FromConfig(s.Cfg, s.Run, s.Log)
 	o.Progress = &nixcache.Reporter{W: s.Stream}
 	if o.Root.Name == "" {
-		o.Root.Name = nixcache.RootName(s.Req.Edition, s.Req.Arch, s.Req.Target, s.Cfg.Channel)
+		o.Root.Name = rootName(s.Req, s.Cfg.Channel)
 	}
 	return o
 }
@@ -164,4 +164,14 @@ func (s *State) note(msg string) {
 func firstLine(err error) string {
 	line, _, _ := strings.Cut(err.Error(), "\n")
 	return line
+}
+
+// rootName is the GC root a build records: <edition>-<arch>-<kind>-<channel>
+// for an edition's artifact, <id>-<arch>-<channel> for an artifact of no
+// edition.
+func rootName(r Request, channel string) string {
+	if r.Edition() == "" {
+		return nixcache.RootName(r.Instance.ID(), r.Arch(), channel)
+	}
+	return nixcache.RootName(r.Edition(), r.Arch(), string(r.Kind()), channel)
 }

@@ -1,7 +1,6 @@
 package image_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
-	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -45,7 +43,7 @@ func TestFailedBuildCachesWhatItBuilt(t *testing.T) {
 	r := newRig(t)
 	flake := freshFixture(t, true)
 	r.env["SOURCEOS_FLAKE"] = flake
-	if _, err := image.Edition(context.Background(), r.deps(), "desktop"); err == nil {
+	if _, err := edition(t, r.deps(), "desktop"); err == nil {
 		t.Fatal("a failing derivation did not fail the build")
 	}
 	if !strings.Contains(r.log.String(), "pushing each path as Nix builds it") || !strings.Contains(r.log.String(), "--option post-build-hook") {
@@ -69,7 +67,7 @@ func TestBuildPushesWhileBuildingAndRecordsRoot(t *testing.T) {
 	r := newRig(t)
 	r.env["SOURCEOS_FLAKE"] = freshFixture(t, false)
 	r.env["SOURCEOS_CHANNEL"] = "candidate"
-	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := edition(t, r.deps(), "desktop")
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, r.log.String())
 	}
@@ -84,7 +82,7 @@ func TestBuildPushesWhileBuildingAndRecordsRoot(t *testing.T) {
 		}
 		t.Fatalf("roots %v, want one for desktop-x86_64-iso-candidate of build b-42", names)
 	}
-	r.substitute(sum.Outputs["system"], sum.Outputs["iso"])
+	r.substitute(sum.Outputs["system"], sum.Outputs["image"])
 }
 
 // With NIX_CACHE_WATCH=0 no hook is installed; the closure is pushed at
@@ -93,7 +91,7 @@ func TestBuildWithoutWatch(t *testing.T) {
 	r := newRig(t)
 	r.env["SOURCEOS_FLAKE"] = freshFixture(t, false)
 	r.env["NIX_CACHE_WATCH"] = "0"
-	sum, err := image.Edition(context.Background(), r.deps(), "desktop")
+	sum, err := edition(t, r.deps(), "desktop")
 	if err != nil || sum.Cache == nil || sum.Cache.Pushed != sum.Closure {
 		t.Fatalf("build: %v %+v", err, sum)
 	}

@@ -5,7 +5,10 @@
 // callers write the results where they belong.
 package provenance
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Subject is an artifact named in a statement. Digests are lowercase hex.
 type Subject struct {
@@ -29,6 +32,38 @@ type BuildInfo struct {
 	// Rebuild is the outcome of building the image derivation a second
 	// time, nil when no rebuild check ran.
 	Rebuild *RebuildCheck
+	// Custom describes a self-serve custom build; nil for a release.
+	Custom *Custom
+	// Artifact is what the catalog says of the artifact built.
+	Artifact ArtifactFacts
+}
+
+// ArtifactFacts are the catalog's facts about an artifact that its
+// provenance records (externalParameters.artifact), so that the OSImage
+// document can be checked against the signed statement alone.
+type ArtifactFacts struct {
+	// ID is the catalog's instance id, e.g. sourceos-desktop-iso.
+	ID string
+	// HostProfile and Capabilities are the OSImage host profile and
+	// substrate capabilities.
+	HostProfile  string
+	Capabilities []string
+}
+
+// Custom is what makes a build a self-serve custom build: who asked for
+// it, which build it is and what was asked for. Its provenance has
+// CustomBuildType and CustomBuilderID and records all of it, so the
+// signature covers the user's customisation and nothing about it can pass
+// for a release.
+type Custom struct {
+	// UID is the user the build belongs to; BuildID the build.
+	UID, BuildID string
+	// SpecSHA256 is the SHA-256 (lowercase hex) of the spec as received.
+	SpecSHA256 string
+	// Spec is the normalised spec the build used: a JSON object.
+	Spec json.RawMessage
+	// ModuleSnippet is the spec's NixOS module snippet, "" for none.
+	ModuleSnippet string
 }
 
 // RebuildCheck is what building the image derivation once more found: the
@@ -65,6 +100,15 @@ const (
 	// building it with Nix. Its external parameters are documented in
 	// the README section "Provenance".
 	BuildType = "https://sourceos.dev/build/nix-flake/v1"
+	// CustomBuildType names a self-serve custom build: a fixed flake that
+	// reads the user's spec as data, built with the sourceos input set to
+	// externalParameters.flake.ref. Its externalParameters.custom holds
+	// the user, the build and the spec.
+	CustomBuildType = "https://sourceos.dev/build/nix-custom/v1"
+	// CustomBuilderID is the builder id of custom builds: user-supplied
+	// code built on a machine without keys, signed by a separate trusted
+	// step.
+	CustomBuilderID = "https://sourceos.dev/builders/custom"
 )
 
 // Byproduct is a document made by the build that the predicate lists in

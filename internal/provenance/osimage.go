@@ -26,23 +26,42 @@ const (
 	AnnotationSLSAPredicate = "com.socioprophet.os.provenance.slsa-predicate"
 	// AnnotationSHA256 is the image's SHA-256, lowercase hex.
 	AnnotationSHA256 = "com.socioprophet.os.sha256"
+	// AnnotationPackaging says how the file wraps the image when it is
+	// not the image itself ("gce-tar.gz": disk.raw in a tar.gz).
+	AnnotationPackaging = "com.socioprophet.os.packaging"
+	// AnnotationCustom is present, "true", on a self-serve custom build's
+	// document; AnnotationCustomUser and AnnotationCustomBuild name whose
+	// build it is.
+	AnnotationCustom      = "com.socioprophet.os.custom"
+	AnnotationCustomUser  = "com.socioprophet.os.custom.user"
+	AnnotationCustomBuild = "com.socioprophet.os.custom.build"
 )
 
-// substrateCapabilities are what every SourceOS image offers its host.
-var substrateCapabilities = []string{"nix-store", "systemd"}
+// OSImageEpoch is the compatibility epoch of every OSImage document: the
+// schema's shortId is so<epoch>-<hostProfile>, and the documents SourceOS
+// has published use epoch 1, so an image's identity is stable across its
+// builds. When it was built is org.opencontainers.image.created.
+const OSImageEpoch = 1
 
-// hostProfiles maps an edition to its OSImage host profile.
-var hostProfiles = map[string]string{
-	"desktop": "workstation",
-	"server":  "vm-base",
-	"edge":    "edge-appliance",
-}
+// Statements written before the catalog recorded an artifact's facts
+// (externalParameters.artifact) are read with these, the facts of the
+// editions then.
+var (
+	legacyCapabilities = []string{"nix-store", "systemd"}
+	legacyHostProfiles = map[string]string{"desktop": "workstation", "server": "vm-base", "edge": "edge-appliance"}
+)
 
-// artifacts maps a build target to its OSImage artifact kind; only targets
-// that produce a disk or installer image have one.
+// artifacts maps a build target (a catalog kind) to its OSImage artifact
+// kind; only targets that produce a disk or installer image have one. A
+// Google Compute Engine image is a raw disk (disk.raw) packed in a tar.gz:
+// AnnotationPackaging says so.
 var artifacts = map[string]string{
-	"iso": "iso", "qcow2": "qcow2", "raw": "raw", "oci": "oci", "ami": "ami", "vmdk": "vmdk",
+	"iso": "iso", "qcow2": "qcow2", "gce": "raw", "raw": "raw", "oci": "oci", "ami": "ami", "vmdk": "vmdk",
 }
+
+// packaging says how an artifact kind wraps the image its OSImage
+// document describes, for the kinds that do.
+var packaging = map[string]string{"gce": "gce-tar.gz"}
 
 // urnUnsafe matches runs of characters an OSImage id may not contain.
 var urnUnsafe = regexp.MustCompile(`[^a-z0-9._-]+`)
@@ -109,18 +128,31 @@ func SLSAPredicateURN(imageSHA256 string) string {
 	return "urn:srcos:slsa:provenance-v1:sha256:" + imageSHA256
 }
 
-// HostProfile returns the OSImage host profile of an edition.
-func HostProfile(edition string) (string, error) {
-	p, ok := hostProfiles[edition]
-	if !ok {
-		return "", fmt.Errorf("osimage: edition %q has no host profile (want desktop, server or edge)", edition)
+// hostProfile is the OSImage host profile the build info records, or for
+// a statement that records none, its edition's then.
+func hostProfile(b BuildInfo) (string, error) {
+	if b.Artifact.HostProfile != "" {
+		return b.Artifact.HostProfile, nil
 	}
-	return p, nil
+	if p, ok := legacyHostProfiles[b.Edition]; ok && b.Artifact.ID == "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("osimage: the build of %q records no host profile", b.Artifact.ID)
+}
+
+// capabilities are the substrate capabilities the build info records, or
+// for a statement that records none, the editions' then.
+func capabilities(b BuildInfo) []string {
+	if len(b.Artifact.Capabilities) > 0 {
+		return append([]string(nil), b.Artifact.Capabilities...)
+	}
+	return append([]string(nil), legacyCapabilities...)
 }
 
 // OSImage returns the OSImage document for in. The document is validated
-// against schemas/OSImage.json before it is returned. The epoch is the
-// creation time in Unix seconds, so shortId is so<epoch>-<hostProfile>.
+// against schemas/OSImage.json before it is returned. The epoch is
+// OSImageEpoch, so shortId is so1-<hostProfile> for every build of a
+// profile; the creation time is the created annotation.
 func OSImage(in OSImageInput) ([]byte, error) {
 	doc, err := osImageDocument(in)
 	if err != nil {
@@ -141,7 +173,7 @@ func osImageDocument(in OSImageInput) (*OSImageDocument, error) {
 		return nil, err
 	}
 	b := in.Build
-	profile, err := HostProfile(b.Edition)
+	profile, err := hostProfile(b)
 	if err != nil {
 		return nil, err
 	}
@@ -153,20 +185,19 @@ func osImageDocument(in OSImageInput) (*OSImageDocument, error) {
 	if err != nil {
 		return nil, err
 	}
-	epoch := in.Created.Unix()
 	return &OSImageDocument{
-		ID:                    osImageID(b.Edition, arch, b.Version, in.Image.SHA256),
+		ID:                    osImageID(b, arch, in.Image.SHA256),
 		Type:                  "OSImage",
 		SpecVersion:           OSImageSpecVersion,
-		ShortID:               "so" + strconv.FormatInt(epoch, 10) + "-" + profile,
+		ShortID:               "so" + strconv.Itoa(OSImageEpoch) + "-" + profile,
 		Family:                "sourceos",
-		Epoch:                 epoch,
+		Epoch:                 OSImageEpoch,
 		HostProfile:           profile,
 		Artifact:              artifact,
 		Architecture:          arch,
 		OSRelease:             osRelease(b),
 		OCIAnnotations:        ociAnnotations(in),
-		SubstrateCapabilities: append([]string(nil), substrateCapabilities...),
+		SubstrateCapabilities: capabilities(b),
 		Provenance: OSImageProvenance{
 			StatementRef:     StatementURN(in.Image.SHA256),
 			SLSAPredicateRef: SLSAPredicateURN(in.Image.SHA256),
@@ -205,11 +236,26 @@ func architecture(arch string) (string, error) {
 	return a, nil
 }
 
-// osImageID is urn:srcos:osimage:sourceos-<edition>-<arch>-<version>-<sha256
-// prefix>, lowercased, with characters the pattern forbids turned into dashes.
-func osImageID(edition, arch, version, sha256 string) string {
-	s := strings.ToLower(strings.Join([]string{"sourceos", edition, arch, version, sha256[:16]}, "-"))
+// osImageID is urn:srcos:osimage:<name>-<arch>-<version>-<sha256 prefix>,
+// lowercased, with characters the pattern forbids turned into dashes; the
+// name is sourceos-<edition> (sourceos-custom-<edition> for a custom
+// build), or the catalog id of an artifact of no edition.
+func osImageID(b BuildInfo, arch, sha256 string) string {
+	s := strings.ToLower(strings.Join([]string{imageName(b), arch, b.Version, sha256[:16]}, "-"))
 	return "urn:srcos:osimage:" + urnUnsafe.ReplaceAllString(s, "-")
+}
+
+// imageName names what was built, for the document's id and os-release's
+// IMAGE_ID: sourceos-<edition>, sourceos-custom-<edition> for a custom
+// build, or the catalog id of an artifact of no edition.
+func imageName(b BuildInfo) string {
+	switch {
+	case b.Custom != nil:
+		return "sourceos-custom-" + b.Edition
+	case b.Edition == "" && b.Artifact.ID != "":
+		return b.Artifact.ID
+	}
+	return "sourceos-" + b.Edition
 }
 
 func osRelease(b BuildInfo) OSRelease {
@@ -217,7 +263,7 @@ func osRelease(b BuildInfo) OSRelease {
 		ID:           "sourceos",
 		IDLike:       []string{"nixos"},
 		VersionID:    b.Version,
-		ImageID:      "sourceos-" + b.Edition,
+		ImageID:      imageName(b),
 		ImageVersion: b.Version,
 		BuildID:      b.BuildID,
 		ReleaseType:  releaseType(b.Channel),
@@ -244,7 +290,7 @@ func ociAnnotations(in OSImageInput) map[string]any {
 		"org.opencontainers.image.source":   b.SourceRepo,
 		"org.opencontainers.image.created":  in.Created.UTC().Format(time.RFC3339),
 		"org.opencontainers.image.title":    in.Image.Name,
-		"com.socioprophet.os.capabilities":  append([]string(nil), substrateCapabilities...),
+		"com.socioprophet.os.capabilities":  capabilities(b),
 		AnnotationSigned:                    strconv.FormatBool(in.Signed),
 		AnnotationSHA256:                    in.Image.SHA256,
 		AnnotationStatement:                 in.StatementRef,
@@ -255,6 +301,14 @@ func ociAnnotations(in OSImageInput) map[string]any {
 	}
 	if b.Rebuild != nil {
 		a[AnnotationReproducible] = strconv.FormatBool(b.Rebuild.Reproducible)
+	}
+	if p, ok := packaging[b.Target]; ok {
+		a[AnnotationPackaging] = p
+	}
+	if c := b.Custom; c != nil {
+		a[AnnotationCustom] = "true"
+		a[AnnotationCustomUser] = c.UID
+		a[AnnotationCustomBuild] = c.BuildID
 	}
 	return a
 }
@@ -290,8 +344,12 @@ func CheckOSImageClaims(d *OSImageDocument, pred *Predicate, image Subject) erro
 	if src := ann("org.opencontainers.image.source"); strings.TrimPrefix(src, "git+") == b.SourceRepo {
 		b.SourceRepo = src
 	}
+	created, err := time.Parse(time.RFC3339, ann("org.opencontainers.image.created"))
+	if err != nil {
+		return fmt.Errorf("osimage: org.opencontainers.image.created: %w", err)
+	}
 	want, err := osImageDocument(OSImageInput{
-		Build: b, Image: image, Signed: signed, Created: time.Unix(d.Epoch, 0),
+		Build: b, Image: image, Signed: signed, Created: created,
 		StatementRef: ann(AnnotationStatement), SLSAPredicateRef: ann(AnnotationSLSAPredicate),
 		SBOMRef: d.Provenance.SBOMRef, SignatureRef: d.Provenance.SignatureRef,
 	})

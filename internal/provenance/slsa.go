@@ -82,7 +82,11 @@ func provenanceOf(b BuildInfo) (*slsa.Provenance, error) {
 	if err := checkBuildInfo(b); err != nil {
 		return nil, err
 	}
-	ext, err := structpb.NewStruct(externalParameters(b))
+	params, err := externalParameters(b)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := structpb.NewStruct(params)
 	if err != nil {
 		return nil, fmt.Errorf("slsa predicate: external parameters: %w", err)
 	}
@@ -92,7 +96,7 @@ func provenanceOf(b BuildInfo) (*slsa.Provenance, error) {
 	}
 	return &slsa.Provenance{
 		BuildDefinition: &slsa.BuildDefinition{
-			BuildType:            BuildType,
+			BuildType:            buildTypeOf(b),
 			ExternalParameters:   ext,
 			ResolvedDependencies: deps,
 		},
@@ -118,6 +122,14 @@ func checkBuildInfo(b BuildInfo) error {
 		sortStrings(missing)
 		return fmt.Errorf("slsa predicate: build info lacks %s", strings.Join(missing, ", "))
 	}
+	if (b.Custom != nil) != (b.BuilderID == CustomBuilderID) {
+		return fmt.Errorf("slsa predicate: builder %q for a build that is %s", b.BuilderID, map[bool]string{true: "custom", false: "not custom"}[b.Custom != nil])
+	}
+	if b.Custom != nil {
+		if err := checkCustom(b.Custom); err != nil {
+			return fmt.Errorf("slsa predicate: custom build: %w", err)
+		}
+	}
 	if !b.StartedOn.IsZero() && !b.FinishedOn.IsZero() && b.FinishedOn.Before(b.StartedOn) {
 		return fmt.Errorf("slsa predicate: finishedOn %s is before startedOn %s",
 			b.FinishedOn.UTC().Format(time.RFC3339), b.StartedOn.UTC().Format(time.RFC3339))
@@ -125,8 +137,44 @@ func checkBuildInfo(b BuildInfo) error {
 	return nil
 }
 
+// buildTypeOf is CustomBuildType for a custom build, else BuildType.
+func buildTypeOf(b BuildInfo) string {
+	if b.Custom != nil {
+		return CustomBuildType
+	}
+	return BuildType
+}
+
+// checkCustom requires every fact of a custom build.
+func checkCustom(c *Custom) error {
+	switch {
+	case c.UID == "" || c.BuildID == "":
+		return errors.New("user and build id are required")
+	case !sha256RE.MatchString(c.SpecSHA256):
+		return fmt.Errorf("spec sha256 %q is not 64 lowercase hex digits", c.SpecSHA256)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(c.Spec, &obj); err != nil {
+		return fmt.Errorf("the normalised spec is not a JSON object: %w", err)
+	}
+	return nil
+}
+
+// customParameters is externalParameters.custom.
+func customParameters(c *Custom) (map[string]any, error) {
+	var spec map[string]any
+	if err := json.Unmarshal(c.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("slsa predicate: custom spec: %w", err)
+	}
+	m := map[string]any{"user": c.UID, "buildId": c.BuildID, "specSha256": c.SpecSHA256, "spec": spec}
+	if c.ModuleSnippet != "" {
+		m["moduleSnippet"] = c.ModuleSnippet
+	}
+	return m, nil
+}
+
 // externalParameters are the inputs a user of the build controls.
-func externalParameters(b BuildInfo) map[string]any {
+func externalParameters(b BuildInfo) (map[string]any, error) {
 	m := map[string]any{
 		"edition": b.Edition,
 		"arch":    b.Arch,
@@ -138,7 +186,59 @@ func externalParameters(b BuildInfo) map[string]any {
 			m[k] = v
 		}
 	}
+	if b.Custom != nil {
+		c, err := customParameters(b.Custom)
+		if err != nil {
+			return nil, err
+		}
+		m["custom"] = c
+	}
+	if a := artifactParameters(b.Artifact); a != nil {
+		m["artifact"] = a
+	}
+	return m, nil
+}
+
+// artifactParameters is externalParameters.artifact, nil when the build
+// info has no catalog facts.
+func artifactParameters(a ArtifactFacts) map[string]any {
+	if a.ID == "" && a.HostProfile == "" && len(a.Capabilities) == 0 {
+		return nil
+	}
+	caps := make([]any, len(a.Capabilities))
+	for i, c := range a.Capabilities {
+		caps[i] = c
+	}
+	m := map[string]any{"id": a.ID, "hostProfile": a.HostProfile}
+	if len(caps) > 0 {
+		m["capabilities"] = caps
+	}
 	return m
+}
+
+// readArtifact reads externalParameters.artifact.
+func readArtifact(v *structpb.Value) (ArtifactFacts, error) {
+	fields := v.GetStructValue().GetFields()
+	if fields == nil {
+		return ArtifactFacts{}, errors.New("not an object")
+	}
+	var a ArtifactFacts
+	if err := stringField(fields, "id", &a.ID); err != nil {
+		return a, err
+	}
+	if err := stringField(fields, "hostProfile", &a.HostProfile); err != nil {
+		return a, err
+	}
+	if c, ok := fields["capabilities"]; ok {
+		for _, item := range c.GetListValue().GetValues() {
+			s, ok := item.GetKind().(*structpb.Value_StringValue)
+			if !ok {
+				return a, errors.New("capabilities: not a list of strings")
+			}
+			a.Capabilities = append(a.Capabilities, s.StringValue)
+		}
+	}
+	return a, nil
 }
 
 // resolvedDependencies are the source repository at its commit followed by
@@ -310,14 +410,17 @@ func ParsePredicate(predicate []byte) (*Predicate, error) {
 		return nil, err
 	}
 	bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
-	if bd.GetBuildType() != BuildType {
-		return nil, fmt.Errorf("%w: buildType %q, want %q", ErrNotSLSAv1, bd.GetBuildType(), BuildType)
+	if t := bd.GetBuildType(); t != BuildType && t != CustomBuildType {
+		return nil, fmt.Errorf("%w: buildType %q, want %q or %q", ErrNotSLSAv1, t, BuildType, CustomBuildType)
 	}
 	out := &Predicate{Build: BuildInfo{
 		BuildID: rd.GetMetadata().GetInvocationId(), BuilderID: rd.GetBuilder().GetId(),
 	}}
 	if err := readExternalParameters(bd.GetExternalParameters(), &out.Build); err != nil {
 		return nil, fmt.Errorf("%w: externalParameters: %w", ErrNotSLSAv1, err)
+	}
+	if err := checkKind(bd.GetBuildType(), out.Build); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotSLSAv1, err)
 	}
 	if err := readSource(bd.GetResolvedDependencies(), out); err != nil {
 		return nil, fmt.Errorf("%w: resolvedDependencies: %w", ErrNotSLSAv1, err)
@@ -342,7 +445,62 @@ func readExternalParameters(ext *structpb.Struct, b *BuildInfo) error {
 	if err := stringField(flake, "ref", &b.FlakeRef); err != nil {
 		return fmt.Errorf("flake: %w", err)
 	}
-	return stringField(flake, "attribute", &b.FlakeAttr)
+	if err := stringField(flake, "attribute", &b.FlakeAttr); err != nil {
+		return err
+	}
+	if v, ok := fields["artifact"]; ok {
+		a, err := readArtifact(v)
+		if err != nil {
+			return fmt.Errorf("artifact: %w", err)
+		}
+		b.Artifact = a
+	}
+	if v, ok := fields["custom"]; ok {
+		c, err := readCustom(v)
+		if err != nil {
+			return fmt.Errorf("custom: %w", err)
+		}
+		b.Custom = c
+	}
+	return nil
+}
+
+// readCustom reads externalParameters.custom as customParameters writes it.
+func readCustom(v *structpb.Value) (*Custom, error) {
+	fields := v.GetStructValue().GetFields()
+	if fields == nil {
+		return nil, errors.New("not an object")
+	}
+	c := &Custom{}
+	for name, dst := range map[string]*string{"user": &c.UID, "buildId": &c.BuildID, "specSha256": &c.SpecSHA256, "moduleSnippet": &c.ModuleSnippet} {
+		if err := stringField(fields, name, dst); err != nil {
+			return nil, err
+		}
+	}
+	spec, ok := fields["spec"]
+	if !ok || spec.GetStructValue() == nil {
+		return nil, errors.New("spec is missing or not an object")
+	}
+	raw, err := protojson.Marshal(spec.GetStructValue())
+	if err != nil {
+		return nil, err
+	}
+	if c.Spec, err = canonical(raw); err != nil {
+		return nil, err
+	}
+	return c, checkCustom(c)
+}
+
+// checkKind requires a predicate to say the same thing three ways: a
+// custom build has the custom build type, the custom builder and its
+// custom parameters; a release has none of them.
+func checkKind(buildType string, b BuildInfo) error {
+	custom := buildType == CustomBuildType
+	if custom == (b.BuilderID == CustomBuilderID) && custom == (b.Custom != nil) {
+		return nil
+	}
+	return fmt.Errorf("buildType %q, builder %q and custom parameters (%t) disagree on whether this is a custom build",
+		buildType, b.BuilderID, b.Custom != nil)
 }
 
 // stringField sets *dst to fields[name], which must be a string if present.

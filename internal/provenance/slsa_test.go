@@ -198,3 +198,56 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// A custom build's predicate says so three ways that must agree (build
+// type, builder, custom parameters) and carries the user's spec, its
+// digest and the artifact's catalog facts through a round trip.
+func TestCustomPredicateRoundTrip(t *testing.T) {
+	b := testBuild(t)
+	b.BuilderID = CustomBuilderID
+	b.Custom = &Custom{UID: "user-7", BuildID: "build-42", SpecSHA256: strings.Repeat("ab", 32),
+		Spec: []byte(`{"edition":"desktop","packages":["htop"]}`), ModuleSnippet: "{ ... }: { }"}
+	b.Artifact = ArtifactFacts{ID: "sourceos-desktop-iso", HostProfile: "workstation", Capabilities: []string{"nix-store", "gnome"}}
+	pred, err := SLSAPredicate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePredicate(pred)
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, pred)
+	}
+	c := p.Build.Custom
+	if c == nil || c.UID != "user-7" || c.BuildID != "build-42" || c.SpecSHA256 != strings.Repeat("ab", 32) ||
+		c.ModuleSnippet != "{ ... }: { }" || !strings.Contains(string(c.Spec), `"htop"`) {
+		t.Errorf("custom read back %+v", c)
+	}
+	if a := p.Build.Artifact; a.ID != "sourceos-desktop-iso" || a.HostProfile != "workstation" || len(a.Capabilities) != 2 {
+		t.Errorf("artifact facts read back %+v", a)
+	}
+	if !strings.Contains(string(pred), CustomBuildType) {
+		t.Errorf("predicate lacks the custom build type:\n%s", pred)
+	}
+}
+
+// Build information that mixes the kinds makes no predicate, and a
+// predicate that mixes them does not parse.
+func TestCustomAndReleaseDoNotMix(t *testing.T) {
+	b := testBuild(t)
+	b.Custom = &Custom{UID: "u", BuildID: "b", SpecSHA256: strings.Repeat("ab", 32), Spec: []byte(`{}`)}
+	if _, err := SLSAPredicate(b); err == nil {
+		t.Error("custom parameters with a release builder made a predicate")
+	}
+	b.BuilderID = CustomBuilderID
+	pred, err := SLSAPredicate(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, forged := range map[string]string{
+		"release type":    strings.Replace(string(pred), CustomBuildType, BuildType, 1),
+		"release builder": strings.Replace(string(pred), CustomBuilderID, "https://sourceos.dev/builders/local", 1),
+	} {
+		if _, err := ParsePredicate([]byte(forged)); err == nil || !strings.Contains(err.Error(), "disagree") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

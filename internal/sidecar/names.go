@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
+
+	"github.com/socioprophet/sourceos/internal/catalog"
 
 	"github.com/socioprophet/sourceos/internal/provenance"
 )
@@ -28,27 +31,29 @@ const (
 // SidecarExts lists every sidecar suffix, signatures last.
 var SidecarExts = []string{ExtSHA256, ExtStatement, ExtSLSA, ExtSBOM, ExtOSImage, ExtMinisig, ExtDSSE}
 
-// Kind is what is being signed.
-type Kind string
+// Kind is what is being signed: a kind of the catalog. Every kind but
+// Netboot is one image file, which also gets an SBOM (when the closure is
+// known) and an OSImage document; a netboot set is a kernel, an initrd, an
+// iPXE script and netboot-manifest.json, each signed on its own.
+type Kind = catalog.Kind
 
-// Kinds of release.
+// The kinds callers name most.
 const (
-	// ISO is one installer image: it also gets an SBOM (when the closure
-	// is known) and an OSImage document.
-	ISO Kind = "iso"
-	// Netboot is a kernel, an initrd and netboot-manifest.json, each
-	// signed on its own.
-	Netboot Kind = "netboot"
+	ISO     = catalog.ISO
+	Netboot = catalog.Netboot
 )
 
 // KindOf maps TARGET to a Kind.
 func KindOf(target string) (Kind, error) {
-	switch Kind(target) {
-	case ISO, Netboot:
+	if slices.Contains(catalog.Kinds, Kind(target)) {
 		return Kind(target), nil
 	}
-	return "", fmt.Errorf("TARGET %q: want iso or netboot", target)
+	return "", fmt.Errorf("TARGET %q: want one of %v", target, catalog.Kinds)
 }
+
+// IsImage reports whether a kind is one image file (with an SBOM and an
+// OSImage document), not a netboot set.
+func IsImage(k Kind) bool { return k != Netboot }
 
 // Ref is where a sidecar named name is published: a URL under the GCS
 // prefix when one is set (gs://bucket/prefix becomes its public

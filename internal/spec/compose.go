@@ -11,6 +11,9 @@ const (
 	FlakeFile   = "flake.nix"
 	SpecFile    = "spec.json"
 	SnippetFile = "snippet.nix"
+	// EditionFile holds what the catalog says of the spec's edition (its
+	// module and installer profile); the builder writes it.
+	EditionFile = "edition.json"
 )
 
 // Files returns the contents of the per-build flake directory: the fixed

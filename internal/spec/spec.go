@@ -43,9 +43,8 @@ const (
 	MaxNameLen      = 100
 )
 
-// Allowed values.
+// Allowed values (editions come from the catalog: Options.Editions).
 var (
-	Editions = []string{"desktop", "server", "edge"}
 	Arches   = []string{"x86_64", "aarch64"}
 	Services = []string{"openssh", "docker"}
 	Groups   = []string{"wheel", "networkmanager", "docker", "video", "audio", "dialout", "plugdev"}
@@ -99,6 +98,8 @@ func (e *ValidationError) Error() string {
 type Options struct {
 	// AllowModuleSnippet permits moduleSnippet (SOURCEOS_ALLOW_MODULE_SNIPPET).
 	AllowModuleSnippet bool
+	// Editions a spec may ask for: the catalog's custom editions.
+	Editions []string
 }
 
 // Parse decodes a spec strictly (unknown fields and trailing data are errors)
@@ -169,7 +170,11 @@ func pointerField(pointer, key string) string {
 // Validate checks every field and reports every broken rule at once.
 func (s *Spec) Validate(opts Options) error {
 	v := &validator{}
-	v.oneOf("edition", s.Edition, Editions)
+	if len(opts.Editions) == 0 {
+		v.fail("edition", s.Edition, "is not one custom builds may start from: the catalog marks no edition custom")
+	} else {
+		v.oneOf("edition", s.Edition, opts.Editions)
+	}
 	v.oneOf("arch", s.Arch, Arches)
 	v.match("hostname", s.Hostname, hostnameRE, "must be a lower-case RFC 1123 label (a-z, 0-9, '-', 1-63 chars, no leading or trailing '-')")
 	v.packages(s.Packages)

@@ -17,8 +17,14 @@ const validSpec = `{
   "users": [{"name": "alice", "groups": ["wheel", "docker"]}]
 }`
 
+// editions are the custom editions of the repository's catalog.
+var editions = []string{"desktop", "server", "edge"}
+
 func parse(t *testing.T, js string, opts spec.Options) (*spec.Spec, error) {
 	t.Helper()
+	if opts.Editions == nil {
+		opts.Editions = editions
+	}
 	return spec.Parse(strings.NewReader(js), opts)
 }
 

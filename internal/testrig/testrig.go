@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 )
 
@@ -129,4 +130,24 @@ func FixtureFlakeCopy(t testing.TB) string {
 		t.Fatalf("copy fixture flake: %v", err)
 	}
 	return dst
+}
+
+// RepoCatalog is the repository's catalog.json.
+func RepoCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Load(filepath.Join(RepoRoot(t), catalog.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// FixtureCatalog is the fixture flake's catalog.json.
+func FixtureCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Load(filepath.Join(RepoRoot(t), "testdata", "fixture-flake", catalog.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

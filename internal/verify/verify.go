@@ -68,11 +68,13 @@ type Check struct {
 
 // Report is the outcome of verifying one artifact.
 type Report struct {
-	Artifact string  `json:"artifact"`
-	SHA256   string  `json:"sha256,omitempty"`
-	KeyID    string  `json:"keyId,omitempty"`
-	OK       bool    `json:"ok"`
-	Checks   []Check `json:"checks"`
+	Artifact string `json:"artifact"`
+	SHA256   string `json:"sha256,omitempty"`
+	KeyID    string `json:"keyId,omitempty"`
+	// Builder is who built the artifact, as the signed provenance says.
+	Builder *Builder `json:"builder,omitempty"`
+	OK      bool     `json:"ok"`
+	Checks  []Check  `json:"checks"`
 	// Error says why verification could not be carried out, if so.
 	Error string `json:"error,omitempty"`
 	// Kept is where a downloaded artifact that verified was kept (see
@@ -138,6 +140,15 @@ type VerifyOptions struct {
 	// RequireReproducible fails the rebuild check unless the signed
 	// provenance records a rebuild that gave the same bytes.
 	RequireReproducible bool
+	// AllowCustom accepts a self-serve custom build (refused by
+	// default: it is not a release); ExpectBuildID requires the signed
+	// build id to be this one, and accepts a custom build with it.
+	AllowCustom   bool
+	ExpectBuildID string
+	// CustomPublicKey is the key custom builds are signed with, when it
+	// is not the release key: what it signs verifies only as a custom
+	// build.
+	CustomPublicKey string
 }
 
 // Verify runs every check on an artifact and its sidecars. The error is nil
@@ -157,8 +168,15 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	if err != nil {
 		return cannot(err)
 	}
-	rep.KeyID = pub.ID.String()
-	v := &verifier{opts: opts, pub: pub, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
+	var custom sign.PublicKey
+	if opts.CustomPublicKey != "" {
+		if custom, err = LoadPublicKey(opts.CustomPublicKey); err != nil {
+			return cannot(fmt.Errorf("custom-build key: %w", err))
+		}
+	}
+	v := &verifier{opts: opts, name: filepath.Base(opts.Artifact), rep: rep, docs: map[string]document{}}
+	v.pub = v.pickKey(pub, custom, opts.CustomPublicKey != "")
+	rep.KeyID = v.pub.ID.String()
 	v.loadSigned()
 	if opts.SignedOnly && v.unsigned != nil {
 		var missing missingError
@@ -249,6 +267,13 @@ func (r *Report) result() error {
 func (r *Report) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s (sha256 %s, key %s)\n", r.Artifact, r.SHA256, r.KeyID)
+	if r.Builder != nil {
+		fmt.Fprintf(&b, "  built by %s, build %s", r.Builder.ID, r.Builder.BuildID)
+		if c := r.Builder.Custom; c != nil {
+			fmt.Fprintf(&b, ": CUSTOM BUILD of user %s", c.User)
+		}
+		b.WriteByte('\n')
+	}
 	for _, c := range r.Checks {
 		fmt.Fprintf(&b, "  %-5s %s", strings.ToUpper(c.Status), c.Name)
 		if c.Detail != "" {
@@ -279,9 +304,11 @@ func (r *Report) WriteJSON(w io.Writer) error {
 type verifier struct {
 	opts VerifyOptions
 	pub  sign.PublicKey
-	d    digest.Digests
-	name string
-	rep  *Report
+	// customKey is set when pub is the custom-build key.
+	customKey bool
+	d         digest.Digests
+	name      string
+	rep       *Report
 	// payload is the DSSE payload, set only when the envelope's type and
 	// signature verified; statement, predicate and subject are read from
 	// it. unsigned says why they are not set.
@@ -376,6 +403,7 @@ func (v *verifier) run() {
 	v.minisig()
 	v.dsse()
 	v.signedStatement()
+	v.kind()
 	v.statementFile()
 	v.slsa()
 	v.sha256File()
@@ -616,7 +644,8 @@ type RunOptions struct {
 // downloaded artifact that verifies is kept).
 func FromConfig(cfg *config.Config, artifact string, out io.Writer) RunOptions {
 	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig,
-		RequireReproducible: cfg.RequireReproducible},
+		RequireReproducible: cfg.RequireReproducible, AllowCustom: cfg.VerifyAllowCustom, ExpectBuildID: cfg.VerifyBuildID,
+		CustomPublicKey: cfg.CustomSignPubKey},
 		JSON: cfg.VerifyJSON, Out: out, KeepDir: cfg.Out}
 }
 

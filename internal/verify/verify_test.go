@@ -48,8 +48,8 @@ func TestSignThenVerifyISO(t *testing.T) {
 			t.Errorf("check %q: %s %s", c.Name, c.Status, c.Detail)
 		}
 	}
-	if len(rep.Checks) != 18 {
-		t.Errorf("%d checks reported, want 18", len(rep.Checks))
+	if len(rep.Checks) != 19 {
+		t.Errorf("%d checks reported, want 19", len(rep.Checks))
 	}
 
 	// Real tools agree: minisign verifies the signature (prehashed only),
@@ -256,7 +256,7 @@ func TestPublicKeyFileAndJSONReport(t *testing.T) {
 			OK     bool `json:"ok"`
 			Checks []struct{ Name, Status string }
 		}
-		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 18 {
+		if err := json.Unmarshal(b.Bytes(), &got); err != nil || !got.OK || len(got.Checks) != 19 {
 			t.Errorf("JSON report: %v %s", err, b.String())
 		}
 	}

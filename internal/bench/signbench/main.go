@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/attest"
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
 
@@ -29,7 +31,11 @@ func main() {
 	ctx := context.Background()
 	switch os.Args[1] {
 	case "sign":
-		o, err := attest.FilesFromConfig(cfg, os.Args[2], time.Now(), slog.New(slog.DiscardHandler))
+		var o attest.FilesOptions
+		cat, err := catalog.Resolve(ctx, &execx.Exec{}, catalog.FlakeRef(cfg.Flake), cfg.Catalog)
+		if err == nil {
+			o, err = attest.FilesFromConfig(cfg, cat, os.Args[2], time.Now(), slog.New(slog.DiscardHandler))
+		}
 		if err == nil {
 			_, err = attest.Files(ctx, o)
 		}

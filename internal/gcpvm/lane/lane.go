@@ -13,6 +13,7 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/image"
@@ -28,7 +29,12 @@ type Printer func(sum *image.Summary) error
 // CustomBuild is the BuildFunc of both custom lanes.
 func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 	return func(ctx context.Context, cfg *config.Config, specPath string) (string, error) {
-		sum, err := image.Custom(ctx, deps(cfg), specPath)
+		d := deps(cfg)
+		cat, err := catalog.Resolve(ctx, d.Run, catalog.FlakeRef(cfg.Flake), cfg.Catalog)
+		if err != nil {
+			return "", err
+		}
+		sum, err := image.Custom(ctx, d, cat, specPath)
 		if err != nil {
 			return "", err
 		}
@@ -37,30 +43,34 @@ func CustomBuild(deps Deps, print Printer) gcpvm.BuildFunc {
 				return "", err
 			}
 		}
-		iso, err := isoOf(sum)
+		main, err := mainArtifact(sum)
 		if err != nil {
 			return "", err
 		}
-		return ArtifactURL(iso), nil
+		return ArtifactURL(main), nil
 	}
 }
 
-func isoOf(sum *image.Summary) (*image.Artifact, error) {
+// mainArtifact is what a custom build's status points at: the image, or a
+// netboot set's manifest.
+func mainArtifact(sum *image.Summary) (*image.Artifact, error) {
 	for _, a := range sum.Artifacts {
-		if a.Kind == image.KindISO {
+		switch a.Kind {
+		case image.KindISO, image.KindManifest:
 			return a, nil
 		}
 	}
-	return nil, errors.New("custom build: the summary names no ISO")
+	return nil, errors.New("custom build: the summary names no image or netboot manifest")
 }
 
-// ArtifactURL is where the image went: its upload URL, else the local file.
-func ArtifactURL(iso *image.Artifact) string {
-	if u := iso.URLs[iso.Name]; u != "" {
+// ArtifactURL is where an artifact went: its upload URL, else the local
+// file.
+func ArtifactURL(a *image.Artifact) string {
+	if u := a.URLs[a.Name]; u != "" {
 		return u
 	}
-	if abs, err := filepath.Abs(iso.Path); err == nil {
+	if abs, err := filepath.Abs(a.Path); err == nil {
 		return "file://" + abs
 	}
-	return iso.Path
+	return a.Path
 }

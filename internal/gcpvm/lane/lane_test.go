@@ -3,7 +3,10 @@ package lane_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +27,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/gcpvm/gcpvmtest"
 	"github.com/socioprophet/sourceos/internal/gcpvm/lane"
 	"github.com/socioprophet/sourceos/internal/image"
+	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
 	"github.com/socioprophet/sourceos/internal/sign"
 	"github.com/socioprophet/sourceos/internal/testrig"
@@ -132,15 +136,41 @@ func TestVMLaneThenSignerEndToEnd(t *testing.T) {
 		t.Errorf("the unsigned build record stayed beside the signed image: %v", got)
 	}
 	dir := download(t, gcs)
-	rep, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: filepath.Join(dir, iso), PublicKey: keys.pub})
-	if err != nil {
-		t.Fatalf("mage verify of the published image: %v %+v", err, rep)
+	// A custom build is not a release: refused by default, with the
+	// setting that accepts it named; accepted, labelled custom, when
+	// asked for by build id or by the setting.
+	opts := verify.VerifyOptions{Artifact: filepath.Join(dir, iso), PublicKey: keys.pub}
+	rep, err := verify.Verify(context.Background(), opts)
+	var failed *verify.FailedError
+	if !errors.As(err, &failed) || !slices.Equal(failed.Checks, []string{verify.CheckKind}) ||
+		!strings.Contains(checkDetail(rep, verify.CheckKind), "SOURCEOS_VERIFY_ALLOW_CUSTOM") {
+		t.Fatalf("mage verify of a custom build under default settings: %v %+v", err, rep)
 	}
+	for name, o := range map[string]verify.VerifyOptions{
+		"by build id": {Artifact: opts.Artifact, PublicKey: keys.pub, ExpectBuildID: "build-42"},
+		"by setting":  {Artifact: opts.Artifact, PublicKey: keys.pub, AllowCustom: true},
+	} {
+		rep, err := verify.Verify(context.Background(), o)
+		if err != nil || rep.Builder == nil || rep.Builder.Custom == nil || rep.Builder.Custom.User != "user-7" ||
+			rep.Builder.ID != provenance.CustomBuilderID {
+			t.Fatalf("mage verify asking for the custom build %s: %v %+v", name, err, rep)
+		}
+	}
+	if _, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: opts.Artifact, PublicKey: keys.pub, ExpectBuildID: "build-41"}); !errors.As(err, &failed) {
+		t.Errorf("another build id accepted: %v", err)
+	}
+	// The signed provenance carries the customisation and the digest of
+	// the spec as dispatched, and claims no release attribute.
 	slsa, _ := os.ReadFile(filepath.Join(dir, iso+sidecar.ExtSLSA))
-	for _, want := range []string{lane.CustomBuilderID, "box-1", "1.4.0-signer"} {
+	sum := sha256.Sum256([]byte(spec))
+	for _, want := range []string{provenance.CustomBuilderID, provenance.CustomBuildType, "box-1", "1.4.0-signer",
+		hex.EncodeToString(sum[:]), `"user": "user-7"`, "packages.x86_64-linux.custom-iso"} {
 		if !strings.Contains(string(slsa), want) {
 			t.Errorf("provenance lacks %q", want)
 		}
+	}
+	if strings.Contains(string(slsa), "sourceos-server-iso") {
+		t.Errorf("provenance claims the release attribute:\n%s", slsa)
 	}
 	// Signed once: a second run finds nothing to sign.
 	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), `"complete"`) {
@@ -164,7 +194,7 @@ func TestSignerRefusesWhatTheBuilderCannotProve(t *testing.T) {
 	}
 	resetStatus(t, gcs)
 	put(t, gcs, prefix+"/"+iso, []byte("an image the builder swapped in after recording its digest"))
-	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), "not the image the build recorded") {
+	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), "not the file the build recorded") {
 		t.Errorf("swapped image: %v", err)
 	}
 	st := status(t, gcs)
@@ -245,7 +275,9 @@ func TestVMLaneHostileFODFindsNoKey(t *testing.T) {
 	checkDeleted(t, vm)
 }
 
-const iso = "sourceos-server-x86_64.iso"
+// iso is the custom build's image: named after the user and the build,
+// never as the server edition's release.
+const iso = "sourceos-custom-server-x86_64-user-7-build-42.iso"
 
 // hostileSpec is the test spec with a snippet whose fixed-output
 // derivation runs script.
@@ -291,6 +323,9 @@ func reverse(s string) string {
 // signBuild runs gcp:sign's code with env as its configuration.
 func signBuild(t *testing.T, env map[string]string, specJSON string) error {
 	t.Helper()
+	if _, ok := env["SOURCEOS_FLAKE"]; !ok {
+		env["SOURCEOS_FLAKE"] = testrig.FixtureFlake(t) // the signer's checkout: its catalog
+	}
 	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
@@ -369,4 +404,14 @@ func TestSignerRemovesPlantedSidecars(t *testing.T) {
 	if st := status(t, gcs); st.State != gcpvm.Complete || st.Signed || st.UID != "user-7" || st.Lane != "unknown" {
 		t.Errorf("status = %+v", st)
 	}
+}
+
+// checkDetail is the detail of the report's check of that name.
+func checkDetail(rep *verify.Report, name string) string {
+	for _, c := range rep.Checks {
+		if c.Name == name {
+			return c.Detail
+		}
+	}
+	return ""
 }

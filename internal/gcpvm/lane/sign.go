@@ -18,8 +18,10 @@ import (
 	"github.com/socioprophet/sourceos/internal/attest"
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/buildrecord"
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
+	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/gcpvm"
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixstore"
@@ -63,13 +65,17 @@ func (o *SignOptions) defaults() {
 // Sign is `mage gcp:sign`, the trusted half of a custom build. It runs on
 // a machine that holds the keys and never builds anything: it reads the
 // build's status (it must say built) and build record from GCS_PREFIX,
-// downloads the image while hashing it itself, refuses an image whose
-// digest is not the one recorded, signs it and writes its provenance,
-// verifies the result, uploads the sidecars and sets the status to
-// complete. On failure the status says error. The provenance's facts come
-// from this machine's configuration and the dispatched spec; only the
-// closure and the build times are the builder's word, and the builder id
-// (CustomBuilderID) says the build ran on a machine without keys.
+// downloads every file of the artifact (TARGET: an ISO, or a netboot set)
+// while hashing it itself, refuses a file whose digest is not the one
+// recorded, signs them and writes their provenance, verifies the result,
+// uploads the sidecars and sets the status to complete. On failure the
+// status says error. The artifact is a custom build's, named after the
+// user and the build (catalog.CustomName); its provenance's facts come from
+// this machine's configuration and catalog and the dispatched spec (its
+// digest as received and its normalised form); only the closure and the
+// build times are the builder's word, and the builder id
+// (provenance.CustomBuilderID) says the build ran on a machine without
+// keys.
 func Sign(ctx context.Context, o SignOptions) error {
 	o.defaults()
 	if o.Cfg.GCSPrefix == "" {
@@ -102,14 +108,26 @@ type signer struct {
 	status gcpvm.Status
 }
 
-// run does the signing and returns the image's URL.
+// run does the signing and returns the URL of the artifact's main file
+// (the image, or a netboot set's manifest).
 func (s *signer) run(ctx context.Context) (string, error) {
-	sp, canon, err := s.spec()
+	cat, err := catalog.Resolve(ctx, &execx.Exec{SecretNames: config.SecretNames()}, catalog.FlakeRef(s.o.Cfg.Flake), s.o.Cfg.Catalog)
 	if err != nil {
 		return "", err
 	}
-	name := fmt.Sprintf("sourceos-%s-%s.iso", sp.Edition, sp.Arch)
-	rec, err := s.record(ctx, name, sp, canon)
+	sp, err := spec.Parse(bytes.NewReader(s.o.Spec), spec.Options{AllowModuleSnippet: true, Editions: cat.CustomEditions()})
+	if err != nil {
+		return "", err
+	}
+	custom, err := image.NewCustom(sp, s.o.Spec, s.o.Cfg.BuildUID, s.o.Cfg.BuildID)
+	if err != nil {
+		return "", err
+	}
+	in, err := image.CustomInstance(cat, sp, catalog.Kind(s.o.Cfg.Target), custom)
+	if err != nil {
+		return "", err
+	}
+	rec, err := s.record(ctx, in, sp, custom)
 	if err != nil {
 		return "", err
 	}
@@ -118,18 +136,15 @@ func (s *signer) run(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, name)
-	d, err := s.download(ctx, name, path)
+	arts, err := s.downloadAll(ctx, rec, dir)
 	if err != nil {
 		return "", err
 	}
-	if d.SHA256Hex() != rec.SHA256 || d.Size != rec.Size {
-		return "", fmt.Errorf("%s in the bucket (%d bytes, sha256 %s) is not the image the build recorded (%d bytes, sha256 %s)",
-			name, d.Size, d.SHA256Hex(), rec.Size, rec.SHA256)
-	}
 	res, err := attest.Sign(ctx, attest.SignOptions{
-		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: path, Digests: &d}},
-		Build: s.buildInfo(sp, rec), Closure: closureOf(rec),
+		Kind: in.Kind(), Artifacts: arts,
+		Build: attest.BuildInfo(s.o.Cfg, attest.Facts{Instance: in, Hostname: sp.Hostname, Custom: custom,
+			StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn}),
+		Closure:   closureOf(rec),
 		SecretKey: s.o.Cfg.SignSecretKey, Password: s.o.Cfg.SignPassword,
 		RequireSignature: s.o.Cfg.RequireSignature, GCSPrefix: s.o.Cfg.GCSPrefix,
 		Now: s.o.Now, Log: s.o.Log,
@@ -137,36 +152,29 @@ func (s *signer) run(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.verify(ctx, path, d, res.Signed); err != nil {
+	main := arts[len(arts)-1] // the image, or the netboot manifest (the set's last file)
+	if err := s.verify(ctx, main, res.Signed, custom.BuildID); err != nil {
 		return "", err
 	}
-	if err := s.upload(ctx, name, res.Artifacts[0].Sidecars); err != nil {
-		return "", err
+	for _, ar := range res.Artifacts {
+		if err := s.upload(ctx, filepath.Base(ar.Path), ar.Sidecars); err != nil {
+			return "", err
+		}
 	}
 	// The record was the builder's word, for this step only: what it
 	// said that the signature vouches for is in the provenance now, and
 	// nothing unsigned stays beside a signed image.
-	if err := s.store.Delete(ctx, name+buildrecord.Ext); err != nil {
+	if err := s.store.Delete(ctx, rec.Artifact+buildrecord.Ext); err != nil {
 		return "", fmt.Errorf("remove the build record: %w", err)
 	}
 	s.status.Signed = res.Signed
-	return s.store.URL(name), nil
-}
-
-// spec parses the dispatched spec as build:custom did (snippets allowed:
-// the signer only compares it, it evaluates nothing).
-func (s *signer) spec() (*spec.Spec, []byte, error) {
-	sp, err := spec.Parse(bytes.NewReader(s.o.Spec), spec.Options{AllowModuleSnippet: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	canon, err := sp.Canonical()
-	return sp, canon, err
+	return s.store.URL(filepath.Base(main.Path)), nil
 }
 
 // record reads the build record and checks that it describes this spec's
-// image.
-func (s *signer) record(ctx context.Context, name string, sp *spec.Spec, canon []byte) (*buildrecord.Record, error) {
+// artifact, as received here, with the files an artifact of its kind has.
+func (s *signer) record(ctx context.Context, in catalog.Instance, sp *spec.Spec, c *provenance.Custom) (*buildrecord.Record, error) {
+	name := in.File()
 	r, err := s.store.Open(ctx, name+buildrecord.Ext)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name+buildrecord.Ext, err)
@@ -177,14 +185,35 @@ func (s *signer) record(ctx context.Context, name string, sp *spec.Spec, canon [
 		return nil, err
 	}
 	switch {
-	case rec.Artifact != name || rec.Edition != sp.Edition || rec.Arch != sp.Arch || rec.Target != "iso":
-		return nil, fmt.Errorf("build record describes %s (%s, %s, %s), want %s", rec.Artifact, rec.Edition, rec.Arch, rec.Target, name)
-	case !sameJSON(rec.Spec, canon):
+	case rec.Artifact != name || rec.Edition != sp.Edition || rec.Arch != sp.Arch || rec.Target != string(in.Kind()):
+		return nil, fmt.Errorf("build record describes %s (%s, %s, %s), want %s (%s)", rec.Artifact, rec.Edition, rec.Arch, rec.Target, name, in.Kind())
+	case !sameJSON(rec.Spec, c.Spec):
 		return nil, errors.New("build record names another spec than the one dispatched")
+	case rec.SpecSHA256 != c.SpecSHA256:
+		return nil, fmt.Errorf("build record says the builder received a spec with sha256 %s, the one dispatched has %s", rec.SpecSHA256, c.SpecSHA256)
 	case rec.Hostname != sp.Hostname:
 		return nil, fmt.Errorf("build record names host %q, the spec %q", rec.Hostname, sp.Hostname)
 	}
+	want := fileNames(in)
+	got := make([]string, 0, len(rec.Files))
+	for _, f := range rec.Files {
+		got = append(got, f.Name)
+	}
+	if !slices.Equal(got, want) {
+		return nil, fmt.Errorf("build record lists files %v, an artifact of kind %s has %v", got, in.Kind(), want)
+	}
 	return rec, nil
+}
+
+// fileNames are the files of an artifact, in the order they are signed: an
+// image is one file; a netboot set its kernel, initrd, iPXE script and
+// manifest.
+func fileNames(in catalog.Instance) []string {
+	base := in.File()
+	if in.Kind() != catalog.Netboot {
+		return []string{base}
+	}
+	return []string{base + "-kernel", base + "-initrd", base + ".ipxe", sidecar.ManifestName}
 }
 
 // sameJSON compares two JSON texts byte for byte once compacted.
@@ -193,18 +222,41 @@ func sameJSON(a, b []byte) bool {
 	return json.Compact(&ca, a) == nil && json.Compact(&cb, b) == nil && bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
-// download copies the image to path, hashing it in the same pass.
+// downloadAll downloads every file the record lists into dir, hashing each
+// in the same pass, and refuses a file that is not the one recorded.
+func (s *signer) downloadAll(ctx context.Context, rec *buildrecord.Record, dir string) ([]sidecar.Artifact, error) {
+	var total int64
+	arts := make([]sidecar.Artifact, 0, len(rec.Files))
+	for _, f := range rec.Files {
+		if total += f.Size; total > MaxImageBytes {
+			return nil, fmt.Errorf("the build's files add up to more than the %d bytes a signer downloads", int64(MaxImageBytes))
+		}
+		path := filepath.Join(dir, f.Name)
+		d, err := s.download(ctx, f.Name, path)
+		if err != nil {
+			return nil, err
+		}
+		if d.SHA256Hex() != f.SHA256 || d.Size != f.Size {
+			return nil, fmt.Errorf("%s in the bucket (%d bytes, sha256 %s) is not the file the build recorded (%d bytes, sha256 %s)",
+				f.Name, d.Size, d.SHA256Hex(), f.Size, f.SHA256)
+		}
+		arts = append(arts, sidecar.Artifact{Path: path, Digests: &d})
+	}
+	return arts, nil
+}
+
+// download copies an object to path, hashing it in the same pass.
 func (s *signer) download(ctx context.Context, name, path string) (digest.Digests, error) {
 	info, err := s.store.Stat(ctx, name)
 	if err != nil {
-		return digest.Digests{}, fmt.Errorf("image %s: %w", name, err)
+		return digest.Digests{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if info.Size > MaxImageBytes {
-		return digest.Digests{}, fmt.Errorf("image %s: %d bytes, more than the %d a signer downloads", name, info.Size, int64(MaxImageBytes))
+		return digest.Digests{}, fmt.Errorf("%s: %d bytes, more than the %d a signer downloads", name, info.Size, int64(MaxImageBytes))
 	}
 	r, err := s.store.Open(ctx, name)
 	if err != nil {
-		return digest.Digests{}, fmt.Errorf("image %s: %w", name, err)
+		return digest.Digests{}, fmt.Errorf("%s: %w", name, err)
 	}
 	defer r.Close()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -212,35 +264,13 @@ func (s *signer) download(ctx context.Context, name, path string) (digest.Digest
 		return digest.Digests{}, err
 	}
 	defer f.Close()
-	s.o.Log.Info("downloading and hashing", "image", s.store.URL(name), "bytes", info.Size)
+	s.o.Log.Info("downloading and hashing", "file", s.store.URL(name), "bytes", info.Size)
 	d, _, err := digest.Copy(f, io.LimitReader(r, MaxImageBytes+1))
 	if err != nil {
 		return digest.Digests{}, fmt.Errorf("download %s: %w", name, err)
 	}
 	return d, f.Close()
 }
-
-// buildInfo is the provenance: what the dispatcher vouches for comes from
-// this process's configuration, what only the builder saw from its record.
-func (s *signer) buildInfo(sp *spec.Spec, rec *buildrecord.Record) provenance.BuildInfo {
-	cfg := s.o.Cfg
-	info := provenance.BuildInfo{
-		Edition: sp.Edition, Arch: sp.Arch, Target: "iso", Hostname: sp.Hostname,
-		Version: cfg.Version, Channel: cfg.Channel,
-		FlakeRef: image.FlakeRef(cfg.Flake), FlakeAttr: image.Attr(sp.Arch, sp.Edition, "iso"),
-		SourceRepo: cfg.SourceRepo, SourceRev: cfg.SourceRev,
-		BuildID: cfg.BuildID, BuilderID: CustomBuilderID,
-		StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn,
-	}
-	if lock, err := image.FlakeLock(cfg.Flake); err == nil {
-		info.FlakeLock = lock
-	}
-	return info
-}
-
-// CustomBuilderID is the builder id of custom builds: user-supplied code
-// built on a machine without keys, signed by a separate trusted step.
-const CustomBuilderID = "https://sourceos.dev/builders/custom"
 
 func closureOf(rec *buildrecord.Record) []provenance.StorePath {
 	out := make([]provenance.StorePath, 0, len(rec.Closure))
@@ -255,9 +285,10 @@ func storePath(p nixstore.PathInfo) provenance.StorePath {
 }
 
 // verify checks what was just written with the configured public key (or,
-// when none is configured, the secret key's own): a complete status means
-// the image passes `mage verify`.
-func (s *signer) verify(ctx context.Context, path string, d digest.Digests, signed bool) error {
+// when none is configured, the secret key's own), as the user will: a
+// custom build, accepted because it is the build asked for. A complete
+// status means the artifact passes `mage verify` with that build id.
+func (s *signer) verify(ctx context.Context, main sidecar.Artifact, signed bool, buildID string) error {
 	if !signed {
 		s.o.Log.Warn("no SOURCEOS_SIGN_SECRET_KEY: the image stays unsigned; its provenance is written")
 		return nil
@@ -266,7 +297,8 @@ func (s *signer) verify(ctx context.Context, path string, d digest.Digests, sign
 	if err != nil {
 		return err
 	}
-	if _, err := verify.Verify(ctx, verify.VerifyOptions{Artifact: path, PublicKey: pub, Digests: &d}); err != nil {
+	if _, err := verify.Verify(ctx, verify.VerifyOptions{Artifact: main.Path, PublicKey: pub, Digests: main.Digests,
+		ExpectBuildID: buildID}); err != nil {
 		return fmt.Errorf("verify gate: %w", err)
 	}
 	return nil
