@@ -54,18 +54,18 @@ func TestParseNamesTheEntry(t *testing.T) {
 		t.Fatalf("minimal catalog: %v", err)
 	}
 	for name, c := range map[string]struct{ from, to, want string }{
-		"unknown edition":    {`"editions": ["desktop"]`, `"editions": ["kiosk"]`, `artifacts.iso.editions: no edition "kiosk"`},
-		"unknown kind":       {`"kind": "iso"`, `"kind": "usb"`, "artifacts.iso.kind"},
-		"unknown field":      {`"module": "desktop"`, `"module": "desktop", "colour": "blue"`, "editions.desktop"},
-		"bad host profile":   {`"workstation"`, `"laptop"`, "editions.desktop.hostProfile"},
-		"bad placeholder":    {`sourceos-{edition}-iso"`, `sourceos-{flavour}-iso"`, "unknown placeholder {flavour}"},
-		"file without arch":  {`"arches": ["x86_64"]`, `"arches": ["x86_64", "aarch64"]`, ""},
-		"path in file":       {`"file": "sourceos-{edition}-{arch}.iso"`, `"file": "../{edition}-{arch}.iso"`, "artifacts.iso"},
-		"file not an iso":    {`-{arch}.iso"`, `-{arch}.img"`, "must end in .iso"},
-		"duplicate key":      {`"kind": "iso",`, `"kind": "iso", "kind": "iso",`, "given twice"},
-		"custom edition":     {`"editions": {"desktop"`, `"editions": {"custom"`, "reserved"},
-		"release as custom":  {`"file": "sourceos-{edition}-{arch}.iso"`, `"file": "sourceos-custom-{edition}-{arch}.iso"`, "custom build"},
-		"trailing data":      {"}\n}", "}\n} {}", "after"},
+		"unknown edition":   {`"editions": ["desktop"]`, `"editions": ["kiosk"]`, `artifacts.iso.editions: no edition "kiosk"`},
+		"unknown kind":      {`"kind": "iso"`, `"kind": "usb"`, "artifacts.iso.kind"},
+		"unknown field":     {`"module": "desktop"`, `"module": "desktop", "colour": "blue"`, "editions.desktop"},
+		"bad host profile":  {`"workstation"`, `"laptop"`, "editions.desktop.hostProfile"},
+		"bad placeholder":   {`sourceos-{edition}-iso"`, `sourceos-{flavour}-iso"`, "unknown placeholder {flavour}"},
+		"file without arch": {`"arches": ["x86_64"]`, `"arches": ["x86_64", "aarch64"]`, ""},
+		"path in file":      {`"file": "sourceos-{edition}-{arch}.iso"`, `"file": "../{edition}-{arch}.iso"`, "artifacts.iso"},
+		"file not an iso":   {`-{arch}.iso"`, `-{arch}.img"`, "must end in .iso"},
+		"duplicate key":     {`"kind": "iso",`, `"kind": "iso", "kind": "iso",`, "given twice"},
+		"custom edition":    {`"editions": {"desktop"`, `"editions": {"custom"`, "reserved"},
+		"release as custom": {`"file": "sourceos-{edition}-{arch}.iso"`, `"file": "sourceos-custom-{edition}-{arch}.iso"`, "custom build"},
+		"trailing data":     {"}\n}", "}\n} {}", "after"},
 	} {
 		doc := strings.Replace(minimal, c.from, c.to, 1)
 		if doc == minimal {
@@ -118,9 +118,9 @@ func TestCustomName(t *testing.T) {
 
 func TestFlakeRef(t *testing.T) {
 	for in, want := range map[string]string{
-		"/src/os":                                 "/src/os",
-		"path:/src/os":                            "path:/src/os",
-		"github:socioprophet/sourceos/v1":         "github:socioprophet/sourceos/v1",
+		"/src/os":                         "/src/os",
+		"path:/src/os":                    "path:/src/os",
+		"github:socioprophet/sourceos/v1": "github:socioprophet/sourceos/v1",
 		"git+https://example.org/os.git?ref=main": "git+https://example.org/os.git?ref=main",
 	} {
 		if got := catalog.FlakeRef(in); got != want {
@@ -134,10 +134,10 @@ func TestFlakeRef(t *testing.T) {
 
 func TestParseMetadataPath(t *testing.T) {
 	for out, want := range map[string]string{
-		`{"path":"/nix/store/abc-source","locked":{"type":"github"}}`:          "/nix/store/abc-source",
-		`{"path":"/nix/store/abc-source","locked":{"dir":"os"}}`:               "/nix/store/abc-source/os",
-		`{"path":"/nix/store/abc-source","locked":{"dir":"../../etc"}}`:        "",
-		`{"path":"relative","locked":{}}`:                                      "",
+		`{"path":"/nix/store/abc-source","locked":{"type":"github"}}`:   "/nix/store/abc-source",
+		`{"path":"/nix/store/abc-source","locked":{"dir":"os"}}`:        "/nix/store/abc-source/os",
+		`{"path":"/nix/store/abc-source","locked":{"dir":"../../etc"}}`: "",
+		`{"path":"relative","locked":{}}`:                               "",
 	} {
 		got, err := catalog.ParseMetadataPath([]byte(out))
 		if got != want || (want == "") != (err != nil) {

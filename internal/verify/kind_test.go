@@ -14,7 +14,7 @@ import (
 // customBuild is what the custom lane's signer records of a custom build.
 func customBuild(o *attest.SignOptions) {
 	o.Build.Custom = &provenance.Custom{UID: "user-7", BuildID: "build-42", SpecSHA256: strings.Repeat("ab", 32),
-		Spec: []byte(`{"edition":"desktop","arch":"x86_64","hostname":"box-1","packages":["htop"],"services":[],"users":[],"hasSnippet":true}`),
+		Spec:          []byte(`{"edition":"desktop","arch":"x86_64","hostname":"box-1","packages":["htop"],"services":[],"users":[],"hasSnippet":true}`),
 		ModuleSnippet: "{ ... }: { }"}
 	o.Build.BuilderID, o.Build.FlakeAttr, o.Build.Channel = provenance.CustomBuilderID, "packages.x86_64-linux.custom-iso", attest.CustomChannel
 }
