@@ -47,3 +47,6 @@ func BeforeGCDelete(t testing.TB, fn func(key string)) {
 // StoreClockMargin is what every reading of the store's clock is moved
 // back by.
 var StoreClockMargin = storeClockMargin
+
+// SpoolOf is the spool file the watcher's hook appends to.
+func SpoolOf(w *Watcher) string { return w.path }
