@@ -44,6 +44,9 @@ type Dir struct {
 	// the number up to which they are durable. commits groups the syncs.
 	written, synced atomic.Uint64
 	commits         Group
+	// clock, when set (WithClock), stamps each written object's
+	// modification time instead of the file system.
+	clock func() time.Time
 }
 
 // OpenDir opens (creating it if needed) a directory store and removes the
@@ -199,6 +202,10 @@ func (d *Dir) writeTemp(ctx context.Context, dst string, r io.Reader, durable bo
 	copyBufs.Put(buf)
 	if err == nil && d.chmod {
 		err = f.Chmod(0o644)
+	}
+	if err == nil && d.clock != nil {
+		t := d.clock()
+		err = os.Chtimes(name, t, t)
 	}
 	if err == nil && durable {
 		err = f.Sync()

@@ -120,3 +120,31 @@ func TestDirSweepsTempOfKilledWriter(t *testing.T) {
 		t.Fatalf("the killed writer's object: %v", err)
 	}
 }
+
+// A directory store opened WithClock stamps what it writes with that
+// clock, as a remote store stamps objects with the server's: Stat and
+// List report it, and PutOptions.Stored too.
+func TestDirStampsObjectsWithItsClock(t *testing.T) {
+	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	s, err := blob.Open(context.Background(), t.TempDir(), blob.WithClock(func() time.Time { return at }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored blob.Info
+	if err := s.Put(context.Background(), "a/b", strings.NewReader("x"), blob.PutOptions{Stored: &stored}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(context.Background(), "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed blob.Info
+	if err := s.List(context.Background(), "a/", func(i blob.Info) error { listed = i; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]time.Time{"stored": stored.Updated, "stat": info.Updated, "list": listed.Updated} {
+		if !got.Equal(at) {
+			t.Errorf("%s: updated %s, want the store's clock %s", what, got, at)
+		}
+	}
+}

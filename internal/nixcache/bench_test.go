@@ -494,12 +494,14 @@ func BenchmarkCacheGC(b *testing.B) {
 		now := time.Now()
 		for i, root := range roots {
 			o.Root = nixcache.RootOptions{Name: "bench", BuildID: seeds[i]}
-			at := now.Add(-time.Duration(60-i) * 24 * time.Hour)
-			o.Now = func() time.Time { return at }
+			ahead := -time.Duration(60-i) * 24 * time.Hour // the store's clock and the pusher's agree
+			link.GCS.SetClock(func() time.Time { return time.Now().Add(ahead) })
+			o.Now = func() time.Time { return time.Now().Add(ahead) }
 			if _, err := nixcache.Push(tctx(b), o, []string{root}); err != nil {
 				b.Fatal(err)
 			}
 		}
+		link.GCS.SetClock(func() time.Time { return now.Add(2 * time.Hour).Add(time.Since(now)) })
 		store, err := blob.Open(tctx(b), "gs://cache/nix-cache")
 		if err != nil {
 			b.Fatal(err)
@@ -507,7 +509,7 @@ func BenchmarkCacheGC(b *testing.B) {
 		objects, bytes := storedBytes(b, store)
 		link.SetLatency(linkLatency)
 		link.SetBandwidth(linkBandwidth)
-		spec := childSpec{Bucket: "cache", Secret: k.secret, PubKey: k.public, GC: true, GCAhead: 2 * time.Hour, Timeout: 10 * time.Minute}
+		spec := childSpec{Bucket: "cache", Secret: k.secret, PubKey: k.public, GC: true, Timeout: 10 * time.Minute}
 		var sum nixcache.GCSummary
 		secs, rss := measure(b, childPush(b, spec, "STORAGE_EMULATOR_HOST="+link.Host), func(out string) { sum = gcSummary(b, out) })
 		link.SetLatency(0)

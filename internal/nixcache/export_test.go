@@ -36,3 +36,17 @@ func AfterGCPlan(t testing.TB, fn func()) {
 	afterPlan = fn
 	t.Cleanup(func() { afterPlan = nil })
 }
+
+// BeforeGCDelete makes GC's sweep call fn before it considers deleting
+// each key.
+func BeforeGCDelete(t testing.TB, fn func(key string)) {
+	beforeDelete = fn
+	t.Cleanup(func() { beforeDelete = nil })
+}
+
+// StoreClockMargin is what every reading of the store's clock is moved
+// back by.
+var StoreClockMargin = storeClockMargin
+
+// SpoolOf is the spool file the watcher's hook appends to.
+func SpoolOf(w *Watcher) string { return w.path }

@@ -22,10 +22,12 @@ type GCOptions struct {
 	// KeepLast: the newest this many roots of each name are kept
 	// (default 3).
 	KeepLast int
-	// KeepDays: every root younger than this is kept (default 45, more
-	// than the 30 days Nix clients cache narinfo look-ups).
+	// KeepDays: every root younger than this (by the store's clock, from
+	// when the store wrote it) is kept (default 45, more than the 30 days
+	// Nix clients cache narinfo look-ups).
 	KeepDays int
-	// Grace: no object younger than this is deleted (default 24 hours).
+	// Grace: no object younger than this (by the store's clock) is
+	// deleted (default 24 hours).
 	Grace time.Duration
 	// DryRun writes the plan to Plan and deletes nothing.
 	DryRun bool
@@ -105,7 +107,8 @@ var ErrGCRunning = errors.New("another cache GC is running")
 // KeepLast roots of each name, of every root younger than KeepDays, of
 // pinned roots, and of in-flight roots younger than Grace; the NARs their
 // narinfos name; and every object younger than Grace, with what young
-// narinfos refer to. Everything else is deleted: narinfos first, each
+// narinfos refer to. Ages are the store's: the store's clock now less the
+// time the store stamped on the object (see storeClock). Everything else is deleted: narinfos first, each
 // only after every narinfo that refers to it, then NARs, then the roots
 // that are no longer kept; each delete is conditioned on the version GC
 // inspected, so an object rewritten meanwhile stays. A GC killed at any
@@ -124,7 +127,7 @@ func GC(ctx context.Context, o Options) (GCSummary, error) {
 	if err != nil {
 		return GCSummary{}, fmt.Errorf("cache gc: %w", err)
 	}
-	g := &collector{o: o, opt: opt, store: store, pk: pk, proving: proving(store)}
+	g := &collector{o: o, opt: opt, store: store, pk: pk, proving: proving(store), clock: newStoreClock(store, o.Now)}
 	sum, err := g.run(ctx)
 	sum.DryRun = opt.DryRun
 	sum.Seconds = o.Now().Sub(start).Seconds()
@@ -137,7 +140,10 @@ type collector struct {
 	store   blob.Store
 	pk      signature.PublicKey
 	proving bool
-	now     time.Time
+	clock   *storeClock
+	// now is the store's time when the plan was made (a lower bound):
+	// the plan's ages are measured from it.
+	now time.Time
 
 	mu  sync.Mutex
 	sum GCSummary
@@ -146,6 +152,11 @@ type collector struct {
 func (g *collector) run(ctx context.Context) (GCSummary, error) {
 	if err := g.preflight(ctx); err != nil {
 		return g.sum, err
+	}
+	// Every age GC judges is by the store's clock (a dry run too, which
+	// writes nothing else).
+	if err := g.clock.sync(ctx); err != nil {
+		return g.sum, fmt.Errorf("cache gc: %w", err)
 	}
 	if !g.opt.DryRun {
 		stop, err := g.announce(ctx)
@@ -211,15 +222,28 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // announce marks the cache as being collected (gc/running, kept fresh
-// until stop) and starts a new GC epoch (gc/epoch).
+// until stop) and starts a new GC epoch (gc/epoch). Another GC's
+// gc/running counts while the store's clock says it is younger than the
+// lease; each refresh of ours also re-reads the store's clock.
 func (g *collector) announce(ctx context.Context) (stop func(), err error) {
-	if info, err := g.store.Stat(ctx, gcRunningKey); err == nil && time.Since(info.Updated) < g.opt.LeaseTTL {
-		return nil, fmt.Errorf("%w (%s was refreshed %s ago; it counts for %s after its last refresh)", ErrGCRunning, gcRunningKey,
-			time.Since(info.Updated).Round(time.Second), g.opt.LeaseTTL)
+	if info, err := g.store.Stat(ctx, gcRunningKey); err == nil {
+		age, err := g.clock.age(ctx, info.Updated)
+		if err != nil {
+			return nil, fmt.Errorf("cache gc: %w", err)
+		}
+		if age < g.opt.LeaseTTL {
+			return nil, fmt.Errorf("%w (%s was refreshed %s ago by the store's clock; it counts for %s after its last refresh)", ErrGCRunning, gcRunningKey,
+				max(age, 0).Round(time.Second), g.opt.LeaseTTL)
+		}
 	}
+	body := fmt.Sprintf("gc started %s (this machine's clock)\n", g.o.Now().UTC().Format(time.RFC3339))
 	mark := func(key string) error {
-		body := fmt.Sprintf("gc started %s\n", time.Now().UTC().Format(time.RFC3339))
-		return g.store.Put(ctx, key, strings.NewReader(body), blob.PutOptions{ContentType: "text/plain"})
+		var stored blob.Info
+		err := g.store.Put(ctx, key, strings.NewReader(body), blob.PutOptions{ContentType: "text/plain", Stored: &stored})
+		if err == nil {
+			g.clock.observe(stored.Updated)
+		}
+		return err
 	}
 	if err := mark(gcRunningKey); err != nil {
 		return nil, fmt.Errorf("cache gc: %w", err)
@@ -288,7 +312,11 @@ func (p *plan) print(w io.Writer) {
 
 // plan lists the cache, reads the roots and decides.
 func (g *collector) plan(ctx context.Context) (*plan, error) {
-	g.now = g.o.Now()
+	now, err := g.clock.now(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cache gc: %w", err)
+	}
+	g.now = now
 	p := &plan{objects: map[string]*entry{}, keep: map[string]bool{}, keepNARs: map[string]bool{},
 		spared: map[string]bool{}, seenRoot: map[string]bool{}}
 	if err := g.list(ctx, p); err != nil {
@@ -374,21 +402,27 @@ var errNoRoots = errors.New("cache gc: no root to keep anything by")
 // young, pinned and recent ones are kept, and so are the newest KeepLast
 // that verify; the others expire. A root that does not verify is ignored
 // (neither kept nor counted) and left in place.
+//
+// A root's age is the store's (how long ago the store stamped it), never
+// the time it names: that is the pushing machine's clock, which may be
+// off. The time it names (signed) only orders the roots of a name for
+// KeepLast, so a root copied again later does not displace newer ones.
 func (g *collector) nameRoots(ctx context.Context, p *plan, refs []rootRef) ([]string, error) {
 	sort.Slice(refs, func(i, j int) bool { return refs[i].time.After(refs[j].time) })
-	horizon := g.now.Add(-time.Duration(g.opt.KeepDays) * 24 * time.Hour)
+	keepDays := time.Duration(g.opt.KeepDays) * 24 * time.Hour
 	var expired []string
 	counted := 0
 	for _, ref := range refs {
+		age := g.now.Sub(ref.info.Updated)
 		var keep bool
 		switch {
 		case ref.inflight:
-			keep = g.now.Sub(ref.info.Updated) < g.opt.Grace
+			keep = age < g.opt.Grace
 		default:
-			keep = ref.pinned || ref.time.After(horizon) || counted < g.opt.KeepLast
+			keep = ref.pinned || age < keepDays || counted < g.opt.KeepLast
 		}
 		if !keep {
-			if ref.inflight || g.now.Sub(ref.info.Updated) >= g.opt.Grace {
+			if ref.inflight || age >= g.opt.Grace {
 				expired = append(expired, ref.info.Key)
 			}
 			continue

@@ -35,6 +35,10 @@ func (g *collector) sweep(ctx context.Context, p *plan) error {
 	return sw.err
 }
 
+// beforeDelete, when set (by tests), runs before the sweep considers
+// deleting a key (before it checks that its plan is fresh enough).
+var beforeDelete func(key string)
+
 type sweeper struct {
 	g         *collector
 	p         *plan
@@ -56,6 +60,9 @@ func (sw *sweeper) run(ctx context.Context, keys []string, del func(context.Cont
 		deadline := sw.refreshed.Add(gcWindow / 2)
 		left := make([]bool, len(keys))
 		parallel(ctx, len(keys), sw.g.opt.Workers, func(i int) {
+			if beforeDelete != nil {
+				beforeDelete(keys[i])
+			}
 			if time.Now().After(deadline) {
 				left[i] = true // for after the next refresh
 				return

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,15 +16,17 @@ import (
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
-// gcCache is a cache for a GC test: a GCS stand-in behind a link (whose
-// clock the test moves) or a directory.
+// gcCache is a cache for a GC test: a GCS stand-in behind a link or a
+// directory, either with a clock of its own that the test sets (the
+// store stamps every object it writes with it).
 type gcCache struct {
-	t     *testing.T
-	kind  string
-	dir   string
-	link  *testrig.Link
-	store blob.Store
-	k     keyPair
+	t      *testing.T
+	kind   string
+	dir    string
+	link   *testrig.Link
+	store  blob.Store
+	k      keyPair
+	offset atomic.Int64 // the store's clock less this machine's (ns)
 }
 
 func newGCCache(t *testing.T, kind string) *gcCache {
@@ -34,10 +35,11 @@ func newGCCache(t *testing.T, kind string) *gcCache {
 	switch kind {
 	case "gcs":
 		c.link = testrig.StartLink(t, testrig.LinkOptions{Buckets: []string{"cache"}})
+		c.link.GCS.SetClock(c.storeNow)
 		c.store, err = blob.Open(tctx(t), "gs://cache/nix-cache")
 	default:
 		c.dir = t.TempDir()
-		c.store, err = blob.Open(tctx(t), c.dir)
+		c.store, err = blob.Open(tctx(t), c.dir, blob.WithClock(c.storeNow))
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -45,11 +47,19 @@ func newGCCache(t *testing.T, kind string) *gcCache {
 	return c
 }
 
+// storeNow is the store's clock.
+func (c *gcCache) storeNow() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// setStoreTime sets the store's clock to t; it runs on from there.
+func (c *gcCache) setStoreTime(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
 func (c *gcCache) options() nixcache.Options {
 	if c.kind == "gcs" {
 		return gcsOptions(c.k)
 	}
-	return dirOptions(c.dir, c.k)
+	o := dirOptions(c.dir, c.k)
+	o.Store = c.store // the directory with the store's clock
+	return o
 }
 
 func (c *gcCache) url() string {
@@ -59,30 +69,36 @@ func (c *gcCache) url() string {
 	return "file://" + c.dir
 }
 
-// push pushes paths with a root of name and id dated at.
+// push pushes paths with a root of name and id at store time at, from a
+// machine whose clock agrees with the store's.
 func (c *gcCache) push(name, id string, at time.Time, pin bool, paths ...string) {
 	c.t.Helper()
+	c.setStoreTime(at)
 	o := c.options()
 	o.Root = nixcache.RootOptions{Name: name, BuildID: id, Pin: pin}
-	o.Now = func() time.Time { return at }
+	o.Now = c.storeNow
 	if _, err := nixcache.Push(tctx(c.t), o, paths); err != nil {
 		c.t.Fatalf("push %s: %v", name, err)
 	}
 }
 
-// plantAt stores an object as if written at t.
+// plantAt stores an object at store time at.
 func (c *gcCache) plantAt(key string, body []byte, at time.Time) {
 	c.t.Helper()
-	if c.kind == "gcs" {
-		c.link.GCS.Now = func() time.Time { return at }
-		defer func() { c.link.GCS.Now = nil }()
-	}
+	c.setStoreTime(at)
 	plant(c.t, c.store, key, body)
-	if c.kind == "dir" {
-		if err := os.Chtimes(filepath.Join(c.dir, key), at, at); err != nil {
-			c.t.Fatal(err)
+}
+
+// cacheKeys lists the objects of s but those under gc/ (where a GC, a
+// dry run too, writes to read the store's clock).
+func cacheKeys(t testing.TB, s blob.Store) []string {
+	var out []string
+	for _, k := range listKeys(t, s) {
+		if !strings.HasPrefix(k, "gc/") {
+			out = append(out, k)
 		}
 	}
+	return out
 }
 
 func (c *gcCache) has(key string) bool {
@@ -90,10 +106,13 @@ func (c *gcCache) has(key string) bool {
 	return err == nil
 }
 
+// gc runs a GC at store time now, from a machine whose clock agrees with
+// the store's.
 func (c *gcCache) gc(now time.Time, dryRun bool) (nixcache.GCSummary, string) {
 	c.t.Helper()
+	c.setStoreTime(now)
 	o := c.options()
-	o.Now = func() time.Time { return now }
+	o.Now = c.storeNow
 	var plan strings.Builder
 	o.GC = nixcache.GCOptions{Grace: time.Hour, DryRun: dryRun, Plan: &plan, Settle: time.Millisecond}
 	sum, err := nixcache.GC(tctx(c.t), o)
@@ -137,11 +156,11 @@ func TestGCKeepsWhatRootsKeep(t *testing.T) {
 			c.plantAt(orphan, []byte("orphan"), now)
 			c.plantAt(youngOrphan, []byte("young"), gcNow.Add(-time.Minute))
 			isoNarinfo := nixstore.HashPart(sIso) + ".narinfo"
-			before := len(listKeys(t, c.store))
+			before := len(cacheKeys(t, c.store))
 
 			dry, plan := c.gc(gcNow, true)
 
-			if !dry.DryRun || len(listKeys(t, c.store)) != before {
+			if !dry.DryRun || len(cacheKeys(t, c.store)) != before {
 				t.Fatalf("a dry run deleted something: %s", dry.JSON())
 			}
 			for _, want := range []string{"delete narinfo " + isoNarinfo, "delete nar " + orphan, "delete root roots/s/"} {
@@ -251,9 +270,8 @@ func TestGCSparesWhatAConcurrentPushReliesOn(t *testing.T) {
 	for _, id := range []string{"2", "3", "4"} {
 		c.push("old", id, now.Add(-90*day), false, eIso)
 	}
-	gcNow := now.Add(2 * time.Hour)
+	c.setStoreTime(now.Add(2 * time.Hour)) // everything pushed is older than the hour of grace
 	o := c.options()
-	o.Now = func() time.Time { return gcNow }
 	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Second}
 	done := make(chan error, 1)
 	var gcSum nixcache.GCSummary
@@ -317,9 +335,8 @@ func TestGCSparesWhatAppearsAfterItsPlan(t *testing.T) {
 	for _, id := range []string{"2", "3", "4"} {
 		c.push("old", id, now.Add(-90*day), false, eIso)
 	}
-	gcNow := now.Add(2 * time.Hour)
+	c.setStoreTime(now.Add(2 * time.Hour))
 	o := c.options()
-	o.Now = func() time.Time { return gcNow }
 	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond}
 	nixcache.SetGCWindow(t, 200*time.Millisecond)
 	planned := false
@@ -362,8 +379,8 @@ func TestKilledGCResumes(t *testing.T) {
 		c.push("k", fmt.Sprint(10+i), now.Add(-time.Duration(50-i)*day), false, p)
 	}
 	c.link.SetLatency(30 * time.Millisecond)
-	spec := childSpec{Bucket: "cache", Secret: c.k.secret, PubKey: c.k.public, GC: true, GCAhead: 2 * time.Hour,
-		GCWorkers: 1, GCLease: time.Second}
+	c.setStoreTime(now.Add(2 * time.Hour))
+	spec := childSpec{Bucket: "cache", Secret: c.k.secret, PubKey: c.k.public, GC: true, GCWorkers: 1, GCLease: time.Second}
 	before := len(listKeys(t, c.store))
 	ch := startChild(t, childPush(t, spec, "STORAGE_EMULATOR_HOST="+c.link.Host))
 	// Kill it once a random number of objects is gone (it adds gc/running
@@ -382,7 +399,7 @@ func TestKilledGCResumes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a killed gc (%d of %d objects left): %v\n%v", after, before, err, rep.Problems)
 	}
-	time.Sleep(time.Second) // the killed GC's lease lapses
+	time.Sleep(time.Second + nixcache.StoreClockMargin) // the killed GC's lease lapses, by the store's clock
 	c.link.SetLatency(0)
 	cmd := childPush(t, spec, "STORAGE_EMULATOR_HOST="+c.link.Host)
 	out, err := cmd.CombinedOutput()

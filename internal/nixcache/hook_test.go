@@ -62,12 +62,39 @@ func TestHookScript(t *testing.T) {
 	}
 }
 
-// Only complete lines are taken; what is not a store path is skipped.
-func TestParseSpool(t *testing.T) {
-	data := []byte(storeA + "\nnot a path\n\n" + drvA + "\n" + storeB[:20])
-	paths, used := parseSpool(data)
-	if strings.Join(paths, " ") != storeA+" "+drvA || used != len(data)-20 {
-		t.Fatalf("parseSpool = %v, %d (of %d)", paths, used, len(data))
+// Only complete lines are taken; what is not a store path is skipped. A
+// line longer than any store path is skipped up to and including its
+// newline and counted once, also when it arrives over several reads or
+// before its newline is written.
+func TestSpoolReader(t *testing.T) {
+	long := strings.Repeat("x", maxSpoolLine+1)
+	for _, c := range []struct {
+		name     string
+		appends  []string // appended to the spool before each read
+		want     []string
+		overlong int64
+		left     int // bytes not consumed at the end
+	}{
+		{"lines", []string{storeA + "\nnot a path\n\n" + drvA + "\n" + storeB[:20]}, []string{storeA, drvA}, 0, 20},
+		{"a line completed later", []string{storeA[:10], storeA[10:] + "\n"}, []string{storeA}, 0, 0},
+		{"a line at the limit", []string{strings.Repeat("y", maxSpoolLine) + "\n" + storeB + "\n"}, []string{storeB}, 0, 0},
+		{"an over-long line", []string{storeA + "\n" + long + "\n" + storeB + "\n"}, []string{storeA, storeB}, 1, 0},
+		{"an over-long line in pieces", []string{storeA + "\n" + long, long, "x\n" + storeB + "\n"}, []string{storeA, storeB}, 1, 0},
+		{"an over-long line not ended yet", []string{long, long}, nil, 1, 0},
+		{"two over-long lines", []string{long + "\n" + long + "\n" + storeB[:5]}, nil, 2, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var r spoolReader
+			var spool []byte
+			var paths []string
+			for _, a := range c.appends {
+				spool = append(spool, a...)
+				paths = append(paths, r.parse(spool[r.offset:])...)
+			}
+			if strings.Join(paths, " ") != strings.Join(c.want, " ") || r.overlong.Load() != c.overlong || len(spool)-int(r.offset) != c.left {
+				t.Fatalf("paths %v, over-long %d, left %d; want %v, %d, %d", paths, r.overlong.Load(), len(spool)-int(r.offset), c.want, c.overlong, c.left)
+			}
+		})
 	}
 }
 

@@ -36,9 +36,21 @@ import (
 //     still there: a GC that deletes them later sees the root first, one
 //     that deleted them earlier is caught by the check, and the path
 //     fails instead of being published broken.
+//
+// Time. Whether gc/running is fresh, whether an object is within the
+// grace period and whether a root is younger than KeepDays are judged by
+// the store's clock only (storeClock): an object's age is the store's
+// time now less the time the store stamped on it (blob.Info.Updated).
+// This machine's clock never meets a stored timestamp; it only measures
+// how much time passed since the store last told us its time. The other
+// durations of the protocol (gcWindow, the settle time) are measured on
+// one machine each, so they need no common clock either.
 const (
 	gcEpochKey   = "gc/epoch"
 	gcRunningKey = "gc/running"
+	// storeClockKey is the small object a push or a GC writes to learn
+	// the store's time (storeClock.sync); whoever needs it rewrites it.
+	storeClockKey = "gc/clock"
 )
 
 var (
@@ -47,7 +59,107 @@ var (
 	gcWindow = 10 * time.Second
 	// gcLeaseTTL is how long gc/running counts after its last refresh.
 	gcLeaseTTL = 2 * time.Minute
+	// storeClockMargin is taken off every reading of the store's clock:
+	// it covers timestamps stored with a coarse granularity (a second or
+	// two on some file systems) and the drift of this machine's clock
+	// rate between two syncs.
+	storeClockMargin = 2 * time.Second
 )
+
+// storeClock tells the time by the store's clock. sync writes
+// storeClockKey: the Updated time the store stamps on it is the store's
+// time at some instant of the write, so no later than the store's time
+// when the write returned. From then on
+//
+//	store now >= stamped + (local now - local time when the write returned)
+//
+// where the local clock (Options.Now) only measures elapsed time: any
+// offset it has from the store cancels (time.Now also carries a monotonic
+// reading, so a step of the wall clock does not count either). now
+// returns that bound less storeClockMargin, so every age computed from it
+// is at most the true age: a lease looks fresher, an object younger, a
+// root more recent than they are, and each decision errs on the side of
+// keeping. Each write of an object whose stored Info this process gets
+// back (observe) may tighten the bound.
+type storeClock struct {
+	store blob.Store
+	local func() time.Time
+
+	syncMu sync.Mutex // one sync at a time
+	mu     sync.Mutex
+	set    bool
+	stamp  time.Time // a time the store stamped...
+	at     time.Time // ...no later than its clock read at this local time
+}
+
+func newStoreClock(store blob.Store, local func() time.Time) *storeClock {
+	return &storeClock{store: store, local: local}
+}
+
+// sync writes storeClockKey and takes the store's time from it.
+func (c *storeClock) sync(ctx context.Context) error {
+	var stored blob.Info
+	body := "written to read the store's clock; see internal/nixcache/lease.go\n"
+	err := c.store.Put(ctx, storeClockKey, strings.NewReader(body),
+		blob.PutOptions{ContentType: "text/plain", SizeHint: int64(len(body)), Stored: &stored})
+	if err != nil {
+		return fmt.Errorf("read the store's clock (write %s): %w", storeClockKey, err)
+	}
+	if stored.Updated.IsZero() {
+		return fmt.Errorf("read the store's clock: %s has no time", c.store.URL(storeClockKey))
+	}
+	c.observe(stored.Updated)
+	return nil
+}
+
+// observe records stamped, the store's time during a write that has just
+// returned, if it gives a later bound than what is known.
+func (c *storeClock) observe(stamped time.Time) {
+	if stamped.IsZero() {
+		return
+	}
+	at := c.local()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.set || stamped.Sub(c.stamp) > at.Sub(c.at) {
+		c.set, c.stamp, c.at = true, stamped, at
+	}
+}
+
+// ensure syncs unless the store's time was read already (callers that
+// arrive during a sync wait for it).
+func (c *storeClock) ensure(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	c.mu.Lock()
+	set := c.set
+	c.mu.Unlock()
+	if set {
+		return nil
+	}
+	return c.sync(ctx)
+}
+
+// now is a time the store's clock has certainly passed (reading it first
+// if it never was).
+func (c *storeClock) now(ctx context.Context) (time.Time, error) {
+	if err := c.ensure(ctx); err != nil {
+		return time.Time{}, err
+	}
+	local := c.local()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stamp.Add(local.Sub(c.at) - storeClockMargin), nil
+}
+
+// age is how long ago the store stamped t, at most.
+func (c *storeClock) age(ctx context.Context, t time.Time) (time.Duration, error) {
+	now, err := c.now(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return now.Sub(t), nil
+}
 
 // gcCheck is what a push learnt of GC runs at a moment.
 type gcCheck struct {
@@ -57,30 +169,31 @@ type gcCheck struct {
 	running bool
 }
 
-// checkGC looks gc/epoch and gc/running up.
+// checkGC looks gc/epoch and gc/running up. gc/running counts while the
+// store's clock says it was refreshed less than gcLeaseTTL ago; reading
+// that clock costs a write, made only when gc/running exists.
 func (p *pusher) checkGC(ctx context.Context) gcCheck {
-	c := gcCheck{at: time.Now(), ok: true} // real time: leases age by the server's clock
-	var mu sync.Mutex
+	c := gcCheck{at: time.Now(), ok: true} // at: for elapsed time on this machine only
+	var epoch, running blob.Info
+	var epochErr, runningErr error
 	var wg sync.WaitGroup
-	for _, key := range []string{gcEpochKey, gcRunningKey} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			info, err := p.store.Stat(ctx, key)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, blob.ErrNotFound):
-			case err != nil:
-				c.ok = false
-			case key == gcEpochKey:
-				c.epoch = info.Generation
-			default:
-				c.running = c.at.Sub(info.Updated) < gcLeaseTTL
-			}
-		}()
-	}
+	wg.Add(2)
+	go func() { defer wg.Done(); epoch, epochErr = p.store.Stat(ctx, gcEpochKey) }()
+	go func() { defer wg.Done(); running, runningErr = p.store.Stat(ctx, gcRunningKey) }()
 	wg.Wait()
+	for _, err := range []error{epochErr, runningErr} {
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			c.ok = false
+		}
+	}
+	if epochErr == nil {
+		c.epoch = epoch.Generation
+	}
+	if runningErr == nil {
+		age, err := p.clock.age(ctx, running.Updated)
+		c.ok = c.ok && err == nil
+		c.running = err != nil || age < gcLeaseTTL
+	}
 	return c
 }
 

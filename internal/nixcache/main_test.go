@@ -36,10 +36,10 @@ type childSpec struct {
 	// exits 0 when the cache is clean, 1 otherwise.
 	Verify, Deep bool
 	PubKey       string
-	// GC makes the child collect the cache instead, with its clock moved
-	// by GCAhead, and print the summary on a "GCSUMMARY " line.
+	// GC makes the child collect the cache instead (ages by the store's
+	// clock, which the parent sets) and print the summary on a
+	// "GCSUMMARY " line.
 	GC        bool
-	GCAhead   time.Duration
 	GCWorkers int
 	GCLease   time.Duration
 	// CPUProfile, when set, is where the child writes its CPU profile.
@@ -99,7 +99,6 @@ func runChild(raw string) int {
 
 func runChildGC(o nixcache.Options, spec childSpec) int {
 	o.PubKey = spec.PubKey
-	o.Now = func() time.Time { return time.Now().Add(spec.GCAhead) }
 	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond, Workers: spec.GCWorkers, LeaseTTL: spec.GCLease}
 	s, err := nixcache.GC(context.Background(), o)
 	fmt.Println("GCSUMMARY " + s.JSON())

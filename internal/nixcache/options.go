@@ -74,7 +74,11 @@ type Options struct {
 	Log        *slog.Logger
 	Progress   Progress
 	HTTPClient *http.Client
-	// Now is the clock (default time.Now).
+	// Now is this machine's clock (default time.Now). It names roots and
+	// times summaries; for leases and ages it only measures elapsed time
+	// from a reading of the store's clock (storeClock): an offset (a
+	// skewed machine, a test) cancels out; a clock that stands still makes
+	// every age look younger.
 	Now func() time.Time
 }
 

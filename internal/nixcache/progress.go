@@ -49,6 +49,9 @@ type Summary struct {
 	Seconds       float64 `json:"seconds"`
 	// Errors lists the failures, one per failed path.
 	Errors []string `json:"errors,omitempty"`
+	// SpoolErrors (cache:watch) counts the lines of the hook's spool that
+	// were skipped as longer than any store path.
+	SpoolErrors int `json:"spool_errors,omitempty"`
 }
 
 // JSON is the one-line summary printed at the end of a push.

@@ -167,6 +167,8 @@ type pusher struct {
 	ups  *upstreams
 	narB atomic.Int64
 	upB  atomic.Int64
+	// clock reads the store's clock, for the GC lease (lease.go).
+	clock *storeClock
 }
 
 func newPusher(ctx context.Context, o Options) (*pusher, error) {
@@ -188,6 +190,7 @@ func newPusher(ctx context.Context, o Options) (*pusher, error) {
 	}
 	p.proving = proving(p.store)
 	_, p.syncs = p.store.(blob.Syncer)
+	p.clock = newStoreClock(p.store, o.Now)
 	return p, nil
 }
 

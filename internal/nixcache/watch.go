@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nix-community/go-nix/pkg/derivation"
@@ -34,19 +35,19 @@ import (
 // daemon builds (see HookSupport). Where the hook cannot be installed the
 // watcher says so once and the caller pushes the closure at the end.
 type Watcher struct {
-	s     *Session
-	run   Options
-	dir   string
-	hook  string
-	spool string
+	s    *Session
+	run  Options
+	dir  string
+	hook string
+	path string // the spool file
 
 	batches chan []string
 	stop    chan struct{}
 	tailed  chan struct{}
 	pushed  chan struct{}
 
+	spool   spoolReader // read by the tail goroutine only
 	mu      sync.Mutex
-	offset  int64
 	seen    map[string]bool // spool lines read
 	outSeen map[string]bool // built paths
 	built   []string
@@ -136,12 +137,12 @@ func (w *Watcher) writeHook(chain string) error {
 		return fmt.Errorf("cache watch: %w", err)
 	}
 	w.dir = dir
-	w.spool = filepath.Join(dir, "built")
+	w.path = filepath.Join(dir, "built")
 	w.hook = filepath.Join(dir, "post-build-hook")
-	if err := os.WriteFile(w.spool, nil, 0o600); err != nil {
+	if err := os.WriteFile(w.path, nil, 0o600); err != nil {
 		return fmt.Errorf("cache watch: %w", err)
 	}
-	if err := os.WriteFile(w.hook, []byte(hookScript(w.spool, chain)), 0o700); err != nil {
+	if err := os.WriteFile(w.hook, []byte(hookScript(w.path, chain)), 0o700); err != nil {
 		return fmt.Errorf("cache watch: %w", err)
 	}
 	return nil
@@ -165,26 +166,44 @@ func (w *Watcher) tail(poll time.Duration) {
 	}
 }
 
-// readSpool reads the complete lines appended since the last read and
-// queues the new store paths among them.
+// readSpool reads what was appended to the spool since the last read, a
+// chunk at a time, and queues the new store paths on its complete lines.
+// A line longer than any store path is skipped and counted (logged the
+// first time), never waited on.
 func (w *Watcher) readSpool() {
-	f, err := os.Open(w.spool)
+	f, err := os.Open(w.path)
 	if err != nil {
 		w.fail(err)
 		return
 	}
 	defer f.Close()
-	if _, err := f.Seek(w.offset, io.SeekStart); err != nil {
-		w.fail(err)
-		return
+	for {
+		from := w.spool.offset
+		n, err := w.readChunk(f)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		if n < spoolChunk || w.spool.offset == from {
+			return
+		}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, 4<<20))
+}
+
+// readChunk reads at most spoolChunk bytes of the spool from where the
+// last read stopped and queues the new store paths on its complete lines;
+// it returns how many bytes it read.
+func (w *Watcher) readChunk(f *os.File) (int, error) {
+	data, err := io.ReadAll(io.NewSectionReader(f, w.spool.offset, spoolChunk))
 	if err != nil {
-		w.fail(err)
-		return
+		return 0, err
 	}
-	paths, used := parseSpool(data)
-	w.offset += int64(used)
+	before := w.spool.overlong.Load()
+	paths := w.spool.parse(data)
+	if before == 0 && w.spool.overlong.Load() > 0 {
+		w.run.Log.Warn("cache watch: skipped a spool line longer than any store path; later ones are only counted",
+			"spool", w.path, "limit_bytes", maxSpoolLine)
+	}
 	var fresh []string
 	w.mu.Lock()
 	for _, p := range paths {
@@ -197,23 +216,65 @@ func (w *Watcher) readSpool() {
 	if len(fresh) > 0 {
 		w.batches <- fresh // blocks while the queue is full
 	}
+	return len(data), nil
 }
 
-// parseSpool returns the valid store paths on the complete lines of data
-// and how many bytes those lines take; anything else on a line is
-// skipped.
-func parseSpool(data []byte) (paths []string, used int) {
-	for {
-		i := bytes.IndexByte(data[used:], '\n')
-		if i < 0 {
-			return paths, used
-		}
-		line := strings.TrimSpace(string(data[used : used+i]))
-		used += i + 1
-		if nixstore.ValidatePath(line) == nil {
-			paths = append(paths, line)
+const (
+	// maxSpoolLine bounds a spool line: a store path is a few hundred
+	// bytes at most (Nix allows names of 211 characters), so a longer
+	// line is none, whatever wrote it.
+	maxSpoolLine = 4096
+	// spoolChunk bounds one read of the spool.
+	spoolChunk = 4 << 20
+)
+
+// spoolReader follows the spool: where the next read starts and whether
+// it is inside an over-long line.
+type spoolReader struct {
+	offset int64
+	// skipping: an over-long line was seen whose newline is not read yet.
+	skipping bool
+	// overlong counts the over-long lines skipped.
+	overlong atomic.Int64
+}
+
+// parse consumes data, read from the spool at offset: it returns the
+// valid store paths on its complete lines (anything else on a line is
+// ignored) and moves offset past them. A line longer than maxSpoolLine is
+// skipped up to and including its newline, and counted once, even before
+// its newline is written: waiting for it would stall the spool, as the
+// reader never takes more than spoolChunk at once. An incomplete line of
+// a valid length is left for the next read.
+func (r *spoolReader) parse(data []byte) (paths []string) {
+	used := 0
+	for used < len(data) {
+		rest := data[used:]
+		i := bytes.IndexByte(rest, '\n')
+		switch {
+		case r.skipping && i < 0:
+			used = len(data)
+		case r.skipping:
+			used += i + 1
+			r.skipping = false
+		case i < 0 && len(rest) > maxSpoolLine:
+			r.overlong.Add(1)
+			r.skipping = true
+			used = len(data)
+		case i < 0:
+			r.offset += int64(used)
+			return paths
+		case i > maxSpoolLine:
+			r.overlong.Add(1)
+			used += i + 1
+		default:
+			if line := strings.TrimSpace(string(rest[:i])); nixstore.ValidatePath(line) == nil {
+				paths = append(paths, line)
+			}
+			used += i + 1
 		}
 	}
+	r.offset += int64(used)
+	return paths
 }
 
 // queryInterval is the least time between two closure queries while Nix
@@ -376,8 +437,16 @@ func (w *Watcher) Drain(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return errors.Join(w.errs...)
+	errs := w.errs
+	if n := w.spool.overlong.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("cache watch: %w: %d skipped (the paths on other lines were pushed)", ErrSpoolLine, n))
+	}
+	return errors.Join(errs...)
 }
+
+// ErrSpoolLine means the spool held lines longer than any store path,
+// which the watcher skipped: something other than the hook wrote to it.
+var ErrSpoolLine = fmt.Errorf("spool lines longer than %d bytes", maxSpoolLine)
 
 // Close drains the watcher, closes the session with a root naming tops
 // (default: the built paths nothing else built refers to) and removes the
@@ -388,6 +457,7 @@ func (w *Watcher) Close(ctx context.Context, tops []string) (Summary, error) {
 		tops = w.topsOfBuilt()
 	}
 	sum, err := w.s.Close(ctx, tops)
+	sum.SpoolErrors = int(w.spool.overlong.Load())
 	w.Remove()
 	return sum, errors.Join(derr, err)
 }
@@ -398,6 +468,7 @@ func (w *Watcher) Close(ctx context.Context, tops []string) (Summary, error) {
 func (w *Watcher) Finish(ctx context.Context) (Summary, error) {
 	derr := w.Drain(ctx)
 	sum, err := w.s.Finish(ctx)
+	sum.SpoolErrors = int(w.spool.overlong.Load())
 	w.Remove()
 	return sum, errors.Join(derr, err)
 }

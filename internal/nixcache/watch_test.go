@@ -3,6 +3,7 @@ package nixcache_test
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,5 +170,73 @@ func TestRunWatchedKeepsCallersNixConfig(t *testing.T) {
 	_, err = nixcache.RunWatched(tctx(t), o, []string{"nix", "build", "--no-link", flake + "#packages.x86_64-linux.c"}, &out, &out)
 	if err == nil {
 		t.Fatal("a failing command reported success")
+	}
+}
+
+// A spool line longer than any store path (something other than the hook
+// wrote it, or wrote garbage) is skipped and counted, and logged once: the
+// watcher never stalls on it. The paths on the lines after it are pushed
+// and named by the root, and the summary and the error say what was
+// skipped; whether the watcher reads the spool while it is written or
+// only once the build is done (more than one read's worth at once).
+func TestWatchSkipsOverlongSpoolLines(t *testing.T) {
+	isolateNix(t)
+	system, netboot := fixture(t)
+	for _, c := range []struct {
+		name string
+		poll time.Duration
+	}{{"read while written", 10 * time.Millisecond}, {"read at the end", time.Hour}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			k := newKey(t, "watch-1")
+			o := dirOptions(dir, k)
+			o.Root.Name = "watch-overlong"
+			var log strings.Builder
+			o.Log = newTestLogger(&log)
+			w, err := nixcache.StartWatch(tctx(t), o, nixcache.WatchOptions{Poll: c.poll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(nixcache.SpoolOf(w), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// More than one read of the spool (4 MiB) without a newline, then
+			// a line just over the limit, each between valid lines.
+			for _, line := range []string{system, strings.Repeat("x", 5<<20), "/nix/store/" + strings.Repeat("y", 5000), netboot} {
+				if _, err := f.WriteString(line + "\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := w.Close(tctx(t), nil)
+			t.Logf("watch: %s; %v", sum.JSON(), err)
+			if !errors.Is(err, nixcache.ErrSpoolLine) || sum.SpoolErrors != 2 || !strings.Contains(sum.JSON(), `"spool_errors":2`) {
+				t.Errorf("summary %s, error %v; want two skipped spool lines counted and reported", sum.JSON(), err)
+			}
+			if n := strings.Count(log.String(), "skipped a spool line"); n != 1 {
+				t.Errorf("logged the skipped lines %d times, want once:\n%s", n, log.String())
+			}
+			store, _ := blob.OpenDir(dir)
+			roots := rootsIn(t, store, k)
+			if len(roots) != 1 {
+				t.Fatalf("roots %v, want one", roots)
+			}
+			inRoot := map[string]bool{}
+			for _, h := range roots[0].Closure {
+				inRoot[h] = true
+			}
+			for _, p := range testrig.Closure(t, system, netboot) {
+				if !inRoot[nixstore.HashPart(p)] {
+					t.Errorf("the root lacks %s", p)
+				}
+			}
+			mustVerify(t, o, true)
+			if out, err := substitute(t, "file://"+dir, k.public, system, netboot); err != nil {
+				t.Fatalf("nix could not substitute what the watcher pushed: %v\n%s", err, out)
+			}
+		})
 	}
 }

@@ -30,18 +30,16 @@ import (
 // most 1000), conditional deletes, and object reads by the XML API path
 // /<bucket>/<object> that both the Go client and Nix use. Every object
 // keeps the MD5 and CRC32C the server computed, a generation that changes
-// with each write, custom metadata and its update time from Now.
+// with each write, custom metadata and its update time from the server's
+// clock (SetClock).
 //
 // fake-gcs-server stays the reference emulator; this one exists because
 // its in-memory backend scans the whole bucket on every write (its cost
 // grows with the bucket), which hides what a pusher costs against a
 // remote store. The blob contract suite runs against both.
 type MemGCS struct {
-	// Now is the server's clock (time.Now when nil); tests move it to
-	// age objects.
-	Now func() time.Time
-
 	mu      sync.Mutex
+	clock   func() time.Time // the server's clock; time.Now when nil
 	buckets map[string]*memBucket
 	uploads map[string]*memUpload
 	gen     int64
@@ -79,9 +77,19 @@ func NewMemGCS(buckets ...string) *MemGCS {
 	return m
 }
 
+// SetClock sets the server's clock, which stamps every object written
+// (its "updated" time); nil restores time.Now. Tests move it to age
+// objects or to put the server's clock off the clients'.
+func (m *MemGCS) SetClock(now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.clock = now
+}
+
+// now reads the server's clock; m.mu is held.
 func (m *MemGCS) now() time.Time {
-	if m.Now != nil {
-		return m.Now()
+	if m.clock != nil {
+		return m.clock()
 	}
 	return time.Now()
 }
