@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socioprophet/sourceos/internal/redact"
 )
@@ -93,6 +94,12 @@ type Config struct {
 	RebuildCheck        bool     // SOURCEOS_REBUILD_CHECK
 	RequireReproducible bool     // SOURCEOS_REQUIRE_REPRODUCIBLE
 
+	// Verify by URL
+	VerifyTimeout       time.Duration // SOURCEOS_VERIFY_TIMEOUT
+	VerifyHeaderTimeout time.Duration // SOURCEOS_VERIFY_HEADER_TIMEOUT
+	VerifyIdleTimeout   time.Duration // SOURCEOS_VERIFY_IDLE_TIMEOUT
+	VerifyMinRate       int           // SOURCEOS_VERIFY_MIN_RATE, KiB/s
+
 	// Checks
 	CheckJSON     bool   // SOURCEOS_CHECK_JSON
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
@@ -102,6 +109,17 @@ type Config struct {
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
+
+// Defaults of the limits of `mage verify <URL>` (docs/signing.md); verify
+// takes them for a limit left zero too. A download must average
+// DefaultVerifyMinRate KiB/s over every VerifyRateWindow.
+const (
+	DefaultVerifyTimeout       = 6 * time.Hour
+	DefaultVerifyHeaderTimeout = 30 * time.Second
+	DefaultVerifyIdleTimeout   = 60 * time.Second
+	DefaultVerifyMinRate       = 16
+	VerifyRateWindow           = time.Minute
+)
 
 // Var declares one environment variable.
 type Var struct {
@@ -166,6 +184,11 @@ var Vars = []Var{
 	list("STORE_PATHS", "sign", "", "Store paths or installables of the image, space-separated, for `mage sign`: the SBOM lists their runtime closure (`nix path-info --recursive`); empty: no SBOM.", func(c *Config) *[]string { return &c.StorePaths }),
 	boolean("SOURCEOS_REBUILD_CHECK", "sign", "Build the image derivation a second time (`nix build --rebuild`) and record in the provenance whether the result was bit for bit the same.", func(c *Config) *bool { return &c.RebuildCheck }),
 	boolean("SOURCEOS_REQUIRE_REPRODUCIBLE", "sign", "Build: run the rebuild check and fail when the image differs. Verify: fail unless the signed provenance records a reproducible rebuild.", func(c *Config) *bool { return &c.RequireReproducible }),
+
+	duration("SOURCEOS_VERIFY_TIMEOUT", "sign", DefaultVerifyTimeout, "Verify by URL: deadline of the whole run.", func(c *Config) *time.Duration { return &c.VerifyTimeout }),
+	duration("SOURCEOS_VERIFY_HEADER_TIMEOUT", "sign", DefaultVerifyHeaderTimeout, "Verify by URL: longest wait for a response.", func(c *Config) *time.Duration { return &c.VerifyHeaderTimeout }),
+	duration("SOURCEOS_VERIFY_IDLE_TIMEOUT", "sign", DefaultVerifyIdleTimeout, "Verify by URL: longest a download may stall.", func(c *Config) *time.Duration { return &c.VerifyIdleTimeout }),
+	checked(integer("SOURCEOS_VERIFY_MIN_RATE", "sign", strconv.Itoa(DefaultVerifyMinRate), "Verify by URL: KiB/s a download must average per minute.", func(c *Config) *int { return &c.VerifyMinRate }), atMost(1<<20)),
 
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
 	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when nixpkgs can be fetched, else the host modules), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
@@ -375,6 +398,33 @@ func integer(name, group, def, desc string, field func(*Config) *int) Var {
 			return nil
 		},
 		get: func(c *Config) string { return strconv.Itoa(*field(c)) }}
+}
+
+// duration is a positive Go duration (`30s`, `5m`, `6h`).
+func duration(name, group string, def time.Duration, desc string, field func(*Config) *time.Duration) Var {
+	return Var{Name: name, Group: group, Default: formatDuration(def), Description: desc,
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want a positive duration such as 30s, 5m or 6h, got %q", v)
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return formatDuration(*field(c)) }}
+}
+
+// formatDuration drops the zero minutes and seconds time.Duration prints
+// (6h, not 6h0m0s).
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // defaultOn makes a boolean variable default to 1.

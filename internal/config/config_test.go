@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socioprophet/sourceos/internal/config"
 )
@@ -152,5 +153,38 @@ func TestReadmeTableInSync(t *testing.T) {
 			return
 		}
 		t.Errorf("README configuration table is stale; regenerate it with go test ./internal/config -run Readme -update:\n%s", want)
+	}
+}
+
+// The limits of verify by URL are durations and a rate with defaults; a
+// value that is not a positive duration is refused, naming the variable.
+func TestVerifyLimits(t *testing.T) {
+	c, err := config.Load(envOf(nil), noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VerifyTimeout != config.DefaultVerifyTimeout || c.VerifyHeaderTimeout != config.DefaultVerifyHeaderTimeout ||
+		c.VerifyIdleTimeout != config.DefaultVerifyIdleTimeout || c.VerifyMinRate != config.DefaultVerifyMinRate {
+		t.Errorf("defaults: %v %v %v %v", c.VerifyTimeout, c.VerifyHeaderTimeout, c.VerifyIdleTimeout, c.VerifyMinRate)
+	}
+	c, err = config.Load(envOf(map[string]string{"SOURCEOS_VERIFY_TIMEOUT": "90m", "SOURCEOS_VERIFY_HEADER_TIMEOUT": "1m30s",
+		"SOURCEOS_VERIFY_IDLE_TIMEOUT": "500ms", "SOURCEOS_VERIFY_MIN_RATE": "1"}), noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.VerifyTimeout != 90*time.Minute || c.VerifyHeaderTimeout != 90*time.Second || c.VerifyIdleTimeout != 500*time.Millisecond || c.VerifyMinRate != 1 {
+		t.Errorf("got %v %v %v %v", c.VerifyTimeout, c.VerifyHeaderTimeout, c.VerifyIdleTimeout, c.VerifyMinRate)
+	}
+	var show strings.Builder
+	if err := c.Show(&show); err != nil || !strings.Contains(show.String(), "1h30m ") || !strings.Contains(show.String(), "1m30s ") {
+		t.Errorf("show: %v\n%s", err, show.String())
+	}
+	for _, bad := range []struct{ name, value string }{
+		{"SOURCEOS_VERIFY_TIMEOUT", "0s"}, {"SOURCEOS_VERIFY_TIMEOUT", "-5m"}, {"SOURCEOS_VERIFY_HEADER_TIMEOUT", "30"},
+		{"SOURCEOS_VERIFY_IDLE_TIMEOUT", "forever"}, {"SOURCEOS_VERIFY_MIN_RATE", "0"}, {"SOURCEOS_VERIFY_MIN_RATE", "2000000"},
+	} {
+		if _, err := config.Load(envOf(map[string]string{bad.name: bad.value}), noFiles); err == nil || !strings.Contains(err.Error(), bad.name) {
+			t.Errorf("%s=%q: %v", bad.name, bad.value, err)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,8 +23,9 @@ var (
 	// ErrURL is wrapped by the error for a URL `mage verify` does not
 	// fetch from.
 	ErrURL = errors.New("unsupported artifact URL")
-	// ErrRedirect is wrapped by the error for a redirect to another
-	// scheme (https to http, say), which is refused.
+	// ErrRedirect is wrapped by the error for a redirect the first URL's
+	// rule does not allow (see hostRule): to another scheme, to a host
+	// that rule refuses, with credentials, or past the tenth.
 	ErrRedirect = errors.New("redirect refused")
 	// errNotFound means the object is not there (HTTP 404, no such GCS
 	// object): a sidecar that is absent, which Verify then reports.
@@ -56,66 +56,57 @@ type remote interface {
 // Accepted: https://host/path/name, gs://bucket/path/name, and
 // http://host/path/name when host is a loopback address (a local mirror
 // or the GCS emulator); never credentials in the URL, a query or a
-// fragment (every sidecar is the artifact's URL plus a suffix).
+// fragment (every sidecar is the artifact's URL plus a suffix), nor a
+// name that is not a plain file name (see checkFileName).
 func openRemote(raw string, gcs ObjectReader) (remote, string, error) {
-	u, err := url.Parse(raw)
+	u, name, err := parseArtifactURL(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrURL, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrURL, err)
 	}
-	name := path.Base(u.Path)
-	switch {
-	case u.User != nil:
-		return nil, "", fmt.Errorf("%w: %s carries credentials", ErrURL, u.Redacted())
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, "", fmt.Errorf("%w: %s has a query or fragment", ErrURL, raw)
-	case u.Host == "" || name == "/" || name == "." || name == ".." || strings.HasSuffix(u.Path, "/"):
-		return nil, "", fmt.Errorf("%w: %s names no file", ErrURL, raw)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return nil, "", fmt.Errorf("%w: plain http only to this machine (a local mirror or emulator); use https for %s", ErrURL, u.Host)
-	}
-	switch u.Scheme {
-	case "https", "http":
-		dir := *u
-		dir.Path = path.Dir(u.Path)
-		return &httpRemote{dir: &dir, client: httpClient()}, name, nil
-	case "gs":
+	if u.Scheme == "gs" {
 		if gcs == nil {
 			return nil, "", fmt.Errorf("%w: gs:// URLs need a GCS reader here", ErrURL)
 		}
 		return &gcsRemote{r: gcs, bucket: u.Host, prefix: strings.Trim(path.Dir(u.Path), "/")}, name, nil
 	}
-	return nil, "", fmt.Errorf("%w: scheme %q (want https or gs)", ErrURL, u.Scheme)
+	rule, err := ruleFor(u)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrURL, err)
+	}
+	dir := *u
+	dir.Path, dir.RawPath = path.Dir(u.Path), ""
+	return &httpRemote{dir: &dir, client: rule.client()}, name, nil
 }
 
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
+// parseArtifactURL parses raw and returns its file name, refusing what
+// openRemote does not fetch from.
+func parseArtifactURL(raw string) (*url.URL, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", err
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	name := path.Base(u.Path)
+	switch {
+	case u.User != nil:
+		return nil, "", fmt.Errorf("%s carries credentials", u.Redacted())
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, "", fmt.Errorf("%s has a query or fragment", printable(raw))
+	case u.Host == "" || strings.HasSuffix(u.Path, "/"):
+		return nil, "", fmt.Errorf("%s names no file", printable(raw))
+	}
+	if err := checkFileName(name); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", printable(raw), err)
+	}
+	return u, name, nil
 }
 
 // httpRemote fetches objects by URL with no credentials of any kind: the
-// client sets no Authorization header and keeps no cookies. A redirect
-// must keep the scheme (https never turns into http) and at most ten are
-// followed.
+// client sets no Authorization header and keeps no cookies. Every
+// redirect and every address dialled is held to the first URL's rule
+// (see hostRule).
 type httpRemote struct {
 	dir    *url.URL
 	client *http.Client
-}
-
-func httpClient() *http.Client {
-	return &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		switch {
-		case len(via) >= 10:
-			return fmt.Errorf("%w: more than 10 redirects", ErrRedirect)
-		case req.URL.Scheme != via[0].URL.Scheme:
-			return fmt.Errorf("%w: %s to %s (scheme %s to %s)", ErrRedirect, via[0].URL.Host, req.URL.Redacted(), via[0].URL.Scheme, req.URL.Scheme)
-		case req.URL.User != nil:
-			return fmt.Errorf("%w: to a URL with credentials", ErrRedirect)
-		}
-		return nil
-	}}
 }
 
 func (h *httpRemote) open(ctx context.Context, name string) (io.ReadCloser, int64, error) {
@@ -166,8 +157,9 @@ func (g *gcsRemote) close() error { return nil }
 // fetchTo copies the object name, at most limit bytes, to a new file at
 // dst, computing set on the way (nothing when set is 0), and reports
 // progress to p when it is not nil. A larger object is refused, before
-// reading when its size is announced.
-func fetchTo(ctx context.Context, src remote, name, dst string, limit int64, set digest.Set, p io.Writer) (digest.Digests, error) {
+// reading when its size is announced; one that comes too slowly is cut
+// (see Limits).
+func fetchTo(ctx context.Context, src limited, name, dst string, limit int64, set digest.Set, p io.Writer) (digest.Digests, error) {
 	body, size, err := src.open(ctx, name)
 	if err != nil {
 		return digest.Digests{}, err
@@ -212,7 +204,7 @@ type progress struct {
 }
 
 func newProgress(r io.Reader, w io.Writer, name string, total int64) *progress {
-	return &progress{r: r, w: w, name: name, total: total}
+	return &progress{r: r, w: w, name: printable(name), total: total}
 }
 
 func (p *progress) Read(b []byte) (int, error) {
@@ -251,6 +243,8 @@ type URLOptions struct {
 	Progress io.Writer
 	// GCS reads gs:// URLs (gcsobject.New()); nil refuses them.
 	GCS ObjectReader
+	// Limits bound how long a server may take (zero fields: defaults).
+	Limits Limits
 }
 
 // VerifyURL is Verify for an artifact at a URL (see IsURL): the sidecars
@@ -258,8 +252,8 @@ type URLOptions struct {
 // it downloads (it is read once). Both land in a temporary directory
 // inside KeepDir; when every check passes they are moved into KeepDir
 // and Report.Kept says where, otherwise the directory is removed. The
-// outcome and exit codes are Verify's; a fetch that fails is "could not
-// verify".
+// outcome and exit codes are Verify's; a fetch that fails, or that a
+// limit of uo.Limits cuts short (a *TimeoutError), is "could not verify".
 func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report, error) {
 	rep := &Report{Artifact: opts.Artifact, Checks: []Check{}}
 	cannot := func(err error) (*Report, error) {
@@ -269,16 +263,16 @@ func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report,
 	if uo.MaxArtifactSize == 0 {
 		uo.MaxArtifactSize = sidecar.MaxArtifactSize
 	}
-	src, name, err := openRemote(opts.Artifact, uo.GCS)
+	uo.Limits = uo.Limits.withDefaults()
+	ctx, cancel := uo.Limits.withDeadline(ctx)
+	defer cancel()
+	origin, name, err := openRemote(opts.Artifact, uo.GCS)
 	if err != nil {
 		return cannot(err)
 	}
-	defer src.close()
-	if err := os.MkdirAll(uo.KeepDir, 0o755); err != nil {
-		return cannot(err)
-	}
-	sweepStale(uo.KeepDir)
-	tmp, err := os.MkdirTemp(uo.KeepDir, ".verify-"+name+"-*")
+	defer origin.close()
+	src := limited{src: origin, limits: uo.Limits}
+	tmp, err := downloadDir(uo.KeepDir, name)
 	if err != nil {
 		return cannot(err)
 	}
@@ -313,6 +307,16 @@ func VerifyURL(ctx context.Context, opts VerifyOptions, uo URLOptions) (*Report,
 	return rep, nil
 }
 
+// downloadDir makes the directory inside keepDir that a download of name
+// lands in, first removing those interrupted runs left.
+func downloadDir(keepDir, name string) (string, error) {
+	if err := os.MkdirAll(keepDir, 0o755); err != nil {
+		return "", err
+	}
+	sweepStale(keepDir)
+	return os.MkdirTemp(keepDir, ".verify-"+name+"-*")
+}
+
 // staleAge is how long a .verify-* directory must have gone unwritten
 // before a later run removes it: an interrupted verify left it.
 const staleAge = 10 * time.Minute
@@ -333,7 +337,7 @@ func sweepStale(dir string) {
 
 // fetchSidecars fetches every sidecar of name that is there into dir and
 // returns the file names fetched.
-func fetchSidecars(ctx context.Context, src remote, name, dir string) ([]string, error) {
+func fetchSidecars(ctx context.Context, src limited, name, dir string) ([]string, error) {
 	var got []string
 	for _, ext := range sidecar.SidecarExts {
 		_, err := fetchTo(ctx, src, name+ext, filepath.Join(dir, name+ext), sidecar.Limit(ext), 0, nil)
@@ -355,7 +359,7 @@ const maxNetbootFiles = 16
 // fetchNetbootSet fetches the files a netboot manifest in dir lists (file
 // names beside it, see sidecar.ParseManifest), so the netboot check finds
 // them as it would locally.
-func fetchNetbootSet(ctx context.Context, src remote, dir string, limit int64) ([]string, error) {
+func fetchNetbootSet(ctx context.Context, src limited, dir string, limit int64) ([]string, error) {
 	raw, err := sidecar.ReadLimited(filepath.Join(dir, sidecar.ManifestName), sidecar.MaxManifestSize)
 	if err != nil {
 		return nil, err
@@ -370,6 +374,9 @@ func fetchNetbootSet(ctx context.Context, src remote, dir string, limit int64) (
 	var got []string
 	var total int64
 	for _, f := range m.Files {
+		if err := checkFileName(f.File); err != nil {
+			return nil, fmt.Errorf("%s: %w", sidecar.ManifestName, err)
+		}
 		if total += f.Size; f.Size > limit || total > limit {
 			return nil, &sidecar.TooLargeError{Path: f.File, Size: total, Limit: limit}
 		}

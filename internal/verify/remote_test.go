@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/socioprophet/sourceos/internal/attest"
 	"github.com/socioprophet/sourceos/internal/attest/attesttest"
@@ -169,11 +175,14 @@ func TestVerifyURLBoundsTheArtifact(t *testing.T) {
 }
 
 // Only https, gs and http to this machine are fetched from; a URL with
-// credentials, a query or no file name is refused before any request.
+// credentials, a query or no file name, or an https URL naming an address
+// that is not public, is refused before any request.
 func TestVerifyURLRefusesUnsafeURLs(t *testing.T) {
 	for _, u := range []string{
 		"http://example.com/a.iso", "https://user:pw@example.com/a.iso", "https://example.com/a.iso?sig=x",
 		"https://example.com/", "gs://bucket/", "https://example.com/a.iso#frag", "ftp://example.com/a.iso", "https://example.com/..",
+		"https://example.com/a.iso?", "https://127.0.0.1/a.iso", "https://[::1]/a.iso", "https://169.254.169.254/a.iso", "https://10.0.0.8/a.iso",
+		"http://0.0.0.0:8080/a.iso", "http://192.168.1.10/a.iso",
 	} {
 		_, err := verify.VerifyURL(context.Background(), verify.VerifyOptions{Artifact: u, PublicKey: attesttest.NewKeys(t).Pub()},
 			verify.URLOptions{KeepDir: t.TempDir()})
@@ -290,4 +299,228 @@ func TestVerifyURLFetchesNothingLargeUnsigned(t *testing.T) {
 	if served[attesttest.ISOName+".intoto.dsse.json"] == 0 {
 		t.Error("the envelope was not fetched: the test does not test what it says")
 	}
+}
+
+// localAddress is an address of this machine that is not loopback (a LAN
+// or container address), to stand for "another host"; it skips the test
+// when there is none.
+func localAddress(t *testing.T) netip.Addr {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+			found = append(found, p.Addr())
+		}
+	}
+	slices.SortFunc(found, func(a, b netip.Addr) int { return b.BitLen() - a.BitLen() }) // IPv4 first
+	if len(found) == 0 {
+		t.Skip("this machine has no address but loopback")
+	}
+	return found[len(found)-1]
+}
+
+// countingServer serves the files in dir on every address of this
+// machine and counts the requests it answers.
+func countingServer(t *testing.T, dir string) (port string, served func() int) {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(r.URL.Path)))
+	})}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, port, _ = net.SplitHostPort(l.Addr().String())
+	return port, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// redirector answers every request with a redirect to to(path).
+func redirector(t *testing.T, to func(path string) string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, to(r.URL.Path), http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A loopback mirror (http) may redirect to this machine only: not to a
+// LAN address (whose server would serve the release), a public host or
+// the metadata server; another loopback mirror is fine. Redirects are
+// bounded.
+func TestVerifyURLHoldsRedirectsToTheFirstHostRule(t *testing.T) {
+	k := attesttest.NewKeys(t)
+	dir := t.TempDir()
+	attesttest.SignISO(t, k, attesttest.Artifact(t, dir, attesttest.ISOName, 4096))
+	port, served := countingServer(t, dir)
+	lan := net.JoinHostPort(localAddress(t).String(), port)
+	for _, tc := range []struct {
+		name string
+		to   func(path string) string
+		ok   bool
+	}{
+		{"to another loopback mirror", func(p string) string { return "http://127.0.0.1:" + port + p }, true},
+		{"to a LAN address of this machine", func(p string) string { return "http://" + lan + p }, false},
+		{"to a public host", func(p string) string { return "http://mirror.example" + p }, false},
+		{"to the metadata server", func(string) string { return "http://169.254.169.254/computeMetadata/v1/" }, false},
+		{"to localhost over https", func(p string) string { return "https://localhost:" + port + p }, false},
+		{"to itself, for ever", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := served()
+			var url string
+			if tc.to == nil {
+				url = redirector(t, func(p string) string { return p }) + "/r/" + attesttest.ISOName
+			} else {
+				url = redirector(t, tc.to) + "/r/" + attesttest.ISOName
+			}
+			keep := t.TempDir()
+			rep, err := verify.VerifyURL(context.Background(), verify.VerifyOptions{Artifact: url, PublicKey: k.Pub()},
+				verify.URLOptions{KeepDir: keep, Limits: verify.Limits{Header: 5 * time.Second}})
+			if tc.ok {
+				if err != nil || served() == before {
+					t.Fatalf("%v (%d served)\n%s", err, served()-before, attesttest.ReportText(rep))
+				}
+				return
+			}
+			if !errors.Is(err, verify.ErrRedirect) || verify.ExitCode(err) != verify.ExitCannotVerify {
+				t.Errorf("exit %d: %v, want a refused redirect", verify.ExitCode(err), err)
+			}
+			if n := served() - before; n != 0 {
+				t.Errorf("the redirect was followed: %d requests served", n)
+			}
+			if entries, _ := os.ReadDir(keep); len(entries) != 0 {
+				t.Errorf("left in OUT: %v", entries)
+			}
+		})
+	}
+}
+
+// An https URL never reaches this machine or its networks, named by an
+// address or by a name that resolves to one (localhost here; any DNS name
+// alike): the address dialled is checked, so not even a connection is
+// made.
+func TestVerifyURLHTTPSReachesNoLocalAddress(t *testing.T) {
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	hosts := []string{"127.0.0.1", "localhost", "::ffff:127.0.0.1"}
+	if a := localAddress(t); verify.CheckAddr(true, a.String()) != nil { // a private, ULA or reserved address
+		hosts = append(hosts, a.String())
+	}
+	for _, h := range hosts {
+		url := "https://" + net.JoinHostPort(h, port) + "/r/" + attesttest.ISOName
+		_, err := verify.VerifyURL(context.Background(), verify.VerifyOptions{Artifact: url, PublicKey: attesttest.NewKeys(t).Pub()},
+			verify.URLOptions{KeepDir: t.TempDir(), Limits: verify.Limits{Header: 5 * time.Second}})
+		if !errors.Is(err, verify.ErrAddress) || verify.ExitCode(err) != verify.ExitCannotVerify {
+			t.Errorf("%s: exit %d: %v, want the address refused", url, verify.ExitCode(err), err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("%d connections made to this machine", n)
+	}
+}
+
+// printableText fails the test when s holds anything a terminal would
+// act on: a control character (ESC, CSI, a newline), a bidi override or
+// another format character, invalid UTF-8.
+func printableText(t *testing.T, what, s string) {
+	t.Helper()
+	if !utf8.ValidString(s) {
+		t.Errorf("%s is not valid UTF-8: %q", what, s)
+	}
+	for _, r := range strings.TrimSuffix(s, "\n") {
+		if !unicode.IsPrint(r) && r != '\n' {
+			t.Errorf("%s holds %U: %q", what, r, s)
+			return
+		}
+	}
+}
+
+// A URL whose file name is not a plain file name is refused before any
+// request: terminal escapes, bidi overrides, newlines, NUL, a separator,
+// a hidden or over-long name never reach OUT, and the error and the report
+// quote them escaped.
+func TestVerifyURLRefusesUnsafeFileNames(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	for _, name := range []string{
+		"%1b%5b2J%1b%5bH.iso", "%1b]8;;https:%2f%2fevil%1b%5c.iso", "a%0aOK.iso", "a%0d.iso", "a%00.iso", "a%09.iso",
+		"a%e2%80%aeosi.iso", "a\u202eosi.iso", "a%c2%9b31m.iso", "a\u009b31m.iso", "a%e2%80%a8.iso", "a%ff.iso",
+		"a%5c..%5cb.iso", "%2e%2e", ".hidden.iso", strings.Repeat("a", 201) + ".iso",
+	} {
+		url := srv.URL + "/r/" + name
+		keep := t.TempDir()
+		out, err := runURL(t, url, attesttest.NewKeys(t).Pub(), keep, nil)
+		if !errors.Is(err, verify.ErrURL) || verify.ExitCode(err) != verify.ExitCannotVerify {
+			t.Errorf("%q: exit %d: %v, want the URL refused", name, verify.ExitCode(err), err)
+			continue
+		}
+		printableText(t, "the error", err.Error())
+		printableText(t, "the report", out)
+		if entries, _ := os.ReadDir(keep); len(entries) != 0 {
+			t.Errorf("%q: left in OUT: %v", name, entries)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests made for names that are refused", n)
+	}
+	// What else of a URL an error quotes is escaped too.
+	_, err := runURL(t, "https://mirror.example/a.iso?\u009b31m\u202e", attesttest.NewKeys(t).Pub(), t.TempDir(), nil)
+	if !errors.Is(err, verify.ErrURL) {
+		t.Fatal(err)
+	}
+	printableText(t, "the error", err.Error())
+}
+
+// The report, as text and as JSON, and the errors escape what is not
+// printable: the artifact's name and what sidecars say reach a terminal.
+func TestReportAndErrorsArePrintable(t *testing.T) {
+	rep := &verify.Report{Artifact: "https://m.example/\x1b[2Ja\u202eosi.iso", Error: "x\x9b31m",
+		Checks: []verify.Check{{Name: verify.CheckCommentFile, Status: verify.Fail, Detail: "file:a.iso\n\x1b]0;title\x07"}}}
+	var text, js bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	printableText(t, "the text report", strings.ReplaceAll(text.String(), "\n", " "))
+	printableText(t, "the JSON report", strings.ReplaceAll(js.String(), "\n", " "))
+	if !strings.Contains(text.String(), `\x1b[2Ja\u202eosi.iso`) {
+		t.Errorf("the name is not shown escaped:\n%s", text.String())
+	}
+	err := &verify.CannotVerifyError{Err: errors.New("fetch a\x1b[31m\u2028b: \u2066x")}
+	printableText(t, "the error", err.Error())
+	printableText(t, "the progress line", strings.TrimPrefix(verify.ProgressLine("a\x1b[2J\u202e.iso"), "\r"))
 }

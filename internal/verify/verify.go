@@ -99,7 +99,9 @@ func (e *FailedError) Error() string {
 // CannotVerifyError means verification could not be carried out.
 type CannotVerifyError struct{ Err error }
 
-func (e *CannotVerifyError) Error() string { return "could not verify: " + e.Err.Error() }
+// Error says why, with anything that is not printable escaped: the reason
+// may quote a URL or a file name (see printable).
+func (e *CannotVerifyError) Error() string { return "could not verify: " + printable(e.Err.Error()) }
 func (e *CannotVerifyError) Unwrap() error { return e.Err }
 
 // ExitCode maps an error of Verify to the documented exit code.
@@ -263,8 +265,28 @@ func (r *Report) result() error {
 	return nil
 }
 
-// WriteText prints one line per check.
+// printable is a copy of r whose every text is printable: the artifact's
+// URL and what the checks say may quote names a URL or a sidecar chose.
+func (r *Report) printable() *Report {
+	p := *r
+	p.Artifact, p.Error, p.Kept = printable(r.Artifact), printable(r.Error), printable(r.Kept)
+	p.Checks = make([]Check, len(r.Checks))
+	for i, c := range r.Checks {
+		p.Checks[i] = Check{Name: c.Name, Status: c.Status, Detail: printable(c.Detail)}
+	}
+	if b := r.Builder; b != nil {
+		pb := Builder{ID: printable(b.ID), BuildID: printable(b.BuildID)}
+		if c := b.Custom; c != nil {
+			pb.Custom = &CustomBuild{User: printable(c.User), BuildID: printable(c.BuildID), SpecSHA256: printable(c.SpecSHA256)}
+		}
+		p.Builder = &pb
+	}
+	return &p
+}
+
+// WriteText prints one line per check, escaping what is not printable.
 func (r *Report) WriteText(w io.Writer) error {
+	r = r.printable()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s (sha256 %s, key %s)\n", r.Artifact, r.SHA256, r.KeyID)
 	if r.Builder != nil {
@@ -293,11 +315,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	return err
 }
 
-// WriteJSON prints the report as indented JSON.
+// WriteJSON prints the report as indented JSON, escaping what is not
+// printable as WriteText does.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(r.printable())
 }
 
 // verifier holds the state of one verification.
@@ -631,22 +654,24 @@ type RunOptions struct {
 	// JSON prints the report as JSON instead of text.
 	JSON bool
 	Out  io.Writer
-	// KeepDir, Progress and GCS are for an artifact given as a URL: see
-	// URLOptions.
+	// KeepDir, Progress, GCS and Limits are for an artifact given as a
+	// URL: see URLOptions.
 	KeepDir  string
 	Progress io.Writer
 	GCS      ObjectReader
+	Limits   Limits
 }
 
 // FromConfig is what `mage verify <artifact>` checks with:
 // SOURCEOS_SIGN_PUBKEY, SOURCEOS_VERIFY_ALLOW_LEGACY,
-// SOURCEOS_REQUIRE_REPRODUCIBLE, SOURCEOS_VERIFY_JSON, and OUT (where a
-// downloaded artifact that verifies is kept).
+// SOURCEOS_REQUIRE_REPRODUCIBLE, SOURCEOS_VERIFY_JSON, OUT (where a
+// downloaded artifact that verifies is kept) and the limits of a download
+// (SOURCEOS_VERIFY_TIMEOUT, _HEADER_TIMEOUT, _IDLE_TIMEOUT, _MIN_RATE).
 func FromConfig(cfg *config.Config, artifact string, out io.Writer) RunOptions {
 	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig,
 		RequireReproducible: cfg.RequireReproducible, AllowCustom: cfg.VerifyAllowCustom, ExpectBuildID: cfg.VerifyBuildID,
 		CustomPublicKey: cfg.CustomSignPubKey},
-		JSON: cfg.VerifyJSON, Out: out, KeepDir: cfg.Out}
+		JSON: cfg.VerifyJSON, Out: out, KeepDir: cfg.Out, Limits: limitsFromConfig(cfg)}
 }
 
 // Run is `mage verify <artifact>`: it prints the report and returns an
@@ -660,7 +685,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		err error
 	)
 	if IsURL(o.Artifact) {
-		rep, err = VerifyURL(ctx, o.VerifyOptions, URLOptions{KeepDir: o.KeepDir, Progress: o.Progress, GCS: o.GCS})
+		rep, err = VerifyURL(ctx, o.VerifyOptions, URLOptions{KeepDir: o.KeepDir, Progress: o.Progress, GCS: o.GCS, Limits: o.Limits})
 	} else {
 		rep, err = Verify(ctx, o.VerifyOptions)
 	}
