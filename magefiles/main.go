@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -20,16 +21,22 @@ import (
 // dropped from the process environment, so a second target of the same run
 // must reuse it.
 var process struct {
-	once  sync.Once
-	relay sync.Once
-	cfg   *config.Config
-	err   error
+	once    sync.Once
+	relay   sync.Once
+	checked sync.Once
+	cfg     *config.Config
+	err     error
+	exposed error
 }
 
-// setup loads the configuration of this run.
+// setup loads the configuration of this run and checks that no process
+// that started this one holds a secret of it in its environment.
 func setup() (*App, error) {
 	cfg, err := loadProcess()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAncestors(cfg); err != nil {
 		return nil, err
 	}
 	return newApp(cfg, os.Stdout, os.Stderr), nil
@@ -44,6 +51,24 @@ func setupCatalog(ctx context.Context) (*App, *catalog.Catalog, error) {
 	}
 	cat, err := catalog.Resolve(ctx, a.Run, catalog.FlakeRef(a.Cfg.Flake), a.Cfg.Catalog)
 	return a, cat, err
+}
+
+// checkAncestors looks, once, for the secrets this run took from its
+// environment in the environment of the processes that started it (the
+// `go` tool and the bootstrap of `go run magefile.go`, a CI step's shell),
+// where every process of the same user can read them. Under CI=true that
+// fails the run: lanes pass <NAME>_FILE (mage keys:files). Elsewhere it is
+// a warning.
+func checkAncestors(cfg *config.Config) error {
+	process.checked.Do(func() {
+		err := cfg.CheckAncestors()
+		if err != nil && !cfg.CI {
+			fmt.Fprintln(os.Stderr, "warning:", err)
+			err = nil
+		}
+		process.exposed = err
+	})
+	return process.exposed
 }
 
 // setupInRepo is setup for targets that work on the repository they run

@@ -41,6 +41,8 @@ func checkWorkflows(opts Options) Result {
 //     user-supplied code (docs/threat-model.md);
 //   - env holds config variables only, secrets only in the secret variable
 //     of the same name, and no secret where pull requests trigger;
+//   - secrets reach only the step that runs `mage keys:files`; the others
+//     get <NAME>_FILE, and the files are removed (CheckKeys);
 //   - third-party actions are pinned to a release tag.
 func WorkflowRules(root, shellcheck string) ([]Problem, error) {
 	out, err := Lint(LintOptions{Root: root, Shellcheck: shellcheck})
@@ -64,6 +66,7 @@ func WorkflowRules(root, shellcheck string) ([]Problem, error) {
 	}
 	for _, w := range wfs {
 		out = append(out, CheckEnv(w, LaneVars)...)
+		out = append(out, CheckKeys(w)...)
 	}
 	pins, err := checkPinned(root)
 	return append(out, pins...), err
@@ -73,9 +76,11 @@ func WorkflowRules(root, shellcheck string) ([]Problem, error) {
 var UntrustedTargets = []string{"build:custom", "gcp:custom", "gcp:build"}
 
 // checkCalls reports calls of targets magefiles/ does not declare, and
-// untrusted targets in a job that holds a key.
+// untrusted targets in a job that holds a key (in a step's env, or as the
+// files of keys:files).
 func checkCalls(calls []MageCall, targets []string) []Problem {
 	var out []Problem
+	holding := jobsHoldingKeys(calls)
 	for _, c := range calls {
 		for _, tg := range c.Targets {
 			tg = strings.ToLower(tg)
@@ -84,9 +89,9 @@ func checkCalls(calls []MageCall, targets []string) []Problem {
 					Message: fmt.Sprintf("mage %s: magefiles/ declares no such target", tg)})
 			}
 			if slices.Contains(UntrustedTargets, tg) {
-				if keys := keysIn(c.Step.Env); len(keys) > 0 {
+				if keys := holding[[2]string{c.Step.File, c.Step.Job}]; keys != "" {
 					out = append(out, Problem{File: c.Step.File, Line: c.Step.Line, Kind: "keys-with-user-code",
-						Message: fmt.Sprintf("job %s runs mage %s (user-supplied code) with %s in its environment", c.Step.Job, tg, strings.Join(keys, ", "))})
+						Message: fmt.Sprintf("job %s runs mage %s (user-supplied code) and holds %s", c.Step.Job, tg, keys)})
 				}
 			}
 		}

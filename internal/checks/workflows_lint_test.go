@@ -136,7 +136,7 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 	for _, c := range calls {
 		got = append(got, c.Targets...)
 	}
-	for _, want := range []string{"build:desktop", "build:server", "build:edge", "check:contracts", "check:flake", "verify", "gcp:custom", "gcp:abandon"} {
+	for _, want := range []string{"build:desktop", "build:server", "build:edge", "check:contracts", "check:flake", "verify", "gcp:custom", "gcp:abandon", "keys:files", "keys:removeFiles"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("no workflow calls mage %s (calls: %v)", want, got)
 		}
@@ -261,5 +261,52 @@ func TestEnvProblems(t *testing.T) {
 		if !strings.Contains(strings.Join(all, "\n"), want) {
 			t.Errorf("want a problem saying %q, got %q", want, all)
 		}
+	}
+}
+
+// Secrets reach a job only through `mage keys:files`: a secret variable in
+// a workflow's, a job's or a building step's env is refused, as are key
+// files left behind, removed only on success, or readable by an action;
+// a job that holds key files builds no user code. The lanes' own shape
+// passes.
+func TestKeysReachOnlyTheKeyFilesStep(t *testing.T) {
+	magefile := "//go:build mage\n\npackage main\n\ntype Gcp mg.Namespace\n\n// Custom builds.\nfunc (Gcp) Custom(spec string) error { return nil }\n\n" +
+		"type Keys mg.Namespace\n\n// Files.\nfunc (Keys) Files() error { return nil }\n\n// RemoveFiles.\nfunc (Keys) RemoveFiles() error { return nil }\n\n// Test tests.\nfunc Test() error { return nil }\n"
+	const head = "on: workflow_dispatch\njobs:\n  a:\n    runs-on: ubuntu-24.04\n"
+	const files = "      - env:\n          SOURCEOS_SIGN_SECRET_KEY: ${{ secrets.SOURCEOS_SIGN_SECRET_KEY }}\n        run: mage keys:files\n"
+	const remove = "      - if: always()\n        run: mage keys:removeFiles\n"
+	cases := map[string]struct{ src, kind string }{
+		"lane shape": {head + "    steps:\n      - uses: actions/checkout@v5\n" + files + "      - run: mage test\n" + remove +
+			"      - uses: actions/upload-artifact@v4\n        with:\n          path: out\n", ""},
+		"secret in the workflow's env": {"on: workflow_dispatch\nenv:\n  NIX_CACHE_SECRET_KEY: ${{ secrets.NIX_CACHE_SECRET_KEY }}\njobs:\n  a:\n    runs-on: ubuntu-24.04\n" +
+			"    steps:\n      - run: mage test\n", "keys-env"},
+		"secret in the job's env": {head + "    env:\n      NIX_CACHE_SECRET_KEY: ${{ secrets.NIX_CACHE_SECRET_KEY }}\n    steps:\n      - run: mage test\n", "keys-env"},
+		"secret in the env of the step that builds": {head + "    steps:\n      - env:\n          SOURCEOS_SIGN_PASSWORD: ${{ secrets.SOURCEOS_SIGN_PASSWORD }}\n" +
+			"        run: mage test\n", "keys-env"},
+		"key files never removed":           {head + "    steps:\n" + files + "      - run: mage test\n", "keys-files"},
+		"key files removed on success only": {head + "    steps:\n" + files + "      - run: mage test\n      - run: mage keys:removeFiles\n", "keys-files"},
+		"an action while the files exist": {head + "    steps:\n" + files + "      - uses: actions/upload-artifact@v4\n        with:\n          path: out\n" +
+			"      - run: mage test\n" + remove, "keys-files"},
+		"key files where user code builds": {head + "    env:\n      SOURCEOS_SPEC: x\n    steps:\n" + files + "      - run: mage gcp:custom \"$SOURCEOS_SPEC\"\n" + remove,
+			"keys-with-user-code"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := writeRepo(t, map[string]string{".github/workflows/a.yml": c.src, "magefiles/m.go": magefile})
+			problems, err := checks.WorkflowRules(root, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := slices.DeleteFunc(slices.Clone(problems), func(p checks.Problem) bool { return !strings.HasPrefix(p.Kind, "keys") })
+			if c.kind == "" {
+				if len(problems) > 0 {
+					t.Errorf("the lane shape is refused: %v", problems)
+				}
+				return
+			}
+			if !slices.ContainsFunc(keys, func(p checks.Problem) bool { return p.Kind == c.kind }) {
+				t.Errorf("no %s problem in %v", c.kind, problems)
+			}
+		})
 	}
 }

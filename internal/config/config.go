@@ -105,7 +105,8 @@ type Config struct {
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
 
 	// Environment of the run
-	CI bool // CI
+	CI        bool   // CI
+	GitHubEnv string // GITHUB_ENV
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -193,21 +194,25 @@ var Vars = []Var{
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
 	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when nixpkgs can be fetched, else the host modules), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
 
-	boolean("CI", "env", "Set by CI: tests that need a missing tool fail instead of skipping.", func(c *Config) *bool { return &c.CI }),
+	boolean("CI", "env", "Set by CI: a test missing a tool fails, not skips; a secret also in the environment of a process that started mage fails the run.", func(c *Config) *bool { return &c.CI }),
+	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),
 }
 
 // Env looks a variable up; os.LookupEnv has this shape.
 type Env func(name string) (string, bool)
 
-// FromEnv loads the configuration from the process environment.
-func FromEnv() (*Config, error) { return Load(ProcessEnv, os.ReadFile) }
+// FromEnv loads the configuration from the process environment; <NAME>_FILE
+// secrets are read with ReadSecretFile.
+func FromEnv() (*Config, error) { return Load(ProcessEnv, ReadSecretFile) }
 
 // ProcessEnv looks a variable up in the process environment; it is the one
 // Env every lane starts from.
 func ProcessEnv(name string) (string, bool) { return os.LookupEnv(name) }
 
 // Load builds a Config from env. A secret variable may instead name a file in
-// <NAME>_FILE, read with readFile; giving both is an error.
+// <NAME>_FILE, read with readFile; giving both is an error. The file's
+// trailing line breaks are not part of the value (a password file written
+// by an editor ends in one), so both forms of the same value load the same.
 func Load(env Env, readFile func(string) ([]byte, error)) (*Config, error) {
 	c := &Config{sources: map[string]string{}}
 	var errs []error
@@ -243,7 +248,7 @@ func lookup(v Var, env Env, readFile func(string) ([]byte, error)) (val, src str
 			if err != nil {
 				return "", "", fmt.Errorf("read %s_FILE: %w", v.Name, err)
 			}
-			return strings.TrimRight(string(b), "\r\n") + "\n", "file", nil
+			return strings.TrimRight(string(b), "\r\n"), "file", nil
 		}
 	}
 	if ok {
