@@ -160,7 +160,7 @@ var Vars = []Var{
 	boolean("SOURCEOS_REQUIRE_REPRODUCIBLE", "sign", "Build: run the rebuild check and fail when the image differs. Verify: fail unless the signed provenance records a reproducible rebuild.", func(c *Config) *bool { return &c.RequireReproducible }),
 
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
-	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when nixpkgs can be fetched, else the host modules), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
+	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when its locked inputs are in the Nix store or can be fetched within a minute, else the host modules against stand-ins), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
 
 	boolean("CI", "env", "Set by CI: tests that need a missing tool fail instead of skipping.", func(c *Config) *bool { return &c.CI }),
 }
