@@ -47,6 +47,52 @@ in
         example = [ "10.40.0.0/16" ];
         description = "Subnets a relay advertises to the mesh.";
       };
+      allowedTCPPorts = mkOption {
+        type = types.listOf types.port;
+        default = [ ];
+        example = [ 9100 ];
+        description = ''
+          TCP ports mesh peers may reach on this host. Nothing else is
+          open to the mesh: the mesh interface is not a trusted interface.
+        '';
+      };
+      allowedUDPPorts = mkOption {
+        type = types.listOf types.port;
+        default = [ ];
+        description = "UDP ports mesh peers may reach on this host.";
+      };
+    };
+
+    admins = mkOption {
+      type = types.listOf (types.submodule {
+        options = {
+          name = mkOption {
+            type = types.strMatching "[a-z_][a-z0-9_-]*";
+            description = "The admin's user name on the host.";
+          };
+          sshKeys = mkOption {
+            type = types.listOf types.singleLineStr;
+            default = [ ];
+            description = "The admin's SSH public keys, one authorized_keys line each.";
+          };
+        };
+      });
+      default = [ ];
+      example = [ { name = "ops"; sshKeys = [ "ssh-ed25519 AAAA… ops@example" ]; } ];
+      description = ''
+        Who administers the host: each admin becomes a normal user in the
+        wheel group that logs in over SSH with these keys only. Hosts read
+        them from hosts/<host>/admins.json.
+      '';
+    };
+
+    consoleOnly = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        The host is run at its console: nobody needs to log in over SSH, so
+        the host contract accepts it without admins.
+      '';
     };
   };
 
@@ -65,7 +111,23 @@ in
           ++ lib.optional (cfg.mesh.advertiseRoutes != [ ])
             ("--advertise-routes=" + lib.concatStringsSep "," cfg.mesh.advertiseRoutes);
       };
-      networking.firewall.trustedInterfaces = [ "tailscale0" ];
+      # Mesh peers reach the ports the host declares, not the whole host.
+      networking.firewall.interfaces.${config.services.tailscale.interfaceName} = {
+        allowedTCPPorts = cfg.mesh.allowedTCPPorts;
+        allowedUDPPorts = cfg.mesh.allowedUDPPorts;
+      };
+    })
+
+    (mkIf (cfg.admins != [ ]) {
+      users.users = lib.listToAttrs (map
+        (a: lib.nameValuePair a.name {
+          isNormalUser = true;
+          extraGroups = [ "wheel" ];
+          openssh.authorizedKeys.keys = a.sshKeys;
+        })
+        cfg.admins);
+      # Admins have keys, not passwords: sudo cannot ask them for one.
+      security.sudo.wheelNeedsPassword = lib.mkDefault false;
     })
 
     (mkIf (cfg.build.role == "builder") {

@@ -1,5 +1,5 @@
 # builder-aarch64: builds the stable channel's aarch64 images natively.
-{ ... }:
+{ lib, ... }:
 {
   imports = [
     ../../modules/profiles/stable.nix
@@ -8,4 +8,7 @@
   ];
 
   networking.hostName = "builder-aarch64";
+
+  # Who logs in (over SSH, keys only): hosts/builder-aarch64/admins.json.
+  sourceos.admins = lib.importJSON ./admins.json;
 }

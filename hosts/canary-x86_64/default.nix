@@ -1,5 +1,5 @@
 # canary-x86_64: builds the dev channel ahead of the fleet.
-{ ... }:
+{ lib, ... }:
 {
   imports = [
     ../../modules/profiles/canary.nix
@@ -8,6 +8,9 @@
   ];
 
   networking.hostName = "canary-x86_64";
+
+  # Who logs in (over SSH, keys only): hosts/canary-x86_64/admins.json.
+  sourceos.admins = lib.importJSON ./admins.json;
 
   sourceos.mesh.enable = true;
 }

@@ -12,4 +12,7 @@
   sourceos.mesh.enable = true;
   sourceos.mesh.role = lib.mkForce "exit";
   sourceos.mesh.package = pkgs.tailscale;
+
+  # Who logs in (over SSH, keys only): hosts/exit-x86_64/admins.json.
+  sourceos.admins = lib.importJSON ./admins.json;
 }

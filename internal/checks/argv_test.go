@@ -6,6 +6,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/checks"
+	"github.com/socioprophet/sourceos/internal/execx"
 )
 
 func TestArgv(t *testing.T) {
@@ -26,16 +27,21 @@ func TestArgv(t *testing.T) {
 	}{
 		// The request, whatever it holds, is a string argument, never code.
 		{"module eval", append([]string{mod.Name}, mod.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json", "/t/module-eval.nix",
-			"--argstr", "request", `{"root":"/r","file":"/r/hosts/h/default.nix","name":"h\"; abort \"x","packages":["tailscale"],"paths":[["a","b"]]}`}},
+			"--argstr", "request", `{"root":"/r","file":"/r/hosts/h/default.nix","name":"h\"; abort \"x","system":"","packages":["tailscale"],"paths":[["a","b"]],"modules":null,"args":null,"stubs":null,"contracts":""}`}},
 		{"nixos eval", append([]string{nixos.Name}, nixos.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json",
 			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
 			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},
-		{"probe", func() []string {
-			c := checks.ProbeCmd("nix", catalog.FlakeRef("/r"))
-			return append([]string{c.Name}, c.Args...)
-		}(),
-			[]string{"nix", "--extra-experimental-features", "nix-command flakes", "--option", "download-attempts", "1",
-				"flake", "metadata", "--json", "--no-update-lock-file", "/r"}},
+		// The probe lists the inputs' store paths without fetching, asks the
+		// store which are missing, and only then fetches, with short timeouts.
+		{"inputs", argv(checks.InputsCmd("nix", catalog.FlakeRef("/r"))),
+			[]string{"nix", "--extra-experimental-features", "nix-command flakes",
+				"flake", "archive", "--json", "--dry-run", "--no-update-lock-file", "/r"}},
+		{"missing", argv(checks.MissingCmd("nix-store", []string{"/nix/store/a-source", "/nix/store/b-source"})),
+			[]string{"nix-store", "--check-validity", "--print-invalid", "/nix/store/a-source", "/nix/store/b-source"}},
+		{"fetch", argv(checks.FetchCmd("nix", "/r")),
+			[]string{"nix", "--extra-experimental-features", "nix-command flakes",
+				"--option", "download-attempts", "1", "--option", "connect-timeout", "5", "--option", "stalled-download-timeout", "15",
+				"flake", "archive", "--json", "--no-update-lock-file", "/r"}},
 		{"shellcheck", func() []string {
 			c := checks.ShellcheckCmd("shellcheck", "/r", []string{"a.sh", "b"})
 			return append([]string{c.Name, c.Dir}, c.Args...)
@@ -53,3 +59,5 @@ func TestArgv(t *testing.T) {
 		}
 	}
 }
+
+func argv(c execx.Cmd) []string { return append([]string{c.Name}, c.Args...) }

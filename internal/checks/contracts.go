@@ -1,10 +1,12 @@
 // Package checks holds every rule of `mage check:*`, the repository's
 // gates. They check meaning rather than spelling: host contracts by
-// evaluating the hosts with real Nix (hosts.go), channel and builder
-// manifests against their JSON schemas (manifests.go), every shell script
-// with shellcheck (shell.go), every .nix file with the Nix parser
-// (nixparse.go), and the workflows against every rule of the GitHub lane
-// (workflows*.go). Every check runs and every failure is reported at once.
+// evaluating the hosts with real Nix (hosts.go; the contracts file in
+// hostspec.go, the mode probe in probe.go, the login and mesh rules in
+// access.go), channel and builder manifests against their JSON schemas
+// (manifests.go), every shell script with shellcheck (shell.go), every
+// .nix file with the Nix parser (nixparse.go), and the workflows against
+// every rule of the GitHub lane (workflows*.go). Every check runs and
+// every failure is reported at once.
 package checks
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/socioprophet/sourceos/internal/execx"
 )
@@ -33,13 +36,14 @@ type HostMode string
 
 const (
 	// ModeAuto evaluates the flake's nixosConfigurations when the flake's
-	// nixpkgs input can be fetched, and the host modules themselves
-	// otherwise.
+	// locked inputs are in the Nix store or can be fetched within
+	// FetchTimeout, and the host modules themselves otherwise.
 	ModeAuto HostMode = "auto"
 	// ModeNixOS evaluates the flake's nixosConfigurations (needs nixpkgs).
 	ModeNixOS HostMode = "nixos"
-	// ModeModule evaluates each host module and the repository modules it
-	// imports against stub arguments, with no nixpkgs.
+	// ModeModule evaluates each host module, the repository modules it
+	// imports and those the contracts add, against stand-ins, with no
+	// nixpkgs.
 	ModeModule HostMode = "module"
 )
 
@@ -55,12 +59,16 @@ type Options struct {
 	HostMode HostMode
 	// Tools are the external commands' names or paths; empty uses PATH.
 	Tools Tools
+	// FetchTimeout bounds how long the auto mode waits for the flake's
+	// inputs to be fetched; 0 means DefaultFetchTimeout.
+	FetchTimeout time.Duration
 }
 
 // Tools names the external commands the checks run.
 type Tools struct {
 	Nix            string // default "nix"
 	NixInstantiate string // default "nix-instantiate"
+	NixStore       string // default "nix-store"
 	Shellcheck     string // default "shellcheck"
 }
 
@@ -70,6 +78,9 @@ func (t Tools) withDefaults() Tools {
 	}
 	if t.NixInstantiate == "" {
 		t.NixInstantiate = "nix-instantiate"
+	}
+	if t.NixStore == "" {
+		t.NixStore = "nix-store"
 	}
 	if t.Shellcheck == "" {
 		t.Shellcheck = "shellcheck"
@@ -90,6 +101,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	opts.Tools = opts.Tools.withDefaults()
 	if opts.HostMode == "" {
 		opts.HostMode = ModeAuto
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
 	}
 	rep := &Report{Results: []Result{}}
 	for _, name := range checks {

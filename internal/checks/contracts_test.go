@@ -116,6 +116,7 @@ func write(t *testing.T, root, file, content string) {
 }
 
 const exitHost = "hosts/exit-x86_64/default.nix"
+const exitAdmins = "hosts/exit-x86_64/admins.json"
 const roleLine = `sourceos.mesh.role = lib.mkForce "exit";`
 const meshLines = `  sourceos.mesh.enable = true;
   sourceos.mesh.role = lib.mkForce "exit";
@@ -155,7 +156,7 @@ func TestMutations(t *testing.T) {
 		}, []string{exitHost + `:13: exit-x86_64: sourceos.mesh.role: expected "exit", found "relay"`}},
 		{"role missing", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, "")
-		}, []string{`exit-x86_64: sourceos.mesh.role: expected "exit", found not set`}},
+		}, []string{`modules/sourceos.nix:33: exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}}, // the option's default
 		{"plain exit", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
 		}, nil},
@@ -190,7 +191,7 @@ func TestMutations(t *testing.T) {
 		}, nil},
 		{"role under mkIf false", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf false "exit";`)
-		}, []string{`sourceos.mesh.role: expected "exit", found not set`}},
+		}, []string{`exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}},
 		{"role derived from config", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, "{ lib, pkgs, ... }:", "{ config, lib, pkgs, ... }:")
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkIf config.sourceos.mesh.enable (lib.mkForce "exit");`)
@@ -218,6 +219,49 @@ func TestMutations(t *testing.T) {
 		{"host evaluation error", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = lib.mkForce undefinedThing;`)
 		}, []string{exitHost + `:13: exit-x86_64: module-level evaluation: evaluation failed: undefined variable 'undefinedThing'`}},
+		// Somebody can log in to every host, the mesh reaches declared ports only.
+		{"host without admins", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, "[]\n")
+		}, []string{exitHost + `:17: exit-x86_64: login: nobody can log in: no user has an SSH key`}},
+		{"console-only host without admins", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, "[]\n")
+			edit(t, r, exitHost, `sourceos.mesh.enable = true;`, "sourceos.mesh.enable = true;\n  sourceos.consoleOnly = true;")
+		}, nil},
+		{"admin key that is not a key", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, `[{"name": "ops", "sshKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOBX8vp1Ny PLACEHOLDER"]}]`)
+		}, []string{
+			exitHost + `:17: exit-x86_64: sourceos.admins: [0] (ops): sshKeys[0]: key data is not`,
+			`exit-x86_64: users.users.ops.openssh.authorizedKeys.keys[0]: key data is not`,
+			`exit-x86_64: login: nobody can log in`,
+		}},
+		{"admin with a DSA key", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, `[{"name": "ops", "sshKeys": ["ssh-dss AAAAB3NzaC1kc3MAAACBAP ops"]}]`)
+		}, []string{`exit-x86_64: sourceos.admins: [0] (ops): sshKeys[0]: DSA keys are not accepted`}},
+		{"admin entry with a misspelt key", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, `[{"name": "ops", "sshkeys": []}]`)
+		}, []string{`exit-x86_64: module-level evaluation: evaluation failed: attribute 'sshKeys' missing`}}, // as NixOS, which refuses the unknown option
+		{"admins from a profile and the host", checks.CheckHosts, func(t *testing.T, r string) {
+			write(t, r, exitAdmins, "[]\n")
+			edit(t, r, "modules/profiles/stable.nix", `sourceos.build.channel = "stable";`,
+				"sourceos.build.channel = \"stable\";\n  sourceos.admins = [ { name = \"fleet\"; sshKeys = [ \""+placeholderKey+"\" ]; } ];")
+		}, nil},
+		{"sshd off", checks.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, `sourceos.mesh.enable = true;`, "sourceos.mesh.enable = true;\n  services.openssh.enable = lib.mkForce false;")
+		}, []string{`exit-x86_64: login: nobody can log in: users have SSH keys but services.openssh.enable is not true`}},
+		{"host trusts the mesh interface", checks.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, `sourceos.mesh.enable = true;`, "sourceos.mesh.enable = true;\n  networking.firewall.trustedInterfaces = [ \"tailscale0\" ];")
+		}, []string{exitHost + `:13: exit-x86_64: networking.firewall.trustedInterfaces: the mesh interface tailscale0 is trusted`}},
+		{"the sourceos module trusts the mesh interface", checks.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, "modules/sourceos.nix", "      # Mesh peers reach the ports the host declares, not the whole host.\n",
+				"      networking.firewall.trustedInterfaces = [ \"tailscale0\" ];\n")
+		}, []string{
+			`exit-x86_64: networking.firewall.trustedInterfaces: the mesh interface tailscale0 is trusted`,
+			`stable-x86_64: networking.firewall.trustedInterfaces: the mesh interface tailscale0 is trusted`,
+			`canary-x86_64: networking.firewall.trustedInterfaces: the mesh interface tailscale0 is trusted`,
+		}},
+		{"exit node opens a mesh port", checks.CheckHosts, func(t *testing.T, r string) {
+			edit(t, r, exitHost, `sourceos.mesh.enable = true;`, "sourceos.mesh.enable = true;\n  sourceos.mesh.allowedTCPPorts = [ 9100 ];")
+		}, []string{`exit-x86_64: networking.firewall.interfaces.tailscale0.allowedTCPPorts: expected [], found [9100]`}},
 		{"host without contract", checks.CheckHosts, func(t *testing.T, r string) {
 			write(t, r, "hosts/new-host/default.nix", "{ ... }: { networking.hostName = \"new-host\"; }\n")
 		}, []string{`hosts/contracts.json: new-host: host directory hosts/new-host/ has no contract`}},

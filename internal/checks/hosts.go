@@ -13,7 +13,6 @@ import (
 
 	_ "embed"
 
-	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
@@ -39,6 +38,8 @@ type HostEval struct {
 	// (module-level evaluation only).
 	Imports []string   `json:"imports"`
 	Facts   []EvalFact `json:"facts"`
+	// Access is what the login and mesh rules check.
+	Access *Access `json:"access"`
 }
 
 // ModuleRequest is the input of the module-level evaluation.
@@ -46,8 +47,75 @@ type ModuleRequest struct {
 	Root     string     `json:"root"`
 	File     string     `json:"file"`
 	Name     string     `json:"name"`
+	System   string     `json:"system"`
 	Packages []string   `json:"packages"`
 	Paths    [][]string `json:"paths"`
+	// Modules are the repository modules the flake adds to the host
+	// (absolute paths).
+	Modules []string `json:"modules"`
+	// Args are the stand-ins for extra module arguments, by name.
+	Args map[string]StandInRequest `json:"args"`
+	// Stubs are the stub option declarations.
+	Stubs []StubRequest `json:"stubs"`
+	// Contracts names the contracts file, for positions and messages.
+	Contracts string `json:"contracts"`
+}
+
+// StandInRequest is a StandIn as the evaluation reads it: its kind named.
+type StandInRequest struct {
+	Kind    string                    `json:"kind"` // package, value, attrs or stub
+	Package string                    `json:"package,omitempty"`
+	Value   json.RawMessage           `json:"value,omitempty"`
+	Attrs   map[string]StandInRequest `json:"attrs,omitempty"`
+}
+
+// StubRequest is a StubOption as the evaluation reads it.
+type StubRequest struct {
+	Path    []string                   `json:"path"`
+	Kind    string                     `json:"kind"` // default or attrsOf
+	Default json.RawMessage            `json:"default,omitempty"`
+	AttrsOf map[string]json.RawMessage `json:"attrsOf,omitempty"`
+}
+
+// NewModuleRequest builds the module-level evaluation's request for a host.
+func NewModuleRequest(root, name string, hc HostContract, setup HostSetup, packages []string) ModuleRequest {
+	req := ModuleRequest{
+		Root: root, File: filepath.Join(root, hc.File), Name: name, System: hc.System,
+		Packages: packages, Paths: factPaths(hc), Modules: []string{},
+		Args: map[string]StandInRequest{}, Stubs: []StubRequest{}, Contracts: ContractsFile,
+	}
+	for _, m := range setup.Modules {
+		req.Modules = append(req.Modules, filepath.Join(root, m))
+	}
+	for n, s := range setup.ModuleArgs {
+		req.Args[n] = standInRequest(s)
+	}
+	for _, p := range sortedKeys(setup.StubOptions) {
+		o := setup.StubOptions[p]
+		path, _ := SplitPath(p) // validated by ParseContracts
+		r := StubRequest{Path: path, Kind: "default", Default: o.Default}
+		if o.AttrsOf != nil {
+			r = StubRequest{Path: path, Kind: "attrsOf", AttrsOf: o.AttrsOf}
+		}
+		req.Stubs = append(req.Stubs, r)
+	}
+	return req
+}
+
+func standInRequest(s StandIn) StandInRequest {
+	switch {
+	case s.Package != "":
+		return StandInRequest{Kind: "package", Package: s.Package}
+	case s.Value != nil:
+		return StandInRequest{Kind: "value", Value: s.Value}
+	case s.Attrs != nil:
+		r := StandInRequest{Kind: "attrs", Attrs: map[string]StandInRequest{}}
+		for n, c := range s.Attrs {
+			r.Attrs[n] = standInRequest(c)
+		}
+		return r
+	}
+	return StandInRequest{Kind: "stub"}
 }
 
 // NixOSRequest is the input of the evaluation of a flake's nixosConfigurations.
@@ -72,7 +140,7 @@ func WriteEvalFiles(dir string) (EvalFiles, error) {
 	return f, os.WriteFile(f.NixOS, []byte(nixosEvalNix), 0o644)
 }
 
-// ModuleEvalCmd evaluates one host module against stub arguments.
+// ModuleEvalCmd evaluates one host module against stand-ins.
 func ModuleEvalCmd(nixInstantiate string, files EvalFiles, req ModuleRequest) (execx.Cmd, error) {
 	return evalCmd(nixInstantiate, files.Module, req, nil)
 }
@@ -93,16 +161,6 @@ func evalCmd(nixInstantiate, file string, req any, extra []string) (execx.Cmd, e
 	args := append([]string{"--eval", "--strict", "--json"}, extra...)
 	args = append(args, file, "--argstr", "request", string(b))
 	return execx.Cmd{Name: nixInstantiate, Args: args}, nil
-}
-
-// ProbeCmd fetches the flake's inputs as flake.lock pins them: it
-// succeeds exactly when nixpkgs is available for the nixos mode.
-func ProbeCmd(nix, flake string) execx.Cmd {
-	return execx.Cmd{Name: nix, Args: []string{
-		"--extra-experimental-features", "nix-command flakes",
-		"--option", "download-attempts", "1",
-		"flake", "metadata", "--json", "--no-update-lock-file", flake,
-	}}
 }
 
 // ParseHostEval decodes an evaluation's JSON output.
@@ -133,10 +191,14 @@ func checkHosts(ctx context.Context, opts Options) (Result, HostMode) {
 		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: ContractsFile, Message: err.Error()})
 		return res, ""
 	}
-	mode, note := chooseMode(ctx, opts)
+	mode, note, unusable := chooseMode(ctx, opts)
 	res.Note = note
 	res.Failures = append(res.Failures, undeclaredHosts(opts.Root, c)...)
-	h := hostEval{opts: opts, mode: mode, files: files, pkgs: PackageNames(c, nixSources(opts.Root)...)}
+	if unusable != nil {
+		res.Failures = append(res.Failures, *unusable)
+		return res, mode
+	}
+	h := hostEval{opts: opts, mode: mode, files: files, contracts: c, pkgs: PackageNames(c, nixSources(opts.Root)...)}
 	for _, name := range c.HostNames() {
 		res.Checked++
 		res.Failures = append(res.Failures, h.check(ctx, name, c.Hosts[name])...)
@@ -146,29 +208,11 @@ func checkHosts(ctx context.Context, opts Options) (Result, HostMode) {
 
 // hostEval is what evaluating each host needs.
 type hostEval struct {
-	opts  Options
-	mode  HostMode
-	files EvalFiles
-	pkgs  []string
-}
-
-// chooseMode settles ModeAuto by probing for the flake's inputs.
-func chooseMode(ctx context.Context, opts Options) (HostMode, string) {
-	switch opts.HostMode {
-	case ModeModule:
-		return ModeModule, "module mode: host modules evaluated against stub arguments (requested)"
-	case ModeNixOS:
-		return ModeNixOS, "nixos mode: flake nixosConfigurations evaluated (requested)"
-	}
-	if _, err := opts.Run.Run(ctx, ProbeCmd(opts.Tools.Nix, catalog.FlakeRef(opts.Root))); err != nil {
-		why := err.Error()
-		var xe *execx.Error
-		if errors.As(err, &xe) {
-			why = ParseNixError(xe.Stderr, opts.Root).Message
-		}
-		return ModeModule, "module mode: host modules evaluated against stub arguments; the flake could not be fetched: " + why
-	}
-	return ModeNixOS, "nixos mode: flake nixosConfigurations evaluated with nixpkgs"
+	opts      Options
+	mode      HostMode
+	files     EvalFiles
+	contracts *Contracts
+	pkgs      []string
 }
 
 // undeclaredHosts: every hosts/<name>/ directory needs a contract entry.
@@ -203,8 +247,8 @@ func nixSources(root string) [][]byte {
 func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Failure {
 	opts, paths := h.opts, factPaths(hc)
 	ev, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
-		return ModuleEvalCmd(opts.Tools.NixInstantiate, h.files, ModuleRequest{
-			Root: opts.Root, File: filepath.Join(opts.Root, hc.File), Name: name, Packages: h.pkgs, Paths: paths})
+		return ModuleEvalCmd(opts.Tools.NixInstantiate, h.files,
+			NewModuleRequest(opts.Root, name, hc, h.contracts.Setup(hc), h.pkgs))
 	})
 	if fail != nil {
 		fail.Subject = name + ": module-level evaluation"
@@ -212,15 +256,19 @@ func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Fai
 	}
 	if h.mode == ModeNixOS {
 		full, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
-			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: catalog.FlakeRef(opts.Root), Name: name, Paths: paths})
+			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: flakeRef(opts.Root), Name: name, Paths: paths})
 		})
 		if fail != nil {
 			fail.Subject = name + ": nixosConfigurations evaluation"
 			return []Failure{*fail}
 		}
 		ev.Facts = withPositions(full.Facts, ev.Facts)
+		if full.Access != nil && ev.Access != nil {
+			full.Access.Where = ev.Access.Where
+		}
+		ev.Access = full.Access
 	}
-	return CompareHost(name, hc, ev)
+	return append(CompareHost(name, hc, ev), CheckAccess(name, hc, ev.Access)...)
 }
 
 func factPaths(hc HostContract) [][]string {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -14,9 +16,20 @@ import (
 // ContractsFile is where host contracts are declared, relative to the root.
 const ContractsFile = "hosts/contracts.json"
 
-// Contracts is the declared contract of every host.
+// Contracts is the declared contract of every host, and what the
+// module-level evaluation needs to load hosts the way the flake does.
 type Contracts struct {
-	Hosts map[string]HostContract `json:"hosts"`
+	// Modules are repository modules the flake adds to every host beside
+	// the host's own file (e.g. modules/sourceos.nix); the module-level
+	// evaluation loads them with the host.
+	Modules []string `json:"modules,omitempty"`
+	// ModuleArgs are stand-ins for the extra module arguments the flake
+	// passes (specialArgs), by argument name.
+	ModuleArgs map[string]StandIn `json:"moduleArgs,omitempty"`
+	// StubOptions stand in for options of modules that are not available
+	// offline (a flake input's module), by dotted option path.
+	StubOptions map[string]StubOption   `json:"stubOptions,omitempty"`
+	Hosts       map[string]HostContract `json:"hosts"`
 }
 
 // HostContract is what must hold for one host, however it is written.
@@ -29,6 +42,37 @@ type HostContract struct {
 	// through the modules it imports.
 	Imports []string `json:"imports"`
 	Facts   []Fact   `json:"facts"`
+	// Modules, ModuleArgs and StubOptions add to (and, by name, replace)
+	// the top-level ones for this host.
+	Modules     []string              `json:"modules,omitempty"`
+	ModuleArgs  map[string]StandIn    `json:"moduleArgs,omitempty"`
+	StubOptions map[string]StubOption `json:"stubOptions,omitempty"`
+}
+
+// StandIn is the value the module-level evaluation passes for an extra
+// module argument: exactly one of its fields.
+type StandIn struct {
+	// Package is a stub package of this name (what a package fact sees).
+	Package string `json:"package,omitempty"`
+	// Value is a JSON value, passed as is.
+	Value json.RawMessage `json:"value,omitempty"`
+	// Attrs is an attribute set of stand-ins (e.g. self.packages.<system>.<name>).
+	Attrs map[string]StandIn `json:"attrs,omitempty"`
+	// Stub passes an argument that exists but fails the evaluation, with
+	// its name, wherever its value is used.
+	Stub bool `json:"stub,omitempty"`
+}
+
+// StubOption declares an option of a module the module-level evaluation
+// cannot load: exactly one of Default and AttrsOf.
+type StubOption struct {
+	// Default is the option's value when no module defines it.
+	Default json.RawMessage `json:"default,omitempty"`
+	// AttrsOf makes the option an attribute set of entries (default {}),
+	// each starting from these attributes unless a module defines them;
+	// "{name}" in a string is replaced by the entry's name (as a
+	// submodule's defaults may use its name).
+	AttrsOf map[string]json.RawMessage `json:"attrsOf,omitempty"`
 }
 
 // Fact is one option value a host must evaluate to.
@@ -59,34 +103,104 @@ func LoadContracts(root string) (*Contracts, error) {
 	return ParseContracts(b)
 }
 
-// ParseContracts decodes a contracts document strictly: unknown fields,
-// empty paths and facts that expect both or neither kind are errors.
+// contractsDoc is the document as read: every entry is decoded on its
+// own, so that an error names the entry it is in.
+type contractsDoc struct {
+	Modules     []string                   `json:"modules"`
+	ModuleArgs  map[string]json.RawMessage `json:"moduleArgs"`
+	StubOptions map[string]json.RawMessage `json:"stubOptions"`
+	Hosts       map[string]json.RawMessage `json:"hosts"`
+}
+
+type hostDoc struct {
+	File        string                     `json:"file"`
+	System      string                     `json:"system"`
+	Imports     []string                   `json:"imports"`
+	Facts       []Fact                     `json:"facts"`
+	Modules     []string                   `json:"modules"`
+	ModuleArgs  map[string]json.RawMessage `json:"moduleArgs"`
+	StubOptions map[string]json.RawMessage `json:"stubOptions"`
+}
+
+// ParseContracts decodes a contracts document strictly: unknown keys,
+// empty paths, facts that expect both or neither kind, stand-ins and stub
+// options that are not exactly one kind are errors naming their entry.
 func ParseContracts(b []byte) (*Contracts, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var c Contracts
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+	var doc contractsDoc
+	if err := strictDecode(b, &doc, ""); err != nil {
+		return nil, err
 	}
-	if len(c.Hosts) == 0 {
+	if len(doc.Hosts) == 0 {
 		return nil, fmt.Errorf("no hosts declared")
 	}
-	for _, name := range c.HostNames() {
-		if err := c.Hosts[name].validate(); err != nil {
-			return nil, fmt.Errorf("host %s: %w", name, err)
-		}
+	c := &Contracts{Hosts: map[string]HostContract{}}
+	var err error
+	if c.Modules, err = checkModules(doc.Modules, "modules"); err != nil {
+		return nil, err
 	}
-	return &c, nil
+	if c.ModuleArgs, err = parseStandIns(doc.ModuleArgs, "moduleArgs"); err != nil {
+		return nil, err
+	}
+	if c.StubOptions, err = parseStubOptions(doc.StubOptions, "stubOptions"); err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(doc.Hosts) {
+		hc, err := parseHost(doc.Hosts[name], "hosts."+name)
+		if err != nil {
+			return nil, err
+		}
+		c.Hosts[name] = hc
+	}
+	return c, nil
+}
+
+func parseHost(raw json.RawMessage, where string) (HostContract, error) {
+	var d hostDoc
+	if err := strictDecode(raw, &d, where); err != nil {
+		return HostContract{}, err
+	}
+	hc := HostContract{File: d.File, System: d.System, Imports: d.Imports, Facts: d.Facts}
+	var err error
+	if hc.Modules, err = checkModules(d.Modules, where+".modules"); err != nil {
+		return hc, err
+	}
+	if hc.ModuleArgs, err = parseStandIns(d.ModuleArgs, where+".moduleArgs"); err != nil {
+		return hc, err
+	}
+	if hc.StubOptions, err = parseStubOptions(d.StubOptions, where+".stubOptions"); err != nil {
+		return hc, err
+	}
+	if err := hc.validate(); err != nil {
+		return hc, fmt.Errorf("%s: %w", where, err)
+	}
+	return hc, nil
 }
 
 // HostNames returns the declared hosts, sorted.
-func (c *Contracts) HostNames() []string {
-	names := make([]string, 0, len(c.Hosts))
-	for n := range c.Hosts {
-		names = append(names, n)
+func (c *Contracts) HostNames() []string { return sortedKeys(c.Hosts) }
+
+// HostSetup is what the module-level evaluation of one host loads: the
+// top-level modules, stand-ins and stub options with the host's own.
+type HostSetup struct {
+	Modules     []string
+	ModuleArgs  map[string]StandIn
+	StubOptions map[string]StubOption
+}
+
+// Setup merges the top-level and the host's module setup; the host's
+// stand-ins and stub options replace top-level ones of the same name.
+func (c *Contracts) Setup(hc HostContract) HostSetup {
+	s := HostSetup{ModuleArgs: map[string]StandIn{}, StubOptions: map[string]StubOption{}}
+	for _, m := range append(slices.Clone(c.Modules), hc.Modules...) {
+		if !slices.Contains(s.Modules, m) {
+			s.Modules = append(s.Modules, m)
+		}
 	}
-	sort.Strings(names)
-	return names
+	maps.Copy(s.ModuleArgs, c.ModuleArgs)
+	maps.Copy(s.ModuleArgs, hc.ModuleArgs)
+	maps.Copy(s.StubOptions, c.StubOptions)
+	maps.Copy(s.StubOptions, hc.StubOptions)
+	return s
 }
 
 func (h HostContract) validate() error {
@@ -102,6 +216,130 @@ func (h HostContract) validate() error {
 		}
 	}
 	return nil
+}
+
+// reservedArgs are the module arguments the evaluation itself provides.
+var reservedArgs = []string{"lib", "pkgs", "config", "options", "modulesPath"}
+
+var nixAttrName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+func parseStandIns(raw map[string]json.RawMessage, where string) (map[string]StandIn, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	out := map[string]StandIn{}
+	for _, name := range sortedKeys(raw) {
+		w := where + "." + name
+		if slices.Contains(reservedArgs, name) {
+			return nil, fmt.Errorf("%s: %s is provided by the evaluation itself and cannot be replaced", w, name)
+		}
+		s, err := parseStandIn(raw[name], w)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+func parseStandIn(raw json.RawMessage, where string) (StandIn, error) {
+	var d struct {
+		Package *string                    `json:"package"`
+		Value   json.RawMessage            `json:"value"`
+		Attrs   map[string]json.RawMessage `json:"attrs"`
+		Stub    *bool                      `json:"stub"`
+	}
+	if err := strictDecode(raw, &d, where); err != nil {
+		return StandIn{}, err
+	}
+	kinds := 0
+	for _, set := range []bool{d.Package != nil, d.Value != nil, d.Attrs != nil, d.Stub != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		return StandIn{}, fmt.Errorf("%s: give exactly one of package, value, attrs, stub", where)
+	}
+	var s StandIn
+	switch {
+	case d.Package != nil:
+		if !nixAttrName.MatchString(*d.Package) {
+			return s, fmt.Errorf("%s: package %q is not a package attribute name", where, *d.Package)
+		}
+		s.Package = *d.Package
+	case d.Value != nil:
+		s.Value = d.Value
+	case d.Attrs != nil:
+		s.Attrs = map[string]StandIn{}
+		for _, n := range sortedKeys(d.Attrs) {
+			child, err := parseStandIn(d.Attrs[n], where+".attrs."+n)
+			if err != nil {
+				return s, err
+			}
+			s.Attrs[n] = child
+		}
+	default:
+		if !*d.Stub {
+			return s, fmt.Errorf("%s: stub must be true", where)
+		}
+		s.Stub = true
+	}
+	return s, nil
+}
+
+func parseStubOptions(raw map[string]json.RawMessage, where string) (map[string]StubOption, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	out := map[string]StubOption{}
+	for _, path := range sortedKeys(raw) {
+		w := where + "." + path
+		if _, err := SplitPath(path); err != nil {
+			return nil, fmt.Errorf("%s: %w", w, err)
+		}
+		var o StubOption
+		if err := strictDecode(raw[path], &o, w); err != nil {
+			return nil, err
+		}
+		if (o.Default == nil) == (o.AttrsOf == nil) {
+			return nil, fmt.Errorf("%s: give exactly one of default, attrsOf", w)
+		}
+		out[path] = o
+	}
+	return out, nil
+}
+
+// checkModules: repository modules are relative paths inside the root.
+func checkModules(mods []string, where string) ([]string, error) {
+	for i, m := range mods {
+		if !filepath.IsLocal(m) || filepath.Clean(m) != m {
+			return nil, fmt.Errorf("%s[%d]: %q is not a clean path inside the repository", where, i, m)
+		}
+	}
+	return mods, nil
+}
+
+// strictDecode decodes one JSON value into v, refusing unknown keys and
+// trailing data; errors are prefixed with where (the entry's name).
+func strictDecode(b []byte, v any, where string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = fmt.Errorf("trailing data after the value")
+	}
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if k, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		msg = "unknown key " + k
+	}
+	if where == "" {
+		return fmt.Errorf("decode: %s", msg)
+	}
+	return fmt.Errorf("%s: %s", where, msg)
 }
 
 // SplitPath splits a dotted option path into its attribute names.

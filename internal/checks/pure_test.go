@@ -40,7 +40,7 @@ func TestParseContracts(t *testing.T) {
 		name, doc, wantErr string
 	}{
 		{"ok", `{"hosts":{"h":{"file":"hosts/h/default.nix","facts":[{"path":"a.b","equals":1},{"path":"p","package":"x"}]}}}`, ""},
-		{"unknown field", `{"hosts":{"h":{"file":"f","fact":[]}}}`, "unknown field"},
+		{"unknown field", `{"hosts":{"h":{"file":"f","fact":[]}}}`, `hosts.h: unknown key "fact"`},
 		{"no hosts", `{"hosts":{}}`, "no hosts"},
 		{"both kinds", `{"hosts":{"h":{"file":"f","facts":[{"path":"a","equals":1,"package":"x"}]}}}`, "exactly one"},
 		{"neither kind", `{"hosts":{"h":{"file":"f","facts":[{"path":"a"}]}}}`, "exactly one"},
