@@ -13,6 +13,7 @@ import (
 
 	_ "embed"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
@@ -256,7 +257,7 @@ func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Fai
 	}
 	if h.mode == ModeNixOS {
 		full, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
-			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: flakeRef(opts.Root), Name: name, Paths: paths})
+			return NixOSEvalCmd(opts.Tools.NixInstantiate, h.files, NixOSRequest{Flake: catalog.FlakeRef(opts.Root), Name: name, Paths: paths})
 		})
 		if fail != nil {
 			fail.Subject = name + ": nixosConfigurations evaluation"
