@@ -156,7 +156,7 @@ func TestMutations(t *testing.T) {
 		}, []string{exitHost + `:13: exit-x86_64: sourceos.mesh.role: expected "exit", found "relay"`}},
 		{"role missing", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, "")
-		}, []string{`modules/sourceos.nix:33: exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}}, // the option's default
+		}, []string{`modules/sourceos.nix:34: exit-x86_64: sourceos.mesh.role: expected "exit", found "peer"`}}, // the option's default
 		{"plain exit", checks.CheckHosts, func(t *testing.T, r string) {
 			edit(t, r, exitHost, roleLine, `sourceos.mesh.role = "exit";`)
 		}, nil},
