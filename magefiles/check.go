@@ -11,11 +11,14 @@ import (
 	"github.com/socioprophet/sourceos/internal/image"
 )
 
-// Check runs the repository's gates: host contracts, manifests, shellcheck, Nix syntax and workflows.
+// Check runs the repository's gates: the catalog, host contracts, manifests, shellcheck, Nix syntax and workflows.
 type Check mg.Namespace
 
 // Contracts runs every gate and reports every failure at once (JSON with SOURCEOS_CHECK_JSON=1).
 func (Check) Contracts(ctx context.Context) error { return runChecks(ctx) }
+
+// Catalog checks catalog.json and that the channel manifests ship exactly what it says each channel ships.
+func (Check) Catalog(ctx context.Context) error { return runChecks(ctx, checks.CheckCatalog) }
 
 // Hosts evaluates the host contracts of hosts/contracts.json with real Nix.
 func (Check) Hosts(ctx context.Context) error { return runChecks(ctx, checks.CheckHosts) }
@@ -38,7 +41,7 @@ func runChecks(ctx context.Context, which ...string) error {
 		return err
 	}
 	return checks.Main(ctx, checks.MainOptions{
-		Options: checks.Options{Root: root, Run: a.Run, Checks: which, HostMode: checks.HostMode(a.Cfg.CheckHostMode)},
+		Options: checks.Options{Root: root, Run: a.Run, Checks: which, HostMode: checks.HostMode(a.Cfg.CheckHostMode), Catalog: a.Cfg.Catalog},
 		JSON:    a.Cfg.CheckJSON,
 		Out:     a.Stdout,
 	})

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -142,6 +143,30 @@ func TestParseMetadataPath(t *testing.T) {
 		got, err := catalog.ParseMetadataPath([]byte(out))
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("%s: %q, %v", out, got, err)
+		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/catalog.md's tables")
+
+// docs/catalog.md's tables are generated from catalog.json.
+func TestDocsTablesInSync(t *testing.T) {
+	testrig.GeneratedSection(t, "../../docs/catalog.md", "catalog", testrig.RepoCatalog(t).MarkdownTables(), *update)
+}
+
+func TestSelect(t *testing.T) {
+	c := testrig.RepoCatalog(t)
+	m, err := c.Select("channel=stable,kind=iso")
+	if err != nil || len(m.Include) != 6 || m.Include[0].ID != "sourceos-desktop-iso" || m.Include[0].File != "sourceos-desktop-x86_64.iso" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	b, _ := json.Marshal(c.EditionMatrix())
+	if string(b) != `{"include":[{"edition":"desktop"},{"edition":"edge"},{"edition":"server"}]}` {
+		t.Errorf("editions: %s", b)
+	}
+	for _, bad := range []string{"channel=nightly", "colour=blue", "kind"} {
+		if _, err := c.Select(bad); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

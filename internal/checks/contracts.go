@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/execx"
 )
 
@@ -26,10 +27,11 @@ const (
 	CheckShell     = "shell"
 	CheckNix       = "nix"
 	CheckWorkflows = "workflows"
+	CheckCatalog   = "catalog"
 )
 
 // AllChecks lists every check in the order they run.
-var AllChecks = []string{CheckHosts, CheckManifests, CheckShell, CheckNix, CheckWorkflows}
+var AllChecks = []string{CheckCatalog, CheckHosts, CheckManifests, CheckShell, CheckNix, CheckWorkflows}
 
 // HostMode selects how host contracts are evaluated.
 type HostMode string
@@ -62,6 +64,9 @@ type Options struct {
 	// FetchTimeout bounds how long the auto mode waits for the flake's
 	// inputs to be fetched; 0 means DefaultFetchTimeout.
 	FetchTimeout time.Duration
+	// Catalog is the catalog file (SOURCEOS_CATALOG); empty:
+	// catalog.json at Root.
+	Catalog string
 }
 
 // Tools names the external commands the checks run.
@@ -106,8 +111,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		opts.FetchTimeout = DefaultFetchTimeout
 	}
 	rep := &Report{Results: []Result{}}
+	cat, catErr := loadCatalog(opts)
 	for _, name := range checks {
-		res, mode := runCheck(ctx, name, opts)
+		res, mode := runCheck(ctx, name, opts, cat, catErr)
 		if name == CheckHosts {
 			rep.HostMode = string(mode)
 		}
@@ -116,8 +122,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func runCheck(ctx context.Context, name string, opts Options) (Result, HostMode) {
+func runCheck(ctx context.Context, name string, opts Options, cat *catalog.Catalog, catErr error) (Result, HostMode) {
 	switch name {
+	case CheckCatalog:
+		return checkCatalog(opts, cat, catErr), ""
 	case CheckHosts:
 		return checkHosts(ctx, opts)
 	case CheckManifests:
@@ -127,7 +135,7 @@ func runCheck(ctx context.Context, name string, opts Options) (Result, HostMode)
 	case CheckNix:
 		return checkNixParse(ctx, opts), ""
 	default:
-		return checkWorkflows(opts), ""
+		return checkWorkflows(opts, cat), ""
 	}
 }
 

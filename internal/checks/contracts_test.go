@@ -16,7 +16,7 @@ import (
 // treeFiles are the parts of the repository the checks read; the mutation
 // tests work on a copy of them.
 var treeFiles = []string{
-	"flake.nix", "hosts", "modules", "editions", "channels", "builders", "scripts",
+	"flake.nix", "catalog.json", "hosts", "modules", "editions", "channels", "builders", "scripts",
 	"schemas/channel.schema.json", "schemas/builder.schema.json",
 }
 
@@ -286,8 +286,18 @@ func TestMutations(t *testing.T) {
 			edit(t, r, "channels/dev.json", `"source_rev": "refs/heads/main"`, `"source_revision": "refs/heads/main"`)
 		}, []string{`channels/dev.json:1: (document): missing property 'source_rev'`}},
 		{"channel value out of pattern", checks.CheckManifests, func(t *testing.T, r string) {
-			edit(t, r, "channels/candidate.json", `"sourceos-edge-iso",`, `"sourceos-edge-qcow2",`)
-		}, []string{`channels/candidate.json:7: field artifact_set.2: 'sourceos-edge-qcow2' does not match pattern`}},
+			edit(t, r, "channels/candidate.json", `"sourceos-edge-iso",`, `"sourceos edge iso",`)
+		}, []string{`channels/candidate.json:14: field artifact_set.4: 'sourceos edge iso' does not match pattern`}},
+		{"channel ships an artifact the catalog lacks", checks.CheckCatalog, func(t *testing.T, r string) {
+			edit(t, r, "channels/candidate.json", `"sourceos-edge-iso",`, `"sourceos-kiosk-iso",`)
+		}, []string{`channels/candidate.json:14: artifact_set: sourceos-kiosk-iso is not an artifact of the catalog`,
+			`channels/candidate.json:9: artifact_set: the catalog ships sourceos-edge-iso on channel candidate but the manifest does not list it`}},
+		{"catalog no longer ships an artifact on a channel", checks.CheckCatalog, func(t *testing.T, r string) {
+			edit(t, r, "catalog.json", `"channels": ["stable", "candidate", "dev"]`, `"channels": ["candidate", "dev"]`)
+		}, []string{`channels/stable.json:11: artifact_set: the catalog does not ship sourceos-desktop-iso on channel stable`}},
+		{"catalog naming an edition it lacks", checks.CheckCatalog, func(t *testing.T, r string) {
+			edit(t, r, "catalog.json", `"editions": ["desktop", "server", "edge"]`, `"editions": ["desktop", "server", "edge", "kiosk"]`)
+		}, []string{`catalog.json: catalog`, `no edition "kiosk" in the catalog`}},
 		{"channel named unlike its file", checks.CheckManifests, func(t *testing.T, r string) {
 			edit(t, r, "channels/candidate.json", `"channel": "candidate"`, `"channel": "dev"`)
 		}, []string{`channels/candidate.json:2: field channel: must equal the file's base name: expected "candidate", found "dev"`}},
@@ -381,7 +391,7 @@ func TestAllChecksReportTogether(t *testing.T) {
 	if !errorsAs(err, &fe) || fe.Failed != 3 {
 		t.Fatalf("err = %v, want 3 failures; report:\n%s", err, out.String())
 	}
-	for _, w := range []string{"== hosts: 4 checked, 1 failed", "== shell:", "== manifests:", "found \"relay\"", "SC2034", "field channel", "contracts: 3 failures in 3 of 5 checks"} {
+	for _, w := range []string{"== hosts: 4 checked, 1 failed", "== shell:", "== manifests:", "found \"relay\"", "SC2034", "field channel", "contracts: 3 failures in 3 of 6 checks"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("report lacks %q:\n%s", w, out.String())
 		}

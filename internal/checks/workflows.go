@@ -7,12 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/config"
 )
 
 // checkWorkflows is check:workflows: every rule the GitHub lane follows,
 // one failure per problem.
-func checkWorkflows(opts Options) Result {
+func checkWorkflows(opts Options, cat *catalog.Catalog) Result {
 	res := Result{Check: CheckWorkflows}
 	files, err := WorkflowFiles(opts.Root)
 	if err != nil || len(files) == 0 {
@@ -20,7 +21,7 @@ func checkWorkflows(opts Options) Result {
 		return res
 	}
 	res.Checked = len(files)
-	problems, err := WorkflowRules(opts.Root, opts.Tools.Shellcheck)
+	problems, err := WorkflowRules(opts.Root, opts.Tools.Shellcheck, cat)
 	if err != nil {
 		res.Failures = append(res.Failures, Failure{Check: CheckWorkflows, File: WorkflowsDir, Message: err.Error()})
 		return res
@@ -43,8 +44,10 @@ func checkWorkflows(opts Options) Result {
 //     of the same name, and no secret where pull requests trigger;
 //   - secrets reach only the step that runs `mage keys:files`; the others
 //     get <NAME>_FILE, and the files are removed (CheckKeys);
-//   - third-party actions are pinned to a release tag.
-func WorkflowRules(root, shellcheck string) ([]Problem, error) {
+//   - third-party actions are pinned to a release tag;
+//   - a matrix of editions, arches, kinds or artifact ids is the catalog's
+//     (when cat is not nil).
+func WorkflowRules(root, shellcheck string, cat *catalog.Catalog) ([]Problem, error) {
 	out, err := Lint(LintOptions{Root: root, Shellcheck: shellcheck})
 	if err != nil {
 		return nil, err
@@ -67,6 +70,9 @@ func WorkflowRules(root, shellcheck string) ([]Problem, error) {
 	for _, w := range wfs {
 		out = append(out, CheckEnv(w, LaneVars)...)
 		out = append(out, CheckKeys(w)...)
+	}
+	if cat != nil {
+		out = append(out, checkMatrices(wfs, cat)...)
 	}
 	pins, err := checkPinned(root)
 	return append(out, pins...), err

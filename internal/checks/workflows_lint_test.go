@@ -130,13 +130,14 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 	if composite != len(checks.CompositePlumbing) {
 		t.Errorf("the composite action runs %d shell lines, the allowed plumbing is %d", composite, len(checks.CompositePlumbing))
 	}
-	// The lanes call the pipeline's targets: every edition build, the
-	// contract check, the verify gate of releases and the custom lane.
+	// The lanes call the pipeline's targets: the catalog's matrix and the
+	// builds of its editions, the contract check, the release's verify
+	// gate (release:prepare) and the custom lane.
 	var got []string
 	for _, c := range calls {
 		got = append(got, c.Targets...)
 	}
-	for _, want := range []string{"build:desktop", "build:server", "build:edge", "check:contracts", "check:flake", "verify", "gcp:custom", "gcp:abandon", "keys:files", "keys:removeFiles"} {
+	for _, want := range []string{"catalog:matrix", "build:edition", "check:contracts", "check:flake", "release:prepare", "gcp:custom", "gcp:abandon", "keys:files", "keys:removeFiles"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("no workflow calls mage %s (calls: %v)", want, got)
 		}
@@ -147,7 +148,7 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 func TestRepositoryFollowsEveryWorkflowRule(t *testing.T) {
 	root := testrig.RepoRoot(t)
 	sc := testrig.RequireTool(t, "shellcheck")
-	problems, err := checks.WorkflowRules(root, sc)
+	problems, err := checks.WorkflowRules(root, sc, testrig.RepoCatalog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +165,14 @@ func TestWorkflowRulesCatch(t *testing.T) {
 		"unknown target": {head + "    steps:\n      - run: mage tset\n", "mage-target"},
 		"keys with user code": {head + "    env:\n      SOURCEOS_SIGN_SECRET_KEY: ${{ secrets.SOURCEOS_SIGN_SECRET_KEY }}\n" +
 			"      SOURCEOS_SPEC: x\n    steps:\n      - run: mage gcp:custom \"$SOURCEOS_SPEC\"\n", "keys-with-user-code"},
-		"unpinned action": {head + "    steps:\n      - uses: actions/checkout@main\n      - run: mage test\n", "pinned"},
+		"unpinned action":            {head + "    steps:\n      - uses: actions/checkout@main\n      - run: mage test\n", "pinned"},
+		"editions not the catalog's": {head + "    strategy:\n      matrix:\n        edition: [desktop, server]\n    steps:\n      - run: mage test\n", "catalog-matrix"},
+		"unknown arch":               {head + "    strategy:\n      matrix:\n        arch: [x86_64, riscv64]\n    steps:\n      - run: mage test\n", "catalog-matrix"},
+		"unknown artifact":           {head + "    strategy:\n      matrix:\n        id: [sourceos-kiosk-iso]\n    steps:\n      - run: mage test\n", "catalog-matrix"},
 	}
 	for name, c := range cases {
 		root := writeRepo(t, map[string]string{".github/workflows/a.yml": c.src, "magefiles/m.go": magefile})
-		problems, err := checks.WorkflowRules(root, "")
+		problems, err := checks.WorkflowRules(root, "", testrig.RepoCatalog(t))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -293,7 +297,7 @@ func TestKeysReachOnlyTheKeyFilesStep(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			root := writeRepo(t, map[string]string{".github/workflows/a.yml": c.src, "magefiles/m.go": magefile})
-			problems, err := checks.WorkflowRules(root, "")
+			problems, err := checks.WorkflowRules(root, "", testrig.RepoCatalog(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -105,8 +105,9 @@ type Config struct {
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
 
 	// Environment of the run
-	CI        bool   // CI
-	GitHubEnv string // GITHUB_ENV
+	CI           bool   // CI
+	GitHubEnv    string // GITHUB_ENV
+	GitHubOutput string // GITHUB_OUTPUT
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -196,6 +197,7 @@ var Vars = []Var{
 
 	boolean("CI", "env", "Set by CI: a test missing a tool fails, not skips; a secret also in the environment of a process that started mage fails the run.", func(c *Config) *bool { return &c.CI }),
 	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),
+	str("GITHUB_OUTPUT", "env", "", "Set by GitHub Actions; `catalog:matrix` writes `matrix=<json>` to it.", func(c *Config) *string { return &c.GitHubOutput }),
 }
 
 // Env looks a variable up; os.LookupEnv has this shape.

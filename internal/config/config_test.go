@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/config"
+	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
 func envOf(m map[string]string) config.Env {
@@ -134,26 +135,7 @@ var update = flag.Bool("update", false, "rewrite the README's configuration tabl
 // The README's configuration table is generated from Vars; this keeps them in
 // sync. Regenerate it with: go test ./internal/config -run Readme -update
 func TestReadmeTableInSync(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
-	s := string(b)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		t.Fatal("README lacks the config:begin/config:end markers")
-	}
-	if got, want := s[i+len(begin):j], config.MarkdownTable(); got != want {
-		if *update {
-			s = s[:i+len(begin)] + want + s[j:]
-			if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		t.Errorf("README configuration table is stale; regenerate it with go test ./internal/config -run Readme -update:\n%s", want)
-	}
+	testrig.GeneratedSection(t, "../../README.md", "config", config.MarkdownTable(), *update)
 }
 
 // The limits of verify by URL are durations and a rate with defaults; a

@@ -3,10 +3,11 @@ package image
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 
 	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
 // uploadStep copies every artifact and its sidecars to GCS_PREFIX. Sidecars
@@ -41,41 +42,8 @@ func (uploadStep) Run(ctx context.Context, s *State) error {
 	return nil
 }
 
-// uploadFile uploads one file with progress lines and checks the stored
-// size; the GCS client also validates a CRC32C of the whole object.
+// uploadFile uploads one file with progress lines (blob.PutFile).
 func uploadFile(ctx context.Context, s *State, store blob.Store, path, key string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
-	}
-	body := newProgressReader(f, s.Stream, key, st.Size(), s.Now)
-	if err := store.Put(ctx, key, body, blob.PutOptions{ContentType: ContentType(key), SizeHint: st.Size()}); err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
-	}
-	info, err := store.Stat(ctx, key)
-	if err != nil {
-		return fmt.Errorf("upload %s: check: %w", key, err)
-	}
-	if info.Size != st.Size() {
-		return fmt.Errorf("upload %s: stored %d bytes, want %d", key, info.Size, st.Size())
-	}
-	return nil
-}
-
-// ContentType is the Content-Type an artifact or sidecar is uploaded with.
-func ContentType(name string) string {
-	switch filepath.Ext(name) {
-	case ".json":
-		return "application/json"
-	case ".iso":
-		return "application/x-iso9660-image"
-	case ".sha256", ".minisig", ".ipxe":
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
+	progress := func(r io.Reader, size int64) io.Reader { return newProgressReader(r, s.Stream, key, size, s.Now) }
+	return blob.PutFile(ctx, store, key, path, blob.PutOptions{ContentType: sidecar.ContentType(key)}, progress)
 }

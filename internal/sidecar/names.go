@@ -92,3 +92,29 @@ func MediaType(path string) string {
 	}
 	return provenance.MediaTypeOSImage
 }
+
+// ContentType is the Content-Type an artifact or sidecar is uploaded with.
+func ContentType(name string) string {
+	switch path.Ext(name) {
+	case ".json":
+		return "application/json"
+	case ".iso":
+		return "application/x-iso9660-image"
+	case ".sha256", ".minisig", ".ipxe":
+		return "text/plain; charset=utf-8"
+	}
+	if path.Base(name) == "SHA256SUMS" {
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// Of is the sidecar suffix of name, "" when name is not a sidecar.
+func Of(name string) string {
+	for _, ext := range SidecarExts {
+		if strings.HasSuffix(name, ext) {
+			return ext
+		}
+	}
+	return ""
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/socioprophet/sourceos/internal/catalog"
@@ -150,4 +151,32 @@ func FixtureCatalog(t testing.TB) *catalog.Catalog {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// GeneratedSection compares the text between the markers
+// <!-- name:begin --> and <!-- name:end --> of the file at path with want,
+// and rewrites it when update is set (tests that keep docs generated from
+// code: go test <pkg> -run <test> -update).
+func GeneratedSection(t testing.TB, path, name, want string, update bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin, end := "<!-- "+name+":begin -->\n", "<!-- "+name+":end -->"
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the %s:begin/%s:end markers", path, name, name)
+	}
+	if s[i+len(begin):j] == want {
+		return
+	}
+	if update {
+		if err := os.WriteFile(path, []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s: the %s section is stale; regenerate it with -update (go test -run %s -update):\n%s", path, name, t.Name(), want)
 }

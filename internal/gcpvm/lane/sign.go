@@ -342,7 +342,7 @@ func (s *signer) upload(ctx context.Context, name string, sidecars []string) err
 			return err
 		}
 		key := filepath.Base(p)
-		if err := s.store.Put(ctx, key, bytes.NewReader(b), blob.PutOptions{ContentType: image.ContentType(key)}); err != nil {
+		if err := s.store.Put(ctx, key, bytes.NewReader(b), blob.PutOptions{ContentType: sidecar.ContentType(key)}); err != nil {
 			return fmt.Errorf("upload %s: %w", key, err)
 		}
 		s.o.Log.Info("uploaded", "url", s.store.URL(key))
