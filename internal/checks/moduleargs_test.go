@@ -10,14 +10,14 @@ import (
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
-// upstreamHosts copies testdata/upstream-hosts: hosts shaped like the
+// upstreamHosts copies testdata/upstream-flake: hosts shaped like the
 // SourceOS hosts tree, whose modules take extra module arguments (self,
 // syncdPkg, bootPkg) and define options of sops-nix, a flake input that is
 // not available offline.
 func upstreamHosts(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
-	if err := copyPath(filepath.Join(testrig.RepoRoot(t), "testdata", "upstream-hosts"), dst); err != nil {
+	if err := copyPath(filepath.Join(testrig.RepoRoot(t), "testdata", "upstream-flake"), dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst
@@ -111,7 +111,7 @@ func TestHostsWithExtraModuleArgumentsEvaluateOffline(t *testing.T) {
 // The fixture's hosts are shaped like the hosts they stand for: same
 // names, same extra arguments, sops secrets.
 func TestUpstreamFixtureUsesTheExtraArguments(t *testing.T) {
-	root := filepath.Join(testrig.RepoRoot(t), "testdata", "upstream-hosts")
+	root := filepath.Join(testrig.RepoRoot(t), "testdata", "upstream-flake")
 	for _, h := range []string{"builder-aarch64", "canary-x86_64", "stable-x86_64", "exit-x86_64"} {
 		b, err := os.ReadFile(filepath.Join(root, "hosts", h, "default.nix"))
 		if err != nil {
@@ -170,5 +170,25 @@ func TestSetupMergesHostOverTopLevel(t *testing.T) {
 	if strings.Join(s.Modules, ",") != "a.nix,b.nix" || s.ModuleArgs["x"].Package != "host" || !s.ModuleArgs["y"].Stub ||
 		string(s.StubOptions["s"].Default) != "2" {
 		t.Errorf("setup %+v", s)
+	}
+}
+
+// check:contracts over the whole SourceOS-shaped tree, through its own
+// catalog and stand-ins, offline: every check passes (the manifests it
+// keeps in shapes of its own are left to it, and said so).
+func TestUpstreamShapedTreePassesItsContracts(t *testing.T) {
+	tools := realTools(t)
+	root := upstreamHosts(t)
+	rep := run(t, root, tools)
+	if !rep.OK() {
+		t.Fatalf("the upstream-shaped tree fails its contracts:\n%s", strings.Join(lines(rep), "\n"))
+	}
+	for _, r := range rep.Results {
+		if r.Check == checks.CheckCatalog && r.Checked == 0 {
+			t.Error("the catalog was not checked")
+		}
+		if r.Check == checks.CheckManifests && !strings.Contains(r.Note, "no schemas/channel.schema.json") {
+			t.Errorf("manifests note %q", r.Note)
+		}
 	}
 }

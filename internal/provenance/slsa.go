@@ -110,8 +110,12 @@ func provenanceOf(b BuildInfo) (*slsa.Provenance, error) {
 // checkBuildInfo rejects a BuildInfo that cannot make honest provenance.
 func checkBuildInfo(b BuildInfo) error {
 	missing := []string{}
+	what := b.Edition // an edition's artifact, or the catalog's artifact of no edition
+	if what == "" {
+		what = b.Artifact.ID
+	}
 	for name, v := range map[string]string{
-		"Edition": b.Edition, "Arch": b.Arch, "Target": b.Target,
+		"Edition (or Artifact.ID)": what, "Arch": b.Arch, "Target": b.Target,
 		"FlakeRef": b.FlakeRef, "FlakeAttr": b.FlakeAttr, "BuilderID": b.BuilderID,
 	} {
 		if v == "" {
@@ -176,12 +180,11 @@ func customParameters(c *Custom) (map[string]any, error) {
 // externalParameters are the inputs a user of the build controls.
 func externalParameters(b BuildInfo) (map[string]any, error) {
 	m := map[string]any{
-		"edition": b.Edition,
 		"arch":    b.Arch,
 		"target":  b.Target,
 		"flake":   map[string]any{"ref": b.FlakeRef, "attribute": b.FlakeAttr},
 	}
-	for k, v := range map[string]string{"hostname": b.Hostname, "version": b.Version, "channel": b.Channel} {
+	for k, v := range map[string]string{"edition": b.Edition, "hostname": b.Hostname, "version": b.Version, "channel": b.Channel} {
 		if v != "" {
 			m[k] = v
 		}

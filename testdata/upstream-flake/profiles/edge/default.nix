@@ -1,0 +1,6 @@
+# Edge edition (mesh-ready): nixosModules.edge.
+{ ... }:
+{
+  imports = [ ../base/default.nix ];
+  sourceos.mesh.enable = true;
+}

@@ -1,0 +1,6 @@
+# Server edition (headless): nixosModules.server.
+{ ... }:
+{
+  imports = [ ../base/default.nix ];
+  networking.firewall.enable = true;
+}
