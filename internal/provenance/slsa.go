@@ -180,9 +180,9 @@ func customParameters(c *Custom) (map[string]any, error) {
 // externalParameters are the inputs a user of the build controls.
 func externalParameters(b BuildInfo) (map[string]any, error) {
 	m := map[string]any{
-		"arch":    b.Arch,
-		"target":  b.Target,
-		"flake":   map[string]any{"ref": b.FlakeRef, "attribute": b.FlakeAttr},
+		"arch":   b.Arch,
+		"target": b.Target,
+		"flake":  map[string]any{"ref": b.FlakeRef, "attribute": b.FlakeAttr},
 	}
 	for k, v := range map[string]string{"edition": b.Edition, "hostname": b.Hostname, "version": b.Version, "channel": b.Channel} {
 		if v != "" {
