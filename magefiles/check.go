@@ -11,7 +11,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/image"
 )
 
-// Check runs the repository's gates: the catalog, host contracts, manifests, shellcheck, Nix syntax and workflows.
+// Check runs the repository's gates: the catalog, host facts, manifests, shellcheck, Nix syntax and workflows.
 type Check mg.Namespace
 
 // Contracts runs every gate and reports every failure at once (JSON with SOURCEOS_CHECK_JSON=1).
@@ -20,7 +20,7 @@ func (Check) Contracts(ctx context.Context) error { return runChecks(ctx) }
 // Catalog checks catalog.json and that the channel manifests ship exactly what it says each channel ships.
 func (Check) Catalog(ctx context.Context) error { return runChecks(ctx, checks.CheckCatalog) }
 
-// Hosts evaluates the host contracts of hosts/contracts.json with real Nix.
+// Hosts evaluates the host facts of hosts/facts.json with real Nix.
 func (Check) Hosts(ctx context.Context) error { return runChecks(ctx, checks.CheckHosts) }
 
 // Manifests validates channels/*.json and builders/*.json against their schemas.

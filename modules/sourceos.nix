@@ -91,7 +91,7 @@ in
       default = false;
       description = ''
         The host is run at its console: nobody needs to log in over SSH, so
-        the host contract accepts it without admins.
+        the host facts accepts it without admins.
       '';
     };
   };

@@ -62,7 +62,7 @@ var userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 // in (a user with an SSH key and sshd on) unless the host declares
 // sourceos.consoleOnly; every admin and key is well formed; the mesh
 // interface is not a trusted interface.
-func CheckAccess(host string, hc HostContract, a *Access) []Failure {
+func CheckAccess(host string, hc HostEntry, a *Access) []Failure {
 	if a == nil {
 		return []Failure{{Check: CheckHosts, File: hc.File, Subject: host + ": access", Message: "evaluation returned no access facts"}}
 	}

@@ -75,7 +75,7 @@ func FuzzCheckSSHKey(f *testing.F) {
 }
 
 func TestCheckAccess(t *testing.T) {
-	hc := checks.HostContract{File: "hosts/h/default.nix"}
+	hc := checks.HostEntry{File: "hosts/h/default.nix"}
 	admins := func(v string) json.RawMessage { return json.RawMessage(v) }
 	good := func() *checks.Access {
 		return &checks.Access{

@@ -27,7 +27,7 @@ func TestArgv(t *testing.T) {
 	}{
 		// The request, whatever it holds, is a string argument, never code.
 		{"module eval", append([]string{mod.Name}, mod.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json", "/t/module-eval.nix",
-			"--argstr", "request", `{"root":"/r","file":"/r/hosts/h/default.nix","name":"h\"; abort \"x","system":"","packages":["tailscale"],"paths":[["a","b"]],"modules":null,"args":null,"stubs":null,"contracts":""}`}},
+			"--argstr", "request", `{"root":"/r","file":"/r/hosts/h/default.nix","name":"h\"; abort \"x","system":"","packages":["tailscale"],"paths":[["a","b"]],"modules":null,"args":null,"stubs":null,"factsFile":""}`}},
 		{"nixos eval", append([]string{nixos.Name}, nixos.Args...), []string{"nix-instantiate", "--eval", "--strict", "--json",
 			"--option", "extra-experimental-features", "nix-command flakes", "/t/nixos-eval.nix",
 			"--argstr", "request", `{"flake":"path:/r","name":"h","paths":[["a"]]}`}},

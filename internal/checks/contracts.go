@@ -1,6 +1,6 @@
 // Package checks holds every rule of `mage check:*`, the repository's
-// gates. They check meaning rather than spelling: host contracts by
-// evaluating the hosts with real Nix (hosts.go; the contracts file in
+// gates. They check meaning rather than spelling: host facts by
+// evaluating the hosts with real Nix (hosts.go; the host facts file in
 // hostspec.go, the mode probe in probe.go, the login and mesh rules in
 // access.go), channel and builder manifests against their JSON schemas
 // (manifests.go), every shell script with shellcheck (shell.go), every
@@ -33,7 +33,7 @@ const (
 // AllChecks lists every check in the order they run.
 var AllChecks = []string{CheckCatalog, CheckHosts, CheckManifests, CheckShell, CheckNix, CheckWorkflows}
 
-// HostMode selects how host contracts are evaluated.
+// HostMode selects how host facts are evaluated.
 type HostMode string
 
 const (
@@ -44,7 +44,7 @@ const (
 	// ModeNixOS evaluates the flake's nixosConfigurations (needs nixpkgs).
 	ModeNixOS HostMode = "nixos"
 	// ModeModule evaluates each host module, the repository modules it
-	// imports and those the contracts add, against stand-ins, with no
+	// imports and those hosts/facts.json adds, against stand-ins, with no
 	// nixpkgs.
 	ModeModule HostMode = "module"
 )
@@ -57,7 +57,7 @@ type Options struct {
 	Run execx.Runner
 	// Checks selects checks by name; empty runs all of them.
 	Checks []string
-	// HostMode is how host contracts are evaluated; empty means ModeAuto.
+	// HostMode is how host facts are evaluated; empty means ModeAuto.
 	HostMode HostMode
 	// Tools are the external commands' names or paths; empty uses PATH.
 	Tools Tools

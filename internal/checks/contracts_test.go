@@ -122,7 +122,7 @@ const meshLines = `  sourceos.mesh.enable = true;
   sourceos.mesh.role = lib.mkForce "exit";
   sourceos.mesh.package = pkgs.tailscale;`
 
-// TestRepoContracts: the real tree passes every gate (host contracts in
+// TestRepoContracts: the real tree passes every gate (host facts in
 // module mode, which is what runs offline).
 func TestRepoContracts(t *testing.T) {
 	tools := realTools(t)
@@ -264,7 +264,7 @@ func TestMutations(t *testing.T) {
 		}, []string{`exit-x86_64: networking.firewall.interfaces.tailscale0.allowedTCPPorts: expected [], found [9100]`}},
 		{"host without contract", checks.CheckHosts, func(t *testing.T, r string) {
 			write(t, r, "hosts/new-host/default.nix", "{ ... }: { networking.hostName = \"new-host\"; }\n")
-		}, []string{`hosts/contracts.json: new-host: host directory hosts/new-host/ has no contract`}},
+		}, []string{`hosts/facts.json: new-host: host directory hosts/new-host/ has no entry in hosts/facts.json`}},
 
 		{"script with unused variable", checks.CheckShell, func(t *testing.T, r string) {
 			write(t, r, "scripts/deploy-probe.sh", "#!/usr/bin/env bash\nset -eu\necho start\nPROBE=1\n")

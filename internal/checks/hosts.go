@@ -23,7 +23,7 @@ var moduleEvalNix string
 //go:embed nix/nixos-eval.nix
 var nixosEvalNix string
 
-// EvalFact is one contract path as an evaluation found it.
+// EvalFact is one fact path as an evaluation found it.
 type EvalFact struct {
 	Path     []string        `json:"path"`
 	Defined  bool            `json:"defined"`
@@ -58,8 +58,8 @@ type ModuleRequest struct {
 	Args map[string]StandInRequest `json:"args"`
 	// Stubs are the stub option declarations.
 	Stubs []StubRequest `json:"stubs"`
-	// Contracts names the contracts file, for positions and messages.
-	Contracts string `json:"contracts"`
+	// FactsFile names the host facts file, for positions and messages.
+	FactsFile string `json:"factsFile"`
 }
 
 // StandInRequest is a StandIn as the evaluation reads it: its kind named.
@@ -79,11 +79,11 @@ type StubRequest struct {
 }
 
 // NewModuleRequest builds the module-level evaluation's request for a host.
-func NewModuleRequest(root, name string, hc HostContract, setup HostSetup, packages []string) ModuleRequest {
+func NewModuleRequest(root, name string, hc HostEntry, setup HostSetup, packages []string) ModuleRequest {
 	req := ModuleRequest{
 		Root: root, File: filepath.Join(root, hc.File), Name: name, System: hc.System,
 		Packages: packages, Paths: factPaths(hc), Modules: []string{},
-		Args: map[string]StandInRequest{}, Stubs: []StubRequest{}, Contracts: ContractsFile,
+		Args: map[string]StandInRequest{}, Stubs: []StubRequest{}, FactsFile: HostFactsFile,
 	}
 	for _, m := range setup.Modules {
 		req.Modules = append(req.Modules, filepath.Join(root, m))
@@ -93,7 +93,7 @@ func NewModuleRequest(root, name string, hc HostContract, setup HostSetup, packa
 	}
 	for _, p := range sortedKeys(setup.StubOptions) {
 		o := setup.StubOptions[p]
-		path, _ := SplitPath(p) // validated by ParseContracts
+		path, _ := SplitPath(p) // validated by ParseHostFacts
 		r := StubRequest{Path: path, Kind: "default", Default: o.Default}
 		if o.AttrsOf != nil {
 			r = StubRequest{Path: path, Kind: "attrsOf", AttrsOf: o.AttrsOf}
@@ -146,7 +146,7 @@ func ModuleEvalCmd(nixInstantiate string, files EvalFiles, req ModuleRequest) (e
 	return evalCmd(nixInstantiate, files.Module, req, nil)
 }
 
-// NixOSEvalCmd evaluates contract paths in a flake's nixosConfigurations.
+// NixOSEvalCmd evaluates fact paths in a flake's nixosConfigurations.
 func NixOSEvalCmd(nixInstantiate string, files EvalFiles, req NixOSRequest) (execx.Cmd, error) {
 	return evalCmd(nixInstantiate, files.NixOS, req,
 		[]string{"--option", "extra-experimental-features", "nix-command flakes"})
@@ -173,23 +173,23 @@ func ParseHostEval(b []byte) (*HostEval, error) {
 	return &ev, nil
 }
 
-// checkHosts evaluates every declared host and compares it with its contract.
+// checkHosts evaluates every declared host and compares it with its facts.
 func checkHosts(ctx context.Context, opts Options) (Result, HostMode) {
 	res := Result{Check: CheckHosts}
-	c, err := LoadContracts(opts.Root)
+	c, err := LoadHostFacts(opts.Root)
 	if err != nil {
-		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: ContractsFile, Message: err.Error()})
+		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: HostFactsFile, Message: err.Error()})
 		return res, ""
 	}
-	dir, err := os.MkdirTemp("", "sourceos-contracts-")
+	dir, err := os.MkdirTemp("", "sourceos-hosts-")
 	if err != nil {
-		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: ContractsFile, Message: err.Error()})
+		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: HostFactsFile, Message: err.Error()})
 		return res, ""
 	}
 	defer os.RemoveAll(dir)
 	files, err := WriteEvalFiles(dir)
 	if err != nil {
-		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: ContractsFile, Message: err.Error()})
+		res.Failures = append(res.Failures, Failure{Check: CheckHosts, File: HostFactsFile, Message: err.Error()})
 		return res, ""
 	}
 	mode, note, unusable := chooseMode(ctx, opts)
@@ -199,7 +199,7 @@ func checkHosts(ctx context.Context, opts Options) (Result, HostMode) {
 		res.Failures = append(res.Failures, *unusable)
 		return res, mode
 	}
-	h := hostEval{opts: opts, mode: mode, files: files, contracts: c, pkgs: PackageNames(c, nixSources(opts.Root)...)}
+	h := hostEval{opts: opts, mode: mode, files: files, facts: c, pkgs: PackageNames(c, nixSources(opts.Root)...)}
 	for _, name := range c.HostNames() {
 		res.Checked++
 		res.Failures = append(res.Failures, h.check(ctx, name, c.Hosts[name])...)
@@ -209,15 +209,15 @@ func checkHosts(ctx context.Context, opts Options) (Result, HostMode) {
 
 // hostEval is what evaluating each host needs.
 type hostEval struct {
-	opts      Options
-	mode      HostMode
-	files     EvalFiles
-	contracts *Contracts
-	pkgs      []string
+	opts  Options
+	mode  HostMode
+	files EvalFiles
+	facts *HostFacts
+	pkgs  []string
 }
 
-// undeclaredHosts: every hosts/<name>/ directory needs a contract entry.
-func undeclaredHosts(root string, c *Contracts) []Failure {
+// undeclaredHosts: every hosts/<name>/ directory needs an entry in hosts/facts.json.
+func undeclaredHosts(root string, c *HostFacts) []Failure {
 	entries, err := os.ReadDir(filepath.Join(root, "hosts"))
 	if err != nil {
 		return []Failure{{Check: CheckHosts, File: "hosts", Message: err.Error()}}
@@ -225,8 +225,8 @@ func undeclaredHosts(root string, c *Contracts) []Failure {
 	var out []Failure
 	for _, e := range entries {
 		if _, ok := c.Hosts[e.Name()]; e.IsDir() && !ok {
-			out = append(out, Failure{Check: CheckHosts, File: ContractsFile, Subject: e.Name(),
-				Message: "host directory hosts/" + e.Name() + "/ has no contract", Expected: "an entry in " + ContractsFile, Found: "none"})
+			out = append(out, Failure{Check: CheckHosts, File: HostFactsFile, Subject: e.Name(),
+				Message: "host directory hosts/" + e.Name() + "/ has no entry in hosts/facts.json", Expected: "an entry in " + HostFactsFile, Found: "none"})
 		}
 	}
 	return out
@@ -245,11 +245,11 @@ func nixSources(root string) [][]byte {
 
 // check evaluates one host (module level always, for imports and
 // positions; nixos mode adds the real configuration's values) and compares.
-func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Failure {
+func (h hostEval) check(ctx context.Context, name string, hc HostEntry) []Failure {
 	opts, paths := h.opts, factPaths(hc)
 	ev, fail := runEval(ctx, opts, hc.File, func() (execx.Cmd, error) {
 		return ModuleEvalCmd(opts.Tools.NixInstantiate, h.files,
-			NewModuleRequest(opts.Root, name, hc, h.contracts.Setup(hc), h.pkgs))
+			NewModuleRequest(opts.Root, name, hc, h.facts.Setup(hc), h.pkgs))
 	})
 	if fail != nil {
 		fail.Subject = name + ": module-level evaluation"
@@ -272,10 +272,10 @@ func (h hostEval) check(ctx context.Context, name string, hc HostContract) []Fai
 	return append(CompareHost(name, hc, ev), CheckAccess(name, hc, ev.Access)...)
 }
 
-func factPaths(hc HostContract) [][]string {
+func factPaths(hc HostEntry) [][]string {
 	out := make([][]string, len(hc.Facts))
 	for i, f := range hc.Facts {
-		out[i], _ = SplitPath(f.Path) // validated by ParseContracts
+		out[i], _ = SplitPath(f.Path) // validated by ParseHostFacts
 	}
 	return out
 }
@@ -319,8 +319,8 @@ func withPositions(full, module []EvalFact) []EvalFact {
 	return out
 }
 
-// CompareHost checks one host's evaluation against its contract.
-func CompareHost(name string, hc HostContract, ev *HostEval) []Failure {
+// CompareHost checks one host's evaluation against its facts.
+func CompareHost(name string, hc HostEntry, ev *HostEval) []Failure {
 	var out []Failure
 	for _, want := range hc.Imports {
 		if !slices.Contains(ev.Imports, want) {

@@ -13,12 +13,12 @@ import (
 	"strings"
 )
 
-// ContractsFile is where host contracts are declared, relative to the root.
-const ContractsFile = "hosts/contracts.json"
+// HostFactsFile is where host facts are declared, relative to the root.
+const HostFactsFile = "hosts/facts.json"
 
-// Contracts is the declared contract of every host, and what the
+// HostFacts is what must hold of every host, and what the
 // module-level evaluation needs to load hosts the way the flake does.
-type Contracts struct {
+type HostFacts struct {
 	// Modules are repository modules the flake adds to every host beside
 	// the host's own file (e.g. modules/sourceos.nix); the module-level
 	// evaluation loads them with the host.
@@ -28,12 +28,12 @@ type Contracts struct {
 	ModuleArgs map[string]StandIn `json:"moduleArgs,omitempty"`
 	// StubOptions stand in for options of modules that are not available
 	// offline (a flake input's module), by dotted option path.
-	StubOptions map[string]StubOption   `json:"stubOptions,omitempty"`
-	Hosts       map[string]HostContract `json:"hosts"`
+	StubOptions map[string]StubOption `json:"stubOptions,omitempty"`
+	Hosts       map[string]HostEntry  `json:"hosts"`
 }
 
-// HostContract is what must hold for one host, however it is written.
-type HostContract struct {
+// HostEntry is what must hold for one host, however it is written.
+type HostEntry struct {
 	// File is the host module, relative to the root.
 	File string `json:"file"`
 	// System is the host's Nix system, e.g. "x86_64-linux".
@@ -94,18 +94,18 @@ func (f Fact) Expected() string {
 	return compactJSON(f.Equals)
 }
 
-// LoadContracts reads and checks the contracts file.
-func LoadContracts(root string) (*Contracts, error) {
-	b, err := os.ReadFile(filepath.Join(root, ContractsFile))
+// LoadHostFacts reads and checks the host facts file.
+func LoadHostFacts(root string) (*HostFacts, error) {
+	b, err := os.ReadFile(filepath.Join(root, HostFactsFile))
 	if err != nil {
 		return nil, err
 	}
-	return ParseContracts(b)
+	return ParseHostFacts(b)
 }
 
-// contractsDoc is the document as read: every entry is decoded on its
+// hostFactsDoc is the document as read: every entry is decoded on its
 // own, so that an error names the entry it is in.
-type contractsDoc struct {
+type hostFactsDoc struct {
 	Modules     []string                   `json:"modules"`
 	ModuleArgs  map[string]json.RawMessage `json:"moduleArgs"`
 	StubOptions map[string]json.RawMessage `json:"stubOptions"`
@@ -122,18 +122,18 @@ type hostDoc struct {
 	StubOptions map[string]json.RawMessage `json:"stubOptions"`
 }
 
-// ParseContracts decodes a contracts document strictly: unknown keys,
+// ParseHostFacts decodes a host facts document strictly: unknown keys,
 // empty paths, facts that expect both or neither kind, stand-ins and stub
 // options that are not exactly one kind are errors naming their entry.
-func ParseContracts(b []byte) (*Contracts, error) {
-	var doc contractsDoc
+func ParseHostFacts(b []byte) (*HostFacts, error) {
+	var doc hostFactsDoc
 	if err := strictDecode(b, &doc, ""); err != nil {
 		return nil, err
 	}
 	if len(doc.Hosts) == 0 {
 		return nil, fmt.Errorf("no hosts declared")
 	}
-	c := &Contracts{Hosts: map[string]HostContract{}}
+	c := &HostFacts{Hosts: map[string]HostEntry{}}
 	var err error
 	if c.Modules, err = checkModules(doc.Modules, "modules"); err != nil {
 		return nil, err
@@ -154,12 +154,12 @@ func ParseContracts(b []byte) (*Contracts, error) {
 	return c, nil
 }
 
-func parseHost(raw json.RawMessage, where string) (HostContract, error) {
+func parseHost(raw json.RawMessage, where string) (HostEntry, error) {
 	var d hostDoc
 	if err := strictDecode(raw, &d, where); err != nil {
-		return HostContract{}, err
+		return HostEntry{}, err
 	}
-	hc := HostContract{File: d.File, System: d.System, Imports: d.Imports, Facts: d.Facts}
+	hc := HostEntry{File: d.File, System: d.System, Imports: d.Imports, Facts: d.Facts}
 	var err error
 	if hc.Modules, err = checkModules(d.Modules, where+".modules"); err != nil {
 		return hc, err
@@ -177,7 +177,7 @@ func parseHost(raw json.RawMessage, where string) (HostContract, error) {
 }
 
 // HostNames returns the declared hosts, sorted.
-func (c *Contracts) HostNames() []string { return sortedKeys(c.Hosts) }
+func (c *HostFacts) HostNames() []string { return sortedKeys(c.Hosts) }
 
 // HostSetup is what the module-level evaluation of one host loads: the
 // top-level modules, stand-ins and stub options with the host's own.
@@ -189,7 +189,7 @@ type HostSetup struct {
 
 // Setup merges the top-level and the host's module setup; the host's
 // stand-ins and stub options replace top-level ones of the same name.
-func (c *Contracts) Setup(hc HostContract) HostSetup {
+func (c *HostFacts) Setup(hc HostEntry) HostSetup {
 	s := HostSetup{ModuleArgs: map[string]StandIn{}, StubOptions: map[string]StubOption{}}
 	for _, m := range append(slices.Clone(c.Modules), hc.Modules...) {
 		if !slices.Contains(s.Modules, m) {
@@ -203,7 +203,7 @@ func (c *Contracts) Setup(hc HostContract) HostSetup {
 	return s
 }
 
-func (h HostContract) validate() error {
+func (h HostEntry) validate() error {
 	if h.File == "" {
 		return fmt.Errorf("file is empty")
 	}
@@ -377,9 +377,9 @@ func SplitPath(p string) ([]string, error) {
 var pkgsRef = regexp.MustCompile(`\bpkgs\.([A-Za-z_][A-Za-z0-9_'-]*)`)
 
 // PackageNames returns the package attribute names referenced as pkgs.NAME
-// in the given Nix sources, plus the contracts' expected packages: the
+// in the given Nix sources, plus the packages the facts expect: the
 // names the module-level evaluation's stub pkgs provides.
-func PackageNames(c *Contracts, sources ...[]byte) []string {
+func PackageNames(c *HostFacts, sources ...[]byte) []string {
 	set := map[string]bool{}
 	for _, h := range c.Hosts {
 		for _, f := range h.Facts {

@@ -185,9 +185,9 @@ func checkName(file string, data []byte, doc any, field string) []Failure {
 
 // crossCheckBuilders: a builder's channel has a manifest (valid or not: an
 // invalid one is reported once, by itself), and its host_config names a host
-// of hosts/ whose contract has the same system.
+// of hosts/ whose facts entry has the same system.
 func crossCheckBuilders(root string, builders map[string]any) []Failure {
-	contracts, _ := LoadContracts(root)
+	facts, _ := LoadHostFacts(root)
 	var out []Failure
 	for _, name := range sortedKeys(builders) {
 		b := builders[name].(map[string]any)
@@ -198,12 +198,12 @@ func crossCheckBuilders(root string, builders map[string]any) []Failure {
 			out = append(out, Failure{Check: CheckManifests, File: file, Line: PointerLine(data, "/channel"), Subject: "field channel",
 				Message: "names no channel manifest", Expected: "channels/" + ch + ".json", Found: "none"})
 		}
-		out = append(out, checkHostConfig(root, file, data, b, contracts)...)
+		out = append(out, checkHostConfig(root, file, data, b, facts)...)
 	}
 	return out
 }
 
-func checkHostConfig(root, file string, data []byte, b map[string]any, c *Contracts) []Failure {
+func checkHostConfig(root, file string, data []byte, b map[string]any, c *HostFacts) []Failure {
 	host, _ := b["host_config"].(string)
 	fail := Failure{Check: CheckManifests, File: file, Line: PointerLine(data, "/host_config"), Subject: "field host_config"}
 	if _, err := os.Stat(filepath.Join(root, "hosts", host, "default.nix")); err != nil {
@@ -215,7 +215,7 @@ func checkHostConfig(root, file string, data []byte, b map[string]any, c *Contra
 	}
 	hc, ok := c.Hosts[host]
 	if !ok {
-		fail.Message, fail.Expected, fail.Found = "host has no contract", "an entry in "+ContractsFile, "none"
+		fail.Message, fail.Expected, fail.Found = "host has no entry in hosts/facts.json", "an entry in "+HostFactsFile, "none"
 		return []Failure{fail}
 	}
 	if sys, _ := b["system"].(string); hc.System != "" && sys != hc.System {

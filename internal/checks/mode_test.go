@@ -20,7 +20,7 @@ import (
 const placeholderKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOBX8vp1Ny+xKrNGv3JcWg4MuA+W/TXJMq3HO5fPAkmn PLACEHOLDER-replace-with-a-real-admin-key"
 
 // fakeNix answers the input probe, and both evaluations with every
-// contract fact holding, except the overrides given for the nixos
+// host fact holding, except the overrides given for the nixos
 // evaluation.
 type fakeNix struct {
 	missing   bool   // the locked nixpkgs is not in the store

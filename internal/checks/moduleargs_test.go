@@ -23,10 +23,10 @@ func upstreamHosts(t *testing.T) string {
 	return dst
 }
 
-const upstreamContracts = "hosts/contracts.json"
+const upstreamFacts = "hosts/facts.json"
 
 // The module-level evaluation loads such hosts offline with the stand-ins
-// of their contracts file, and every fact is checked, those that read the
+// of their host facts file, and every fact is checked, those that read the
 // stand-ins included (packages from self and syncdPkg, the sops secret's
 // path from a stub option).
 func TestHostsWithExtraModuleArgumentsEvaluateOffline(t *testing.T) {
@@ -38,34 +38,34 @@ func TestHostsWithExtraModuleArgumentsEvaluateOffline(t *testing.T) {
 	}{
 		{"as declared", func(*testing.T, string) {}, nil},
 		{"a fact on a stand-in package fails when it differs", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"bootPkg": {"package": "sourceos-boot"}`, `"bootPkg": {"package": "grub"}`)
+			edit(t, r, upstreamFacts, `"bootPkg": {"package": "sourceos-boot"}`, `"bootPkg": {"package": "grub"}`)
 		}, []string{`hosts/builder-aarch64/default.nix:31: builder-aarch64: sourceos.syncd.sourceosBoot.package: expected package sourceos-boot, found package grub`}},
 		{"a stand-in read from self per system", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"aarch64-linux": {"attrs": {
+			edit(t, r, upstreamFacts, `"aarch64-linux": {"attrs": {
           "meshd": {"package": "meshd"},`, `"aarch64-linux": {"attrs": {
           "meshd": {"package": "meshd-aarch64"},`)
 		}, []string{`builder-aarch64: sourceos.mesh.runtime.meshdPackage: expected package meshd, found package meshd-aarch64`}},
 		{"an argument without a stand-in", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"syncdPkg": {"package": "sourceos-syncd"},`, ``)
-		}, []string{"hosts/builder-aarch64/default.nix: builder-aarch64: module-level evaluation: evaluation failed: module argument `syncdPkg` has no stand-in in the module-level evaluation (declare one in moduleArgs of hosts/contracts.json)"}},
+			edit(t, r, upstreamFacts, `"syncdPkg": {"package": "sourceos-syncd"},`, ``)
+		}, []string{"hosts/builder-aarch64/default.nix: builder-aarch64: module-level evaluation: evaluation failed: module argument `syncdPkg` has no stand-in in the module-level evaluation (declare one in moduleArgs of hosts/facts.json)"}},
 		{"a stub argument that a fact reads", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"syncdPkg": {"package": "sourceos-syncd"}`, `"syncdPkg": {"stub": true}`)
-		}, []string{"module argument `syncdPkg` is a stub (moduleArgs in hosts/contracts.json)"}},
+			edit(t, r, upstreamFacts, `"syncdPkg": {"package": "sourceos-syncd"}`, `"syncdPkg": {"stub": true}`)
+		}, []string{"module argument `syncdPkg` is a stub (moduleArgs in hosts/facts.json)"}},
 		{"a stub argument nothing reads", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `{"path": "sourceos.syncd.package", "package": "sourceos-syncd"},`, ``)
+			edit(t, r, upstreamFacts, `{"path": "sourceos.syncd.package", "package": "sourceos-syncd"},`, ``)
 			for _, h := range []string{"canary-x86_64", "stable-x86_64", "exit-x86_64"} {
 				edit(t, r, "hosts/"+h+"/default.nix", "    package = syncdPkg;\n", "")
 			}
-			edit(t, r, upstreamContracts, `"syncdPkg": {"package": "sourceos-syncd"}`, `"syncdPkg": {"stub": true}`)
+			edit(t, r, upstreamFacts, `"syncdPkg": {"package": "sourceos-syncd"}`, `"syncdPkg": {"stub": true}`)
 		}, nil},
 		{"no stub option for an option of a module not loaded", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"sops.secrets": {"attrsOf": {"path": "/run/secrets/{name}"}}`, `"sops.placeholder": {"default": {}}`)
+			edit(t, r, upstreamFacts, `"sops.secrets": {"attrsOf": {"path": "/run/secrets/{name}"}}`, `"sops.placeholder": {"default": {}}`)
 		}, []string{
 			"hosts/exit-x86_64/default.nix:36: exit-x86_64: module-level evaluation: evaluation failed: attribute 'path' missing",
 			`canary-x86_64: sops.secrets.katello-password: expected {"sopsFile":"/etc/sourceos/secrets.yaml","owner":"sourceos-syncd","mode":"0400","path":"/run/secrets/katello-password"}, found {"mode":"0400","owner":"sourceos-syncd","sopsFile":"/etc/sourceos/secrets.yaml"}`,
 		}},
 		{"a secret's path from the stub option's entry", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"/run/secrets/{name}"`, `"/run/agenix/{name}"`)
+			edit(t, r, upstreamFacts, `"/run/secrets/{name}"`, `"/run/agenix/{name}"`)
 		}, []string{`exit-x86_64: sourceos.syncd.katelloPasswordFile: expected "/run/secrets/katello-password", found "/run/agenix/katello-password"`}},
 		{"reading an option nobody defines", func(t *testing.T, r string) {
 			edit(t, r, "hosts/stable-x86_64/default.nix", `flakeRef = "github:SourceOS-Linux/source-os#stable-x86_64";`,
@@ -78,14 +78,14 @@ func TestHostsWithExtraModuleArgumentsEvaluateOffline(t *testing.T) {
 			edit(t, r, "hosts/stable-x86_64/default.nix", "sourceos.consoleOnly = true;", "")
 		}, []string{`hosts/stable-x86_64/default.nix: stable-x86_64: login: nobody can log in`}},
 		{"a host argument replaces the top-level one", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"file": "hosts/exit-x86_64/default.nix",`,
+			edit(t, r, upstreamFacts, `"file": "hosts/exit-x86_64/default.nix",`,
 				`"file": "hosts/exit-x86_64/default.nix", "moduleArgs": {"bootPkg": {"package": "exit-boot"}},`)
-			edit(t, r, upstreamContracts, `{"path": "sourceos.mesh.role", "equals": "exit"},`,
+			edit(t, r, upstreamFacts, `{"path": "sourceos.mesh.role", "equals": "exit"},`,
 				`{"path": "sourceos.mesh.role", "equals": "exit"}, {"path": "sourceos.syncd.sourceosBoot.package", "package": "exit-boot"},`)
 		}, nil},
 		{"an unknown key in a stand-in", func(t *testing.T, r string) {
-			edit(t, r, upstreamContracts, `"bootPkg": {"package": "sourceos-boot"}`, `"bootPkg": {"pkg": "sourceos-boot"}`)
-		}, []string{`hosts/contracts.json: moduleArgs.bootPkg: unknown key "pkg"`}},
+			edit(t, r, upstreamFacts, `"bootPkg": {"package": "sourceos-boot"}`, `"bootPkg": {"pkg": "sourceos-boot"}`)
+		}, []string{`hosts/facts.json: moduleArgs.bootPkg: unknown key "pkg"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -125,7 +125,7 @@ func TestUpstreamFixtureUsesTheExtraArguments(t *testing.T) {
 	}
 }
 
-func TestParseContractsModuleSetup(t *testing.T) {
+func TestParseHostFactsModuleSetup(t *testing.T) {
 	host := `"h":{"file":"hosts/h/default.nix"}`
 	cases := []struct {
 		name, doc, wantErr string
@@ -152,7 +152,7 @@ func TestParseContractsModuleSetup(t *testing.T) {
 		{"unknown top-level key", `{"moduleArg":{},"hosts":{` + host + `}}`, `unknown key "moduleArg"`},
 	}
 	for _, c := range cases {
-		_, err := checks.ParseContracts([]byte(c.doc))
+		_, err := checks.ParseHostFacts([]byte(c.doc))
 		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
 		}
@@ -160,7 +160,7 @@ func TestParseContractsModuleSetup(t *testing.T) {
 }
 
 func TestSetupMergesHostOverTopLevel(t *testing.T) {
-	c, err := checks.ParseContracts([]byte(`{"modules":["a.nix"],"moduleArgs":{"x":{"package":"top"},"y":{"stub":true}},
+	c, err := checks.ParseHostFacts([]byte(`{"modules":["a.nix"],"moduleArgs":{"x":{"package":"top"},"y":{"stub":true}},
 		"stubOptions":{"s":{"default":1}},
 		"hosts":{"h":{"file":"f","modules":["b.nix","a.nix"],"moduleArgs":{"x":{"package":"host"}},"stubOptions":{"s":{"default":2}}}}}`))
 	if err != nil {

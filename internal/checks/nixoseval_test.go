@@ -79,7 +79,7 @@ func TestNixOSEvaluationReadsOptionsAndAccess(t *testing.T) {
 		!strings.Contains(string(a.Admins), `"name":"ops"`) || strings.Contains(string(a.Admins), "_module") {
 		t.Errorf("access %+v admins %s", a, a.Admins)
 	}
-	if fails := checks.CheckAccess("h", checks.HostContract{File: "hosts/h/default.nix"}, a); len(fails) != 0 {
+	if fails := checks.CheckAccess("h", checks.HostEntry{File: "hosts/h/default.nix"}, a); len(fails) != 0 {
 		t.Errorf("access failures: %v", fails)
 	}
 }

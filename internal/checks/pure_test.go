@@ -35,7 +35,7 @@ func TestSplitPath(t *testing.T) {
 	}
 }
 
-func TestParseContracts(t *testing.T) {
+func TestParseHostFacts(t *testing.T) {
 	cases := []struct {
 		name, doc, wantErr string
 	}{
@@ -48,7 +48,7 @@ func TestParseContracts(t *testing.T) {
 		{"no file", `{"hosts":{"h":{"facts":[]}}}`, "file is empty"},
 	}
 	for _, c := range cases {
-		_, err := checks.ParseContracts([]byte(c.doc))
+		_, err := checks.ParseHostFacts([]byte(c.doc))
 		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.wantErr)
 		}
@@ -56,7 +56,7 @@ func TestParseContracts(t *testing.T) {
 }
 
 func TestPackageNames(t *testing.T) {
-	c, err := checks.ParseContracts([]byte(`{"hosts":{"h":{"file":"f","facts":[{"path":"p","package":"tailscale"}]}}}`))
+	c, err := checks.ParseHostFacts([]byte(`{"hosts":{"h":{"file":"f","facts":[{"path":"p","package":"tailscale"}]}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestPackageNames(t *testing.T) {
 }
 
 func TestCompareHost(t *testing.T) {
-	hc := checks.HostContract{
+	hc := checks.HostEntry{
 		File:    "hosts/exit/default.nix",
 		Imports: []string{"modules/profiles/stable.nix"},
 		Facts: []checks.Fact{

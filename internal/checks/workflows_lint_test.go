@@ -131,7 +131,7 @@ func TestEveryPipelineStepIsOneMageCall(t *testing.T) {
 		t.Errorf("the composite action runs %d shell lines, the allowed plumbing is %d", composite, len(checks.CompositePlumbing))
 	}
 	// The lanes call the pipeline's targets: the catalog's matrix and the
-	// builds of its editions, the contract check, the release's verify
+	// builds of its editions, check:contracts, the release's verify
 	// gate (release:prepare) and the custom lane.
 	var got []string
 	for _, c := range calls {

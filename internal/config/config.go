@@ -193,7 +193,7 @@ var Vars = []Var{
 	checked(integer("SOURCEOS_VERIFY_MIN_RATE", "sign", strconv.Itoa(DefaultVerifyMinRate), "Verify by URL: KiB/s a download must average per minute.", func(c *Config) *int { return &c.VerifyMinRate }), atMost(1<<20)),
 
 	boolean("SOURCEOS_CHECK_JSON", "check", "Print check:contracts results as JSON.", func(c *Config) *bool { return &c.CheckJSON }),
-	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host contracts are evaluated: auto (the flake's nixosConfigurations when its locked inputs are in the Nix store or can be fetched within a minute, else the host modules against stand-ins), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
+	str("SOURCEOS_CHECK_HOST_MODE", "check", "auto", "How host facts are evaluated: auto (the flake's nixosConfigurations when its locked inputs are in the Nix store or can be fetched within a minute, else the host modules against stand-ins), nixos or module.", func(c *Config) *string { return &c.CheckHostMode }),
 
 	boolean("CI", "env", "Set by CI: a test missing a tool fails, not skips; a secret also in the environment of a process that started mage fails the run.", func(c *Config) *bool { return &c.CI }),
 	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),

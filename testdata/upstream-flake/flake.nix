@@ -12,7 +12,7 @@
 # As in that tree, images come from nixos-generators' layout: the ISO at
 # iso/nixos-*.iso, a qcow2 image at nixos.qcow2. Nothing here is NixOS: the
 # builders are /bin/sh (no inputs, no network), and the hosts are checked
-# in module mode against the stand-ins of hosts/contracts.json, which the
+# in module mode against the stand-ins of hosts/facts.json, which the
 # real tree's nixosConfigurations (nixpkgs, sops-nix) give when online.
 {
   description = "Fixture: the SourceOS tree's shape";

@@ -4,7 +4,7 @@
 # (mkOverride -> { _type = "override"; priority; content; }, mkIf, mkMerge,
 # mkOrder) and declares options as records with their defaults; `pkgs`
 # holds stub packages named in the request; extra module arguments and
-# options of modules that cannot be loaded come from the contracts file.
+# options of modules that cannot be loaded come from the host facts file.
 #
 # Definitions are resolved as lib.modules does, without types: a
 # condition is only evaluated for a definition of the path being resolved
@@ -16,7 +16,7 @@
 #
 # request (JSON): { root, file, name, system, packages: [ str ],
 #   paths: [ [ str ] ], modules: [ str ], args: { name: standIn },
-#   stubs: [ { path, kind, default | attrsOf } ], contracts }
+#   stubs: [ { path, kind, default | attrsOf } ], factsFile }
 { request }:
 let
   req = builtins.fromJSON request;
@@ -124,12 +124,12 @@ let
     stdenv = (stubPkgs.stdenv or (stubPackage "stdenv")) // { hostPlatform = { system = req.system; }; };
   };
 
-  # standIn: an extra module argument, as the contracts file declares it.
+  # standIn: an extra module argument, as the host facts file declares it.
   standIn = name: s:
     if s.kind == "package" then stubPackage s.package
     else if s.kind == "value" then s.value
     else if s.kind == "attrs" then mapAttrs (n: standIn "${name}.${n}") s.attrs
-    else throw "module argument `${name}` is a stub (moduleArgs in ${req.contracts}): the module-level evaluation has no value for it";
+    else throw "module argument `${name}` is a stub (moduleArgs in ${req.factsFile}): the module-level evaluation has no value for it";
 
   args = {
     lib = stubLib;
@@ -140,7 +140,7 @@ let
     name = req.name;
   } // mapAttrs standIn req.args;
   argsFor = f: mapAttrs
-    (n: _: args.${n} or (throw "module argument `${n}` has no stand-in in the module-level evaluation (declare one in moduleArgs of ${req.contracts})"))
+    (n: _: args.${n} or (throw "module argument `${n}` has no stand-in in the module-level evaluation (declare one in moduleArgs of ${req.factsFile})"))
     (functionArgs f);
 
   # load: a module value (path, function or attribute set) as
@@ -199,7 +199,7 @@ let
     (m: if m.options == { } then [ ] else [ { key = m.key + "#options"; inherit (m) file; config = optionDefaults m.options; } ])
     modules;
 
-  # Stub options (contracts file): a default, or an attribute set whose
+  # Stub options (host facts file): a default, or an attribute set whose
   # entries (named by the other modules' definitions) start from the given
   # attributes, "{name}" replaced by the entry's name.
   subst = n: v:
@@ -211,7 +211,7 @@ let
   stubModules = map
     (s: {
       key = "stubOptions:" + dotted s.path;
-      file = req.contracts;
+      file = req.factsFile;
       unlocated = true;
       config = setPath s.path (override 1500 (
         if s.kind == "default" then s.default
@@ -285,7 +285,7 @@ let
       conflict = !lists && any (d: normalize d.value != normalize raw) winners;
     } // located best;
 
-  # factAt: a contract path, attribute sets merged attribute by attribute.
+  # factAt: a fact path, attribute sets merged attribute by attribute.
   factAt = path:
     let raws = rawsOf path; in
     if isNode raws then
@@ -312,7 +312,7 @@ let
     else
       let r = leaf path; in
       if r.defined then r.raw
-      else throw "config.${dotted path} is not defined by this host's modules (the module-level evaluation knows no defaults of modules it does not load: declare it in stubOptions of ${req.contracts})";
+      else throw "config.${dotted path} is not defined by this host's modules (the module-level evaluation knows no defaults of modules it does not load: declare it in stubOptions of ${req.factsFile})";
   config = valueAt [ ];
 
   valueOr = d: path: let f = factAt path; in if f.defined then f.value else d;

@@ -1,4 +1,4 @@
-# Evaluates contract paths in the flake's real NixOS configurations (needs
+# Evaluates fact paths in the flake's real NixOS configurations (needs
 # the flake's locked inputs in the Nix store). Values come out in the same
 # shape as module-eval.nix gives them: packages by name, definitions
 # located by the option's definitionsWithLocations. A path that goes on
