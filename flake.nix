@@ -70,13 +70,25 @@
           modules = [ self.nixosModules.sourceos (./hosts + "/${name}") ];
         };
 
-      # The NixOS tests of tests/: edition-<edition>-boot for every edition
-      # and the opt-in install-to-disk test of the server edition.
+      # The qcow2 packages of a system by edition: those of the catalog's
+      # qcow2 artifacts built for it.
+      diskImages = system:
+        lib.listToAttrs (lib.concatMap
+          (artifact:
+            lib.optionals (artifact.kind == "qcow2" && builtins.elem (arch system) artifact.arches)
+              (map (edition: lib.nameValuePair edition self.packages.${system}.${packageName artifact.attribute system edition})
+                artifact.editions))
+          (builtins.attrValues catalog.artifacts));
+
+      # The NixOS tests of tests/: edition-<edition>-boot for every edition,
+      # the opt-in install-to-disk test of the server edition and the
+      # opt-in boot of every qcow2 package (image-<edition>-qcow2-boot).
       tests = system: import ./tests {
         inherit lib editions;
         pkgs = nixpkgs.legacyPackages.${system};
         # The edition modules by edition name.
         modules = lib.mapAttrs (_: e: self.nixosModules.${e.module}) catalog.editions;
+        diskImages = diskImages system;
       };
     in
     {
@@ -107,9 +119,10 @@
 
       # Tests too heavy for `nix flake check` (legacyPackages is not built
       # by it): `mage test:install server` builds
-      # legacyPackages.<system>.tests.edition-server-install.
+      # legacyPackages.<system>.tests.edition-server-install, `mage
+      # test:disk <edition>` legacyPackages.<system>.tests.image-<edition>-qcow2-boot.
       legacyPackages = forAllSystems (system: {
-        tests = (tests system).boot // (tests system).install;
+        tests = (tests system).boot // (tests system).install // (tests system).disk;
       });
 
       formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixpkgs-fmt);

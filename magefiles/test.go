@@ -39,6 +39,11 @@ func (Test) Install(ctx context.Context, edition string) error {
 	return nixosTest(ctx, edition, boottest.Install)
 }
 
+// Disk boots an edition's qcow2 package itself in QEMU by UEFI to the edition's target (opt-in, heavy): legacyPackages.<ARCH>-linux.tests.image-<edition>-qcow2-boot.
+func (Test) Disk(ctx context.Context, edition string) error {
+	return nixosTest(ctx, edition, boottest.DiskBoot)
+}
+
 // Tools installs what the test suite needs (scripts/ensure-tools.sh: nix, minisign, shellcheck, busybox-static).
 func (Test) Tools(ctx context.Context) error {
 	a, root, err := setupInRepo()

@@ -10,10 +10,20 @@
 #   edition-server-install (x86_64 only, opt-in) the server edition with the
 #                          fleet's disk layout (modules/hardware/vm.nix) is
 #                          installed onto an empty disk with nixos-install
+#   image-<edition>-qcow2-boot (opt-in) the edition's qcow2 package itself
+#                          (not the edition in the test framework's VM)
+#                          boots in QEMU by UEFI and reaches the edition's
+#                          target: graphical.target for desktop (after the
+#                          display manager started), multi-user.target
+#                          otherwise
 # An edition of catalog.json with no test here gets one that boots it to
-# multi-user.target. The boot tests are flake checks; the install test is not (it is heavy):
-# flake.nix exposes it under legacyPackages.<system>.tests.
-{ lib, pkgs, modules, editions }:
+# multi-user.target. The boot tests are flake checks; the install and disk
+# image tests are not (they are heavy): flake.nix exposes them under
+# legacyPackages.<system>.tests.
+#
+# diskImages: the qcow2 packages of this system by edition (flake.nix
+# passes those of catalog.json's qcow2 artifacts).
+{ lib, pkgs, modules, editions, diskImages ? { } }:
 
 let
   inherit (pkgs.stdenv.hostPlatform) system efiArch;
@@ -128,9 +138,64 @@ let
     '';
   });
 
+  # The qcow2 image as it is shipped, booted with no test instrumentation
+  # in it: the driver has no shell in the guest, only its serial console,
+  # where systemd reports the units it started and the targets it reached
+  # (images/qcow2.nix puts the kernel's console there). The image is the
+  # one .qcow2 file at the top of the package, the file the pipeline
+  # ships; the guest writes to a copy-on-write overlay of it.
+  diskTargets = {
+    desktop = [
+      "Started .*(display-manager\\.service|Display Manager)"
+      "Reached target .*(graphical\\.target|Graphical Interface)"
+    ];
+  };
+  multiUser = [ "Reached target .*(multi-user\\.target|Multi-User System)" ];
+  qemu = pkgs.qemu_test;
+  # KVM where the builder has it (the test derivation asks for the kvm
+  # system feature), emulation otherwise; the aarch64 machine has no
+  # display device unless given one, and GDM wants one.
+  qemuCommand = {
+    x86_64-linux = "${qemu}/bin/qemu-system-x86_64 -machine q35,accel=kvm:tcg -cpu max";
+    aarch64-linux = "${qemu}/bin/qemu-system-aarch64 -machine virt,gic-version=max,accel=kvm:tcg -cpu max -device virtio-gpu-pci";
+  }.${system};
+  # UEFI firmware and its variable store, both read-only: systemd-boot is
+  # at the removable-media path and needs no boot entry. The network is
+  # QEMU's user network, with no way out of the guest.
+  startCommand = edition: lib.concatStringsSep " " [
+    qemuCommand
+    "-m ${if edition == "desktop" then "3072" else "2048"} -smp 2"
+    "-drive if=pflash,format=raw,unit=0,readonly=on,file=${pkgs.OVMF.firmware}"
+    "-drive if=pflash,format=raw,unit=1,readonly=on,file=${pkgs.OVMF.variables}"
+    "-nic user,model=virtio-net-pci,restrict=on"
+  ];
+  diskBoot = edition: image: pkgs.testers.runNixOSTest {
+    name = "image-${edition}-qcow2-boot";
+    nodes = { };
+    testScript = ''
+      import glob
+      import os
+      import subprocess
+      import tempfile
+
+      found = glob.glob("${image}/*.qcow2")
+      assert len(found) == 1, f"want one .qcow2 file at the top of ${image}, found {found}"
+      overlay = os.path.join(tempfile.mkdtemp(), "disk.qcow2")
+      subprocess.run(
+          ["${qemu}/bin/qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", found[0], overlay],
+          check=True,
+      )
+      machine = create_machine(f"${startCommand edition} -drive file={overlay},if=virtio,format=qcow2")
+      machine.start()
+    '' + lib.concatMapStrings (regex: ''
+      machine.wait_for_console_text(r"${regex}", timeout=1800)
+    '') (diskTargets.${edition} or multiUser);
+  };
+
   named = kind: tests: lib.mapAttrs' (edition: t: lib.nameValuePair "edition-${edition}-${kind}" t) tests;
 in
 {
   boot = named "boot" (lib.genAttrs editions bootOf);
   install = named "install" (lib.optionalAttrs (system == "x86_64-linux") install);
+  disk = lib.mapAttrs' (edition: image: lib.nameValuePair "image-${edition}-qcow2-boot" (diskBoot edition image)) diskImages;
 }

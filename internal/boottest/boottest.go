@@ -25,7 +25,14 @@ const (
 	// Install installs an edition onto an empty disk; opt-in, not a flake
 	// check (it lives under legacyPackages.<system>.tests).
 	Install Kind = "install"
+	// DiskBoot boots the edition's qcow2 package itself (not the edition in
+	// the test framework's VM) to the edition's target; opt-in, not a flake
+	// check (legacyPackages.<system>.tests).
+	DiskBoot Kind = "disk"
 )
+
+// kinds are the kinds Validate accepts.
+var kinds = []Kind{Boot, Install, DiskBoot}
 
 // Arches are the architectures tests are defined for.
 var Arches = []string{"x86_64", "aarch64"}
@@ -49,22 +56,29 @@ func (r Request) Validate() error {
 		return fmt.Errorf("boot test: arch %q is not one of %s", r.Arch, strings.Join(Arches, ", "))
 	case !editionRe.MatchString(r.Edition):
 		return fmt.Errorf("boot test: %q is not an edition name", r.Edition)
-	case r.Kind != Boot && r.Kind != Install:
-		return fmt.Errorf("boot test: kind %q is not boot or install", r.Kind)
+	case !slices.Contains(kinds, r.Kind):
+		return fmt.Errorf("boot test: kind %q is not boot, install or disk", r.Kind)
 	}
 	return nil
 }
 
-// Name is the test's name: edition-<edition>-<kind>.
-func (r Request) Name() string { return fmt.Sprintf("edition-%s-%s", r.Edition, r.Kind) }
+// Name is the test's name: edition-<edition>-<kind> for a boot or install
+// test, image-<edition>-qcow2-boot for a disk image boot.
+func (r Request) Name() string {
+	if r.Kind == DiskBoot {
+		return fmt.Sprintf("image-%s-qcow2-boot", r.Edition)
+	}
+	return fmt.Sprintf("edition-%s-%s", r.Edition, r.Kind)
+}
 
 // Attr is the flake attribute of the test: checks.<arch>-linux.<name> for a
-// boot test, legacyPackages.<arch>-linux.tests.<name> for an install test.
+// boot test, legacyPackages.<arch>-linux.tests.<name> for the opt-in ones
+// (install, disk).
 func (r Request) Attr() string {
-	if r.Kind == Install {
-		return fmt.Sprintf("legacyPackages.%s-linux.tests.%s", r.Arch, r.Name())
+	if r.Kind == Boot {
+		return fmt.Sprintf("checks.%s-linux.%s", r.Arch, r.Name())
 	}
-	return fmt.Sprintf("checks.%s-linux.%s", r.Arch, r.Name())
+	return fmt.Sprintf("legacyPackages.%s-linux.tests.%s", r.Arch, r.Name())
 }
 
 // BuildArgs is the argv (after "nix") that runs the test: building the

@@ -26,6 +26,12 @@ func TestAttrAndBuildArgs(t *testing.T) {
 		{boottest.Request{Flake: "/src", Arch: "x86_64", Edition: "server", Kind: boottest.Install},
 			"legacyPackages.x86_64-linux.tests.edition-server-install",
 			"build --no-link --print-build-logs --no-update-lock-file /src#legacyPackages.x86_64-linux.tests.edition-server-install"},
+		{boottest.Request{Flake: "path:/src", Arch: "x86_64", Edition: "desktop", Kind: boottest.DiskBoot},
+			"legacyPackages.x86_64-linux.tests.image-desktop-qcow2-boot",
+			"build --no-link --print-build-logs --no-update-lock-file path:/src#legacyPackages.x86_64-linux.tests.image-desktop-qcow2-boot"},
+		{boottest.Request{Flake: "path:/src", Arch: "aarch64", Edition: "edge", Kind: boottest.DiskBoot},
+			"legacyPackages.aarch64-linux.tests.image-edge-qcow2-boot",
+			"build --no-link --print-build-logs --no-update-lock-file path:/src#legacyPackages.aarch64-linux.tests.image-edge-qcow2-boot"},
 	}
 	for _, c := range cases {
 		if err := c.req.Validate(); err != nil {
@@ -48,7 +54,9 @@ func TestValidate(t *testing.T) {
 		"not an edition name":  func(r *boottest.Request) { r.Edition = "server; rm -rf /" },
 		"attribute injection":  func(r *boottest.Request) { r.Edition = "x.y" },
 		"empty edition":        func(r *boottest.Request) { r.Edition = "" },
-		"not boot or install":  func(r *boottest.Request) { r.Kind = "reboot" },
+		"not a kind":           func(r *boottest.Request) { r.Kind = "reboot" },
+		"empty kind":           func(r *boottest.Request) { r.Kind = "" },
+		"kind of another case": func(r *boottest.Request) { r.Kind = "Disk" },
 		"upper-case edition":   func(r *boottest.Request) { r.Edition = "Server" },
 		"edition with a slash": func(r *boottest.Request) { r.Edition = "../server" },
 	}

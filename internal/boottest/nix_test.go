@@ -21,7 +21,8 @@ import (
 func runner() *execx.Exec { return &execx.Exec{} }
 
 // The stand-in tests of the fixture flake, built with real Nix in its
-// sandbox: the same path `mage test:boot` and `mage test:install` take.
+// sandbox: the same path `mage test:boot`, `mage test:install` and `mage
+// test:disk` take.
 func TestRunAgainstFixtureStandIns(t *testing.T) {
 	testrig.Nix(t)
 	flake := testrig.FixtureFlake(t)
@@ -31,6 +32,7 @@ func TestRunAgainstFixtureStandIns(t *testing.T) {
 	}{
 		{boottest.Request{Flake: flake, Arch: "x86_64", Edition: "server", Kind: boottest.Boot}, "edition-server-boot passed"},
 		{boottest.Request{Flake: flake, Arch: "x86_64", Edition: "server", Kind: boottest.Install}, "edition-server-install passed"},
+		{boottest.Request{Flake: flake, Arch: "x86_64", Edition: "server", Kind: boottest.DiskBoot}, "image-server-qcow2-boot passed"},
 	} {
 		var out bytes.Buffer
 		if err := boottest.Run(context.Background(), boottest.Options{Run: runner(), Stream: &out}, c.req); err != nil {
@@ -123,8 +125,9 @@ func copyTree(t *testing.T, from, to string) {
 
 // The checks of the repository's flake: every edition has a boot test that
 // `mage test:boot <edition>` finds under the name boottest gives it, for
-// both systems, next to the system builds and hosts; the install test is
-// not a check.
+// both systems, next to the system builds and hosts; the install test and
+// the disk image boots are not checks, they are the opt-in tests of
+// legacyPackages that `mage test:install` and `mage test:disk` find.
 func TestRepositoryFlakeDeclaresTheBootTests(t *testing.T) {
 	testrig.Nix(t)
 	var checks map[string][]string
@@ -143,8 +146,8 @@ func TestRepositoryFlakeDeclaresTheBootTests(t *testing.T) {
 			}
 		}
 		for _, n := range names {
-			if strings.HasSuffix(n, "-install") {
-				t.Errorf("%s: install test %s is a flake check; it must stay opt-in", arch, n)
+			if strings.HasSuffix(n, "-install") || strings.HasSuffix(n, "-qcow2-boot") {
+				t.Errorf("%s: heavy test %s is a flake check; it must stay opt-in", arch, n)
 			}
 		}
 	}
@@ -153,8 +156,18 @@ func TestRepositoryFlakeDeclaresTheBootTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"x86_64-linux":  {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot", "edition-server-install"},
-		"aarch64-linux": {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot"},
+		"x86_64-linux": {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot", "edition-server-install",
+			"image-desktop-qcow2-boot", "image-edge-qcow2-boot", "image-server-qcow2-boot"},
+		"aarch64-linux": {"edition-desktop-boot", "edition-edge-boot", "edition-server-boot",
+			"image-desktop-qcow2-boot", "image-edge-qcow2-boot", "image-server-qcow2-boot"},
+	}
+	for _, arch := range boottest.Arches {
+		for _, edition := range []string{"desktop", "server", "edge"} {
+			r := boottest.Request{Arch: arch, Edition: edition, Kind: boottest.DiskBoot}
+			if r.Attr() != "legacyPackages."+arch+"-linux.tests."+r.Name() || !slices.Contains(want[arch+"-linux"], r.Name()) {
+				t.Errorf("mage test:disk %s on %s builds %s, not one of the flake's tests", edition, arch, r.Attr())
+			}
+		}
 	}
 	for system, names := range want {
 		var got []string
@@ -171,13 +184,56 @@ func TestRepositoryFlakeDeclaresTheBootTests(t *testing.T) {
 	}
 }
 
+// Each disk image boot test boots its own edition's qcow2 package, the
+// derivation the pipeline ships, and waits for that edition's target.
+func TestRepositoryFlakeBootsEachQcow2Package(t *testing.T) {
+	testrig.Nix(t)
+	var packages map[string]map[string]string
+	if err := json.Unmarshal(stubEval(t, "p: builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.outPath)) p", "packages"), &packages); err != nil {
+		t.Fatal(err)
+	}
+	var scripts map[string]map[string]string
+	apply := `l: builtins.mapAttrs (_: s: builtins.listToAttrs (map (n: { name = n; value = s.tests.${n}.test.testScript; })
+		(builtins.filter (n: builtins.substring 0 6 n == "image-") (builtins.attrNames s.tests)))) l`
+	if err := json.Unmarshal(stubEval(t, apply, "legacyPackages"), &scripts); err != nil {
+		t.Fatal(err)
+	}
+	editions := []string{"desktop", "server", "edge"}
+	for _, arch := range boottest.Arches {
+		system := arch + "-linux"
+		for _, edition := range editions {
+			name := boottest.Request{Arch: arch, Edition: edition, Kind: boottest.DiskBoot}.Name()
+			script, ok := scripts[system][name]
+			if !ok {
+				t.Errorf("%s: no test %s", system, name)
+				continue
+			}
+			for _, other := range editions {
+				image, ok := packages[system]["sourceos-"+other+"-qcow2"]
+				if !ok {
+					t.Fatalf("%s: no package sourceos-%s-qcow2 among %v", system, other, packages[system])
+				}
+				if got := strings.Contains(script, image); got != (other == edition) {
+					t.Errorf("%s %s: boots %s's qcow2 package: %v, want %v", system, name, other, got, other == edition)
+				}
+			}
+			if graphical := strings.Contains(script, `graphical\.target`); graphical != (edition == "desktop") {
+				t.Errorf("%s %s: waits for graphical.target: %v\n%s", system, name, graphical, script)
+			}
+			if !strings.Contains(script, "wait_for_console_text") {
+				t.Errorf("%s %s: waits for nothing:\n%s", system, name, script)
+			}
+		}
+	}
+}
+
 // Every .nix file the flake is made of parses.
 func TestEveryNixFileParses(t *testing.T) {
 	testrig.Nix(t)
 	nixInstantiate := testrig.RequireTool(t, "nix-instantiate")
 	root := testrig.RepoRoot(t)
 	var files []string
-	for _, dir := range []string{"editions", "modules", "hosts", "tests", "internal/boottest/testdata"} {
+	for _, dir := range []string{"editions", "modules", "hosts", "images", "tests", "internal/boottest/testdata"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".nix") {
 				files = append(files, p)

@@ -171,6 +171,22 @@
         echo "test script finished in 1.00s"
         mkdir -p $out && echo passed > $out/result
       '' { };
+      # tests/' image-<edition>-qcow2-boot boots the one .qcow2 file at the
+      # top of the edition's qcow2 package; its stand-in checks that there
+      # is exactly one there.
+      diskBootTest = edition:
+        let name = "image-${edition}-qcow2-boot"; in
+        mk "vm-test-run-${name}" ''
+          ${driverLog name}
+          set -- $image/*.qcow2
+          if [ $# -ne 1 ] || [ ! -f "$1" ]; then
+            echo "want one .qcow2 file at the top of $image, found: $*" >&2
+            exit 1
+          fi
+          echo "${name}: waiting for Reached target .*(multi-user.target|Multi-User System) to appear on console"
+          echo "[  OK  ] Reached target multi-user.target - Multi-User System."
+          mkdir -p $out && echo passed > $out/result
+        '' { image = qcow2 edition; };
       failingTest = name: mk "vm-test-run-${name}" ''
         ${driverLog name}
         echo "${name}: must succeed: test -e /mnt/boot/loader/entries/x.conf"
@@ -187,12 +203,14 @@
         // { sourceos-broken-iso = broken; sourceos-broken-system = broken; };
 
       # The shape of the real flake's NixOS tests: boot tests are checks,
-      # install tests live under legacyPackages.<system>.tests.
+      # install and disk image tests live under legacyPackages.<system>.tests.
       checks.${system}.edition-server-boot = passingTest "edition-server-boot";
       legacyPackages.${system}.tests = {
         edition-server-install = passingTest "edition-server-install";
         edition-broken-install = failingTest "edition-broken-install";
-      };
+      } // builtins.listToAttrs (map
+        (edition: { name = "image-${edition}-qcow2-boot"; value = diskBootTest edition; })
+        catalog.artifacts.qcow2.editions);
 
       # Rebuild check (SOURCEOS_REBUILD_CHECK): a derivation that builds to
       # the same bytes every time, and one that does not (it writes random

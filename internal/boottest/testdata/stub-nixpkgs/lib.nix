@@ -1,4 +1,4 @@
-# The lib functions flake.nix and tests/ call, from builtins only.
+# The lib functions flake.nix, images/ and tests/ call, from builtins only.
 rec {
   genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
   hasSuffix = suffix: s:
@@ -22,6 +22,9 @@ rec {
   optional = cond: x: if cond then [ x ] else [ ];
   optionals = cond: xs: if cond then xs else [ ];
   concatMap = builtins.concatMap;
+  concatStringsSep = builtins.concatStringsSep;
+  concatMapStrings = f: list: builtins.concatStringsSep "" (map f list);
+  assertMsg = pred: msg: pred || builtins.throw msg;
   listToAttrs = builtins.listToAttrs;
   mkForce = v: v;
   mkIf = _: v: v;
