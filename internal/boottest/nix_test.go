@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -77,50 +76,11 @@ func TestRunUnknownTestFails(t *testing.T) {
 	}
 }
 
-// stubEval evaluates expr (a function of the flake's outputs) on the
-// repository's own flake.nix, with nixpkgs replaced by the stand-in of
-// testdata/stub-nixpkgs: offline, and down to output names only.
+// stubEval evaluates apply on the repository's own flake with the stand-in
+// nixpkgs (testrig.StubEval).
 func stubEval(t *testing.T, apply string, attr string) []byte {
 	t.Helper()
-	root := testrig.RepoRoot(t)
-	src := t.TempDir()
-	// Only what flake.nix reads, so the evaluated tree is the one under test.
-	for _, p := range []string{"flake.nix", "flake.lock", "catalog.json", "images", "editions", "modules", "hosts", "tests"} {
-		copyTree(t, filepath.Join(root, p), filepath.Join(src, p))
-	}
-	stub, err := filepath.Abs("testdata/stub-nixpkgs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := runner().Run(context.Background(), execx.Cmd{Name: "nix", Args: []string{
-		"eval", "--json", "--no-write-lock-file", "--override-input", "nixpkgs", "path:" + stub,
-		"path:" + src + "#" + attr, "--apply", apply}})
-	if err != nil {
-		t.Fatalf("evaluate %s with the stub nixpkgs: %v", attr, err)
-	}
-	return res.Stdout
-}
-
-func copyTree(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return testrig.StubEval(t, testrig.RepoRoot(t), apply, attr)
 }
 
 // The checks of the repository's flake: every edition has a boot test that
@@ -233,7 +193,7 @@ func TestEveryNixFileParses(t *testing.T) {
 	nixInstantiate := testrig.RequireTool(t, "nix-instantiate")
 	root := testrig.RepoRoot(t)
 	var files []string
-	for _, dir := range []string{"editions", "modules", "hosts", "images", "tests", "internal/boottest/testdata"} {
+	for _, dir := range []string{"editions", "modules", "hosts", "images", "tests", "testdata", "internal/checks/nix"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".nix") {
 				files = append(files, p)

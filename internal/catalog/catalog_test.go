@@ -170,3 +170,45 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+// The flake builds exactly the catalog: its packages are the catalog's
+// instances (each attribute and system attribute), and its edition modules
+// are the catalog's, evaluated offline with the stand-in nixpkgs.
+func TestTheFlakeBuildsTheCatalog(t *testing.T) {
+	root := testrig.RepoRoot(t)
+	cat := testrig.RepoCatalog(t)
+	var packages map[string][]string
+	if err := json.Unmarshal(testrig.StubEval(t, root, "p: builtins.mapAttrs (_: builtins.attrNames) p", "packages"), &packages); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for _, in := range cat.Instances() {
+		for _, attr := range []string{in.Attr(), in.SystemAttr()} {
+			if attr == "" {
+				continue
+			}
+			prefix := "packages." + in.System() + "."
+			if !strings.HasPrefix(attr, prefix) {
+				t.Fatalf("%s: attribute %s is not under %s", in, attr, prefix)
+			}
+			want[in.System()] = append(want[in.System()], strings.TrimPrefix(attr, prefix))
+		}
+	}
+	for system, names := range want {
+		slices.Sort(names)
+		got := packages[system]
+		slices.Sort(got)
+		if !slices.Equal(slices.Compact(names), got) {
+			t.Errorf("%s: the flake's packages %v, the catalog's %v", system, got, names)
+		}
+	}
+	var modules []string
+	if err := json.Unmarshal(testrig.StubEval(t, root, "builtins.attrNames", "nixosModules"), &modules); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cat.Editions {
+		if !slices.Contains(modules, e.Module) {
+			t.Errorf("edition %s: no nixosModules.%s among %v", e.Name, e.Module, modules)
+		}
+	}
+}

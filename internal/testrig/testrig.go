@@ -5,7 +5,6 @@
 package testrig
 
 import (
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,26 +109,8 @@ func FixtureFlake(t testing.TB) string {
 // directory.
 func FixtureFlakeCopy(t testing.TB) string {
 	t.Helper()
-	src := filepath.Join(RepoRoot(t), "testdata", "fixture-flake")
 	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy fixture flake: %v", err)
-	}
+	CopyTree(t, filepath.Join(RepoRoot(t), "testdata", "fixture-flake"), dst)
 	return dst
 }
 
