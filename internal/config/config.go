@@ -87,6 +87,7 @@ type Config struct {
 	RequireSignature    bool     // SOURCEOS_REQUIRE_SIGNATURE
 	VerifyJSON          bool     // SOURCEOS_VERIFY_JSON
 	AllowLegacySig      bool     // SOURCEOS_VERIFY_ALLOW_LEGACY
+	AllowShellBundle    bool     // SOURCEOS_VERIFY_ALLOW_SHELL_BUNDLE
 	VerifyAllowCustom   bool     // SOURCEOS_VERIFY_ALLOW_CUSTOM
 	VerifyBuildID       string   // SOURCEOS_VERIFY_BUILD_ID
 	CustomSignPubKey    string   // SOURCEOS_CUSTOM_SIGN_PUBKEY
@@ -179,7 +180,8 @@ var Vars = []Var{
 	multiline(str("SOURCEOS_SIGN_PUBKEY", "sign", "", "minisign public key: the `RW…` line, a .pub file's contents or a path to a .pub file.", func(c *Config) *string { return &c.SignPubKey })),
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),
 	boolean("SOURCEOS_VERIFY_JSON", "sign", "Print the verification report as JSON.", func(c *Config) *bool { return &c.VerifyJSON }),
-	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "Accept legacy (non-prehashed) minisign signatures.", func(c *Config) *bool { return &c.AllowLegacySig }),
+	boolean("SOURCEOS_VERIFY_ALLOW_LEGACY", "sign", "`mage verify` accepts a legacy (non-prehashed, `Ed`) minisign signature, read whole into memory; not a shell bundle (SOURCEOS_VERIFY_ALLOW_SHELL_BUNDLE).", func(c *Config) *bool { return &c.AllowLegacySig }),
+	boolean("SOURCEOS_VERIFY_ALLOW_SHELL_BUNDLE", "sign", "`mage verify` accepts a bundle the old shell pipeline signed (no DSSE envelope): checks its minisign signature and subject digest, prints what it lacks. Not about the algorithm (SOURCEOS_VERIFY_ALLOW_LEGACY).", func(c *Config) *bool { return &c.AllowShellBundle }),
 	boolean("SOURCEOS_VERIFY_ALLOW_CUSTOM", "sign", "`mage verify` accepts a self-serve custom build (refused by default: it is not a release).", func(c *Config) *bool { return &c.VerifyAllowCustom }),
 	str("SOURCEOS_VERIFY_BUILD_ID", "sign", "", "`mage verify` requires this build id in the signed provenance, and accepts a custom build with it.", func(c *Config) *string { return &c.VerifyBuildID }),
 	multiline(str("SOURCEOS_CUSTOM_SIGN_PUBKEY", "sign", "", "minisign public key of custom builds, when they have their own key (as SOURCEOS_SIGN_PUBKEY): what it signs verifies only as a custom build.", func(c *Config) *string { return &c.CustomSignPubKey })),

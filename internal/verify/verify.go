@@ -5,7 +5,8 @@
 // else a user reads is compared with them. Each check has a name and an
 // outcome in the report; the exit codes say failed (1: something does not
 // match) or could not verify (2: a file missing, too large or not a regular
-// file, a bad key).
+// file, a bad key, a bundle the old shell pipeline signed when not asked to
+// accept one: see shellbundle.go).
 package verify
 
 import (
@@ -80,6 +81,9 @@ type Report struct {
 	// Kept is where a downloaded artifact that verified was kept (see
 	// VerifyURL); "" for a local artifact.
 	Kept string `json:"kept,omitempty"`
+	// ShellBundle is set for a bundle the old shell pipeline signed,
+	// verified with AllowShellBundle: what it lacks, what it claims.
+	ShellBundle *ShellBundle `json:"shellBundle,omitempty"`
 }
 
 // Exit codes of `mage verify`.
@@ -126,6 +130,10 @@ type VerifyOptions struct {
 	// AllowLegacy accepts legacy `Ed` signatures (which need the whole
 	// file in memory).
 	AllowLegacy bool
+	// AllowShellBundle verifies a bundle the old shell pipeline signed
+	// (no DSSE envelope: see shellbundle.go) with the checks it allows;
+	// such a bundle is refused otherwise.
+	AllowShellBundle bool
 	// Digests, when set, are trusted instead of hashing the artifact
 	// (unless they lack a digest the signed statement names).
 	Digests *digest.Digests
@@ -180,6 +188,9 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	v.pub = v.pickKey(pub, custom, opts.CustomPublicKey != "")
 	rep.KeyID = v.pub.ID.String()
 	v.loadSigned()
+	if v.isShellBundle() {
+		return v.verifyShellBundle(ctx, pub)
+	}
 	if opts.SignedOnly && v.unsigned != nil {
 		var missing missingError
 		if v.envelope.readErr != nil && errors.As(v.envelope.readErr, &missing) {
@@ -281,6 +292,7 @@ func (r *Report) printable() *Report {
 		}
 		p.Builder = &pb
 	}
+	p.ShellBundle = r.ShellBundle.printable()
 	return &p
 }
 
@@ -303,9 +315,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
+	r.ShellBundle.writeText(&b)
 	verdict := "OK"
 	if !r.OK {
 		verdict = "NOT VERIFIED"
+	} else if r.ShellBundle != nil {
+		verdict = "OK as a shell bundle: its guarantees are the weaker ones above"
 	}
 	fmt.Fprintf(&b, "%s\n", verdict)
 	if r.Kept != "" {
@@ -664,11 +679,13 @@ type RunOptions struct {
 
 // FromConfig is what `mage verify <artifact>` checks with:
 // SOURCEOS_SIGN_PUBKEY, SOURCEOS_VERIFY_ALLOW_LEGACY,
-// SOURCEOS_REQUIRE_REPRODUCIBLE, SOURCEOS_VERIFY_JSON, OUT (where a
-// downloaded artifact that verifies is kept) and the limits of a download
-// (SOURCEOS_VERIFY_TIMEOUT, _HEADER_TIMEOUT, _IDLE_TIMEOUT, _MIN_RATE).
+// SOURCEOS_VERIFY_ALLOW_SHELL_BUNDLE, SOURCEOS_REQUIRE_REPRODUCIBLE,
+// SOURCEOS_VERIFY_JSON, OUT (where a downloaded artifact that verifies is
+// kept) and the limits of a download (SOURCEOS_VERIFY_TIMEOUT,
+// _HEADER_TIMEOUT, _IDLE_TIMEOUT, _MIN_RATE).
 func FromConfig(cfg *config.Config, artifact string, out io.Writer) RunOptions {
 	return RunOptions{VerifyOptions: VerifyOptions{Artifact: artifact, PublicKey: cfg.SignPubKey, AllowLegacy: cfg.AllowLegacySig,
+		AllowShellBundle:    cfg.AllowShellBundle,
 		RequireReproducible: cfg.RequireReproducible, AllowCustom: cfg.VerifyAllowCustom, ExpectBuildID: cfg.VerifyBuildID,
 		CustomPublicKey: cfg.CustomSignPubKey},
 		JSON: cfg.VerifyJSON, Out: out, KeepDir: cfg.Out, Limits: limitsFromConfig(cfg)}
