@@ -143,7 +143,7 @@ type Var struct {
 var Vars = []Var{
 	str("SOURCEOS_FLAKE", "build", ".", "Flake to build: a path, `path:…` or any flake ref. Default: this repository.", func(c *Config) *string { return &c.Flake }),
 	str("SOURCEOS_CATALOG", "build", "", "The catalog of what the flake builds; default: `catalog.json` at the flake's root (docs/catalog.md).", func(c *Config) *string { return &c.Catalog }),
-	str("EDITION", "build", "desktop", "Edition, for targets that take it from the environment (`mage sign`): one of the catalog's.", func(c *Config) *string { return &c.Edition }),
+	str("EDITION", "build", "", "Edition of the artifact `mage sign` signs when the catalog does not know its file name (with TARGET and ARCH): one of the catalog's.", func(c *Config) *string { return &c.Edition }),
 	str("ARCH", "build", "x86_64", "CPU architecture: x86_64 or aarch64.", func(c *Config) *string { return &c.Arch }),
 	str("TARGET", "build", "iso", "Kind of artifact `build:<edition>` builds: iso, netboot, qcow2 or gce (as the catalog lists them for the edition).", func(c *Config) *string { return &c.Target }),
 	str("VERSION", "build", "0.0.0-dev", "Version stamped into artifacts and provenance.", func(c *Config) *string { return &c.Version }),

@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Flake != "." || c.Edition != "desktop" || c.Arch != "x86_64" || c.Target != "iso" || c.CachePrefix != "nix-cache" || c.CacheCompression != "zstd" {
+	if c.Flake != "." || c.Edition != "" || c.Arch != "x86_64" || c.Target != "iso" || c.CachePrefix != "nix-cache" || c.CacheCompression != "zstd" {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 	if len(c.CacheUpstreams) != 1 || c.CacheUpstreams[0] != "https://cache.nixos.org" {
