@@ -70,6 +70,9 @@ func instanceOf(cat *catalog.Catalog, cfg *config.Config, artifact string) (cata
 			return in, nil
 		}
 	}
+	if cfg.Edition == "" {
+		return catalog.Instance{}, fmt.Errorf("%s is no artifact file of the catalog: set EDITION (with TARGET and ARCH) to say what it is", name)
+	}
 	return cat.ForEdition(cfg.Edition, catalog.Kind(cfg.Target), cfg.Arch)
 }
 

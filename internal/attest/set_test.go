@@ -125,7 +125,7 @@ func TestSignFailsClosed(t *testing.T) {
 	// A file the catalog does not name is signed as EDITION, TARGET and
 	// ARCH say, and only as an artifact the catalog has.
 	other := attesttest.Artifact(t, t.TempDir(), "renamed.img", 1024)
-	if _, err := signCmd(t, map[string]string{"TARGET": "qcow"}, other); err == nil || !strings.Contains(err.Error(), "no qcow artifact") {
+	if _, err := signCmd(t, map[string]string{"EDITION": "desktop", "TARGET": "qcow"}, other); err == nil || !strings.Contains(err.Error(), "no qcow artifact") {
 		t.Errorf("unknown TARGET: %v", err)
 	}
 	// A custom build's file is never signed as a release.
