@@ -29,7 +29,7 @@ func (Test) All(ctx context.Context) error {
 	return devtasks.Test(ctx, a.Run, mg.GoCmd(), os.Stdout)
 }
 
-// Boot boots an edition (desktop, server, edge) in QEMU with its NixOS test, checks.<ARCH>-linux.edition-<edition>-boot of SOURCEOS_FLAKE.
+// Boot boots an edition of the catalog in QEMU with its NixOS test, checks.<ARCH>-linux.edition-<edition>-boot of SOURCEOS_FLAKE.
 func (Test) Boot(ctx context.Context, edition string) error {
 	return nixosTest(ctx, edition, boottest.Boot)
 }
