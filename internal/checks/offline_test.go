@@ -33,12 +33,7 @@ func TestContractsPassOfflineOnAPristineClone(t *testing.T) {
 	}
 	root := testrig.RepoRoot(t)
 	clone := pristineClone(t, root)
-	bin := filepath.Join(t.TempDir(), "mage")
-	compile := exec.Command("go", "run", "magefile.go", "-compile", bin)
-	compile.Dir = root
-	if out, err := compile.CombinedOutput(); err != nil {
-		t.Fatalf("compile the targets: %v\n%s", err, out)
-	}
+	bin := testrig.CompileMage(t)
 
 	dead := closedPort(t)
 	scratch := t.TempDir()

@@ -128,7 +128,10 @@ func newGoRunRig(t *testing.T) *goRunRig {
 	prebuild := exec.Command(goTool, "run", "magefile.go", "config:docs")
 	prebuild.Dir = root
 	prebuild.Env = append(os.Environ(), "MAGEFILE_CACHE="+magecache, "MAGEFILE_HASHFAST=1")
-	if out, err := prebuild.CombinedOutput(); err != nil {
+	unlock := testrig.LockMage(t)
+	out, err := prebuild.CombinedOutput()
+	unlock()
+	if err != nil {
 		t.Fatalf("compile the targets: %v\n%s", err, out)
 	}
 	must(t, os.Chmod(magecache, 0o755))

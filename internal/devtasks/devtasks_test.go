@@ -19,7 +19,9 @@ func TestMagefileListsTargets(t *testing.T) {
 	goBin := testrig.RequireTool(t, "go")
 	cmd := exec.Command(goBin, "run", "magefile.go", "-l")
 	cmd.Dir = testrig.RepoRoot(t)
+	unlock := testrig.LockMage(t)
 	out, err := cmd.CombinedOutput()
+	unlock()
 	if err != nil {
 		t.Fatalf("go run magefile.go -l: %v\n%s", err, out)
 	}

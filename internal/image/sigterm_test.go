@@ -21,12 +21,7 @@ import (
 func TestSIGTERMStopsNixAndCleansUp(t *testing.T) {
 	testrig.Nix(t)
 	root := testrig.RepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "mage")
-	compile := exec.Command("go", "run", "magefile.go", "-compile", bin)
-	compile.Dir = root
-	if out, err := compile.CombinedOutput(); err != nil {
-		t.Fatalf("compile the targets: %v\n%s", err, out)
-	}
+	bin := testrig.CompileMage(t)
 	marker := fmt.Sprintf("sourceos-sigterm-%d", time.Now().UnixNano())
 	snippet := `{ ... }: { slow = derivation { name = "` + marker + `"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/bin"; ` +
 		`args = [ "-c" "echo ` + marker + ` started; sleep 600; echo > $out" ]; }; }`

@@ -16,13 +16,7 @@ import (
 // own environment (not only in its metadata) stops `mage gcp:build` before
 // anything builds, and the status says why.
 func TestCompiledVMRefusesKeyInItsEnvironment(t *testing.T) {
-	root := testrig.RepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "mage")
-	compile := exec.Command("go", "run", "magefile.go", "-compile", bin)
-	compile.Dir = root
-	if out, err := compile.CombinedOutput(); err != nil {
-		t.Fatalf("compile the targets: %v\n%s", err, out)
-	}
+	bin := testrig.CompileMage(t)
 	gcs := testrig.StartGCS(t, bucket)
 	attrs := baseAttrs(t)
 	attrs["sourceos-keep-vm"] = "1" // nothing to delete: the Compute API is not faked here
