@@ -67,9 +67,9 @@ func setupSpec(spec string) (*App, []byte, error) {
 
 func laneName(cfg *config.Config) string {
 	if cfg.CI {
-		return "ci"
+		return gcpvm.LaneCI
 	}
-	return "local"
+	return gcpvm.LaneLocal
 }
 
 // customBuild is what both custom lanes run: build:custom's code

@@ -109,6 +109,7 @@ type Config struct {
 	CI           bool   // CI
 	GitHubEnv    string // GITHUB_ENV
 	GitHubOutput string // GITHUB_OUTPUT
+	GitHubRunID  string // GITHUB_RUN_ID
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -145,7 +146,7 @@ var Vars = []Var{
 	str("SOURCEOS_CATALOG", "build", "", "The catalog of what the flake builds; default: `catalog.json` at the flake's root (docs/catalog.md).", func(c *Config) *string { return &c.Catalog }),
 	str("EDITION", "build", "", "Edition of the artifact `mage sign` signs when the catalog does not know its file name (with TARGET and ARCH): one of the catalog's.", func(c *Config) *string { return &c.Edition }),
 	str("ARCH", "build", "x86_64", "CPU architecture: x86_64 or aarch64.", func(c *Config) *string { return &c.Arch }),
-	str("TARGET", "build", "iso", "Kind of artifact `build:<edition>` builds: iso, netboot, qcow2 or gce (as the catalog lists them for the edition).", func(c *Config) *string { return &c.Target }),
+	str("TARGET", "build", "iso", "Kind of artifact `build:<edition>` builds: iso, netboot, qcow2 or gce (as the catalog lists them for the edition); a custom build makes an iso or a netboot set.", func(c *Config) *string { return &c.Target }),
 	str("VERSION", "build", "0.0.0-dev", "Version stamped into artifacts and provenance.", func(c *Config) *string { return &c.Version }),
 	str("OUT", "build", "out", "Directory that receives artifacts and their sidecars.", func(c *Config) *string { return &c.Out }),
 	str("SOURCE_REV", "build", "", "Commit of the source repository being built (provenance).", func(c *Config) *string { return &c.SourceRev }),
@@ -200,6 +201,7 @@ var Vars = []Var{
 	boolean("CI", "env", "Set by CI: a test missing a tool fails, not skips; a secret also in the environment of a process that started mage fails the run.", func(c *Config) *bool { return &c.CI }),
 	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),
 	str("GITHUB_OUTPUT", "env", "", "Set by GitHub Actions; `catalog:matrix` writes `matrix=<json>` to it.", func(c *Config) *string { return &c.GitHubOutput }),
+	checked(str("GITHUB_RUN_ID", "env", "", "Set by GitHub Actions: the workflow run, which a custom build's status.json names (`run`).", func(c *Config) *string { return &c.GitHubRunID }), checkRunID),
 }
 
 // Env looks a variable up; os.LookupEnv has this shape.

@@ -38,6 +38,16 @@ func isPrintable(v string) bool {
 // verification and are not used here).
 var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$`)
 
+// runIDRe is a GitHub Actions run id.
+var runIDRe = regexp.MustCompile(`^[0-9]{1,20}$`)
+
+func checkRunID(v string) error {
+	if v == "" || runIDRe.MatchString(v) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a run id (digits)", v)
+}
+
 func checkBucket(v string) error {
 	if v == "" || bucketRe.MatchString(v) {
 		return nil

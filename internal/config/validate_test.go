@@ -12,7 +12,8 @@ import (
 func TestValueChecks(t *testing.T) {
 	const pub = "sourceos-cache-1:ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY="
 	good := map[string]string{
-		"GCS_PREFIX":          "gs://sourceos-artifacts/custom/u-1/b.2",
+		"GCS_PREFIX":          "gs://sourceos-artifacts/user-builds/u-1/b.2",
+		"GITHUB_RUN_ID":       "9876543210",
 		"NIX_CACHE_BUCKET":    "sourceos-cache",
 		"NIX_CACHE_PREFIX":    "nix-cache/v1",
 		"NIX_CACHE_URL":       "https://storage.googleapis.com/sourceos-cache/nix-cache",
@@ -55,6 +56,7 @@ func TestValueChecks(t *testing.T) {
 		{"NIX_CACHE_UPSTREAMS", "https://ok.example javascript:alert(1)"},
 		{"VERSION", "1.0\u2028injected"},
 		{"BUILD_ID", "id\x1b[2J"},
+		{"GITHUB_RUN_ID", "123\",\"status\":\"complete"},
 	}
 	for _, c := range bad {
 		_, err := config.Load(envOf(map[string]string{c.name: c.value}), noFiles)

@@ -26,7 +26,7 @@ const (
 	cacheKey  = "sourceos-cache-1:q0FSfA0vJ3gtjL6z1B1d3Nd4Hq3h8XvOZ6tWm1Jj7Yt4bZg2sYcQ9nD1aFqkR8eV3wXoPz5uLmN0cT7yH2iGfA=="
 	spec      = `{"edition":"server","arch":"x86_64","hostname":"box-1","packages":["htop"]}`
 	bucket    = "sourceos-builds"
-	prefixKey = "custom/user-7/build-42"
+	prefixKey = "user-builds/user-7/build-42"
 )
 
 var clock = func() time.Time { return time.Date(2026, 6, 22, 13, 31, 0, 0, time.UTC) }
@@ -117,8 +117,11 @@ func TestVMBuildComplete(t *testing.T) {
 		t.Error("status.json did not say building while the build ran")
 	}
 	st := readStatus(t, gcs)
-	want := gcpvm.Status{State: gcpvm.Built, BuildID: "build-42", UID: "user-7", Version: "1.4.0", Lane: "gcp-vm",
-		StartedAt: clock(), UpdatedAt: clock(), ArtifactURL: "https://storage.googleapis.com/" + bucket + "/" + prefixKey + "/sourceos-server-x86_64.iso"}
+	// Built but not signed: the old backend's status still says building,
+	// and names no artifact yet.
+	want := gcpvm.Status{State: gcpvm.Built, BuildID: "build-42", UID: "user-7", Version: "1.4.0", Lane: "gcp",
+		StartedAt: clock(), UpdatedAt: clock(), ArtifactURL: "https://storage.googleapis.com/" + bucket + "/" + prefixKey + "/sourceos-server-x86_64.iso",
+		OldStatus: "building"}
 	if st != want {
 		t.Errorf("status = %+v\nwant     %+v", st, want)
 	}
@@ -171,8 +174,12 @@ func TestVMCannotStartStillReportsAndDeletes(t *testing.T) {
 		"no spec":          {func(a map[string]string) { delete(a, "sourceos-spec") }, "sourceos-spec is not set"},
 		"bad config value": {func(a map[string]string) { a["sourceos-allow-module-snippet"] = "maybe" }, "SOURCEOS_ALLOW_MODULE_SNIPPET"},
 		"key in metadata":  {func(a map[string]string) { a["sourceos-cache-secret-key"] = cacheKey }, "sourceos-cache-secret-key"},
-		"bad timeout":      {func(a map[string]string) { a["sourceos-timeout"] = "soon" }, "sourceos-timeout"},
-		"unsafe build id":  {func(a map[string]string) { a["sourceos-build-id"] = "../other-user" }, "BUILD_ID"},
+		// The shell pipeline's name of the cache key, which its backend may still set.
+		"old key name": {func(a map[string]string) { a["sourceos-nix-cache-secret-key"] = cacheKey }, "sourceos-nix-cache-secret-key"},
+		"two user ids": {func(a map[string]string) { a["sourceos-uid"] = "user-8" },
+			`sourceos-build-uid ("user-7") and sourceos-uid ("user-8") both set BUILD_UID and differ`},
+		"bad timeout":     {func(a map[string]string) { a["sourceos-timeout"] = "soon" }, "sourceos-timeout"},
+		"unsafe build id": {func(a map[string]string) { a["sourceos-build-id"] = "../other-user" }, "BUILD_ID"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -481,5 +488,112 @@ func TestVMBuildPanicStillReportsAndDeletes(t *testing.T) {
 	}
 	if got := vm.DeleteCalls(); len(got) != 1 {
 		t.Errorf("delete calls = %q, want one", got)
+	}
+}
+
+// The VM reads the shell pipeline's metadata key of the user,
+// sourceos-uid, as sourceos-build-uid (the same value under both names is
+// fine), and the target from sourceos-target.
+func TestVMReadsOldUIDKeyAndTarget(t *testing.T) {
+	for name, change := range map[string]func(map[string]string){
+		"old key only": func(a map[string]string) { delete(a, "sourceos-build-uid"); a["sourceos-uid"] = "user-7" },
+		"both, equal":  func(a map[string]string) { a["sourceos-uid"] = "user-7" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			testrig.StartGCS(t, bucket)
+			attrs := fullAttrs()
+			change(attrs)
+			attrs["sourceos-target"] = "netboot"
+			vm := gcpvmtest.Start(t, attrs)
+			var got *config.Config
+			build := func(_ context.Context, cfg *config.Config, _ string) (string, error) {
+				got = cfg
+				return "gs://x/y", nil
+			}
+			var log bytes.Buffer
+			if err := gcpvm.Run(context.Background(), options(t, vm, build, nil, &log)); err != nil {
+				t.Fatalf("Run: %v\n%s", err, log.String())
+			}
+			if got == nil || got.BuildUID != "user-7" || got.Target != "netboot" {
+				t.Fatalf("config = %+v", got)
+			}
+		})
+	}
+}
+
+// oldStatus is status.json as the self-serve backend of the shell pipeline
+// reads it.
+type oldStatus struct {
+	Status, Lane, Artifact, Run string
+}
+
+func readOldStatus(t *testing.T, gcs *testrig.GCS) (oldStatus, map[string]any) {
+	t.Helper()
+	_, body := gcs.Get(t, bucket, prefixKey+"/status.json")
+	var old oldStatus
+	var all map[string]any
+	if err := json.Unmarshal(body, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, &all); err != nil {
+		t.Fatal(err)
+	}
+	return old, all
+}
+
+// The GitHub lane's status carries the old fields with the old values at
+// every stage: building with the run id while it builds, still building
+// once built (the signer has yet to run), error when it failed; no
+// artifact before the signer says complete.
+func TestCustomLaneOldStatusFields(t *testing.T) {
+	gcs := testrig.StartGCS(t, bucket)
+	cfg := loadConfig(t, map[string]string{"GCS_PREFIX": "gs://" + bucket + "/" + prefixKey, "BUILD_UID": "user-7",
+		"BUILD_ID": "build-42", "GITHUB_RUN_ID": "4242424242"})
+	var during oldStatus
+	build := func(context.Context, *config.Config, string) (string, error) {
+		during, _ = readOldStatus(t, gcs)
+		return "gs://" + bucket + "/" + prefixKey + "/x.iso", nil
+	}
+	if err := gcpvm.Custom(context.Background(), gcpvm.CustomOptions{Cfg: cfg, Spec: []byte(spec), Build: build,
+		Lane: gcpvm.LaneCI, Stderr: &bytes.Buffer{}, Clock: clock, TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if want := (oldStatus{Status: "building", Lane: "ci", Run: "4242424242"}); during != want {
+		t.Errorf("while building: %+v, want %+v", during, want)
+	}
+	after, all := readOldStatus(t, gcs)
+	if want := (oldStatus{Status: "building", Lane: "ci", Run: "4242424242"}); after != want {
+		t.Errorf("built, not signed: %+v, want %+v", after, want)
+	}
+	if _, ok := all["artifact"]; ok {
+		t.Errorf("an artifact is named before the signer ran: %v", all)
+	}
+	fail := func(context.Context, *config.Config, string) (string, error) {
+		return "", errors.New("nix build failed")
+	}
+	_ = gcpvm.Custom(context.Background(), gcpvm.CustomOptions{Cfg: cfg, Spec: []byte(spec), Build: fail,
+		Lane: gcpvm.LaneCI, Stderr: &bytes.Buffer{}, Clock: clock, TempDir: t.TempDir()})
+	if got, _ := readOldStatus(t, gcs); got.Status != "error" || got.Artifact != "" {
+		t.Errorf("after a failure: %+v", got)
+	}
+	// A job that stopped early: abandon writes the old error too.
+	if err := gcpvm.Abandon(context.Background(), gcpvm.AbandonOptions{Cfg: loadConfig(t, map[string]string{"GCS_PREFIX": "gs://" + bucket + "/other"}),
+		Reason: "cancelled", Lane: gcpvm.LaneCI, Stderr: &bytes.Buffer{}, Clock: clock}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := gcs.Get(t, bucket, "other/status.json")
+	var abandoned oldStatus
+	if err := json.Unmarshal(body, &abandoned); err != nil || abandoned.Status != "error" {
+		t.Errorf("abandoned: %s", body)
+	}
+}
+
+// Every state maps to one the old backend knows.
+func TestStateOld(t *testing.T) {
+	for state, want := range map[gcpvm.State]gcpvm.OldState{gcpvm.Building: "building", gcpvm.Built: "building",
+		gcpvm.Complete: "complete", gcpvm.Failed: "error"} {
+		if got := state.Old(); got != want {
+			t.Errorf("%s.Old() = %s, want %s", state, got, want)
+		}
 	}
 }

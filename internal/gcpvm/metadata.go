@@ -39,6 +39,10 @@ const (
 	AttrMageURL    = "sourceos-mage-url"
 	AttrMageSHA256 = "sourceos-mage-sha256"
 	AttrGCSPrefix  = "sourceos-gcs-prefix"
+	AttrTarget     = "sourceos-target"
+	// AttrOldUID is the shell pipeline's name of sourceos-build-uid, which
+	// the self-serve backend sets.
+	AttrOldUID = "sourceos-uid"
 )
 
 // Attributes lists every metadata key the lane reads, in the order a
@@ -46,8 +50,10 @@ const (
 var Attributes = []Attribute{
 	{AttrSpec, "", "The custom build spec (JSON), as `mage build:custom` takes it. Required."},
 	{"sourceos-build-uid", "BUILD_UID", "The user the build belongs to."},
+	{AttrOldUID, "BUILD_UID", "The same, under the shell pipeline's name; when both are set they must agree."},
 	{"sourceos-build-id", "BUILD_ID", "The build's identifier."},
-	{AttrGCSPrefix, "GCS_PREFIX", "gs://bucket/prefix of the user's build: status.json, the image and its sidecars go there."},
+	{AttrGCSPrefix, "GCS_PREFIX", "gs://bucket/prefix of the user's build, by default gs://<artifacts>/user-builds/<uid>/<build id>: status.json, the image and its sidecars go there."},
+	{AttrTarget, "TARGET", "What the custom build makes: iso (default) or netboot (kernel, initrd, iPXE script and netboot-manifest.json)."},
 	{"sourceos-version", "VERSION", "Version stamped into the image and its provenance."},
 	{"sourceos-flake", "SOURCEOS_FLAKE", "Flake reference of the SourceOS tree to build from, e.g. github:OWNER/REPO/REV (the VM has no checkout)."},
 	{"sourceos-source-rev", "SOURCE_REV", "Commit being built (provenance)."},
@@ -67,7 +73,9 @@ var Attributes = []Attribute{
 // server over HTTP, a fixed-output derivation inside Nix's sandbox included:
 // gcp:build refuses to build while any of them is set. Signing happens on a
 // trusted machine (`mage gcp:sign`); the VM pushes nothing to the cache.
-var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-cache-secret-key"}
+// sourceos-nix-cache-secret-key is the shell pipeline's name of the cache
+// key, which its self-serve backend may still set.
+var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-cache-secret-key", "sourceos-nix-cache-secret-key"}
 
 // ErrKeysInMetadata means the instance metadata holds a key.
 var ErrKeysInMetadata = errors.New("instance metadata holds signing keys; a build VM runs user code and must hold none")
@@ -147,10 +155,40 @@ func ReadInstance(ctx context.Context, md Metadata) (*Instance, error) {
 			in.Attrs[a.Name] = v
 		}
 	}
+	if err := in.agree(); err != nil {
+		errs = append(errs, err)
+	}
 	if refused := refusedPresent(ctx, md); len(refused) > 0 {
 		errs = append(errs, fmt.Errorf("%w: remove %s from the VM's metadata (and sign with mage gcp:sign on a trusted machine)", ErrKeysInMetadata, strings.Join(refused, ", ")))
 	}
 	return in, errors.Join(errs...)
+}
+
+// agree refuses two attributes that set one variable (sourceos-uid and
+// sourceos-build-uid) to different values: which user a build belongs to
+// must not depend on which name wins.
+func (in *Instance) agree() error {
+	first := map[string]string{} // variable -> the first attribute that sets it
+	var errs []error
+	for _, a := range Attributes {
+		v, ok := in.Attrs[a.Name]
+		if !ok || a.Var == "" {
+			continue
+		}
+		prev, seen := first[a.Var]
+		if !seen {
+			first[a.Var] = a.Name
+			continue
+		}
+		switch {
+		case in.Attrs[prev] == v:
+		case a.Secret():
+			errs = append(errs, fmt.Errorf("metadata %s and %s both set %s and differ: set one of them", prev, a.Name, a.Var))
+		default:
+			errs = append(errs, fmt.Errorf("metadata %s (%q) and %s (%q) both set %s and differ: set one of them", prev, in.Attrs[prev], a.Name, v, a.Var))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // refusedPresent names the refused attributes that are set (names only:

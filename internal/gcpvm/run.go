@@ -87,7 +87,7 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("gcp:build: no build function")
 	}
 	red := redact.New()
-	log := newLogger(red, o.Stderr).With("lane", "gcp-vm")
+	log := newLogger(red, o.Stderr).With("lane", LaneVM)
 	log.Info("reading instance metadata")
 	in, metaErr := ReadInstance(ctx, o.Metadata)
 	if in == nil {
@@ -126,7 +126,7 @@ func buildOnVM(ctx context.Context, o Options, in *Instance, metaErr error, red 
 		}
 		return fmt.Errorf("gcp:build: %s", red.String(problem.Error()))
 	}
-	status, err := newStatus(ctx, cfg, o.OpenStore, "gcp-vm", o.Clock)
+	status, err := newStatus(ctx, cfg, o.OpenStore, LaneVM, o.Clock)
 	if err != nil {
 		return errors.Join(problem, fmt.Errorf("gcp:build: %w", err))
 	}
@@ -201,7 +201,7 @@ type CustomOptions struct {
 	Cfg   *config.Config
 	Spec  []byte
 	Build BuildFunc
-	// Lane is recorded in status.json: ci or local
+	// Lane is recorded in status.json: LaneCI or LaneLocal
 	Lane string
 	// Timeout bounds the build; 0: none (the CI job has its own).
 	Timeout   time.Duration

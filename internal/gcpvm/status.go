@@ -32,18 +32,62 @@ const (
 	Failed   State = "error"
 )
 
-// Status is the content of status.json.
+// The lanes a status names (its lane field). LaneVM is the name the shell
+// pipeline's VM lane wrote, which the self-serve backend reads.
+const (
+	LaneVM    = "gcp"
+	LaneCI    = "ci"
+	LaneLocal = "local"
+)
+
+// OldState is a phase as the self-serve backend of the shell pipeline reads
+// it from the status field: it knows building, complete and error only.
+type OldState string
+
+// Old returns the phase as the old backend knows it: a build that is
+// built waits for its signing, so it is still building.
+func (s State) Old() OldState {
+	switch s {
+	case Building, Built:
+		return "building"
+	case Complete:
+		return "complete"
+	}
+	return "error"
+}
+
+// Status is the content of status.json. Beside its own fields it carries
+// those the self-serve backend of the shell pipeline polls, with the values
+// that pipeline wrote (WriteStatus derives them): status, artifact, run;
+// lane is common to both.
 type Status struct {
 	State       State     `json:"state"`
 	BuildID     string    `json:"buildId,omitempty"`
 	UID         string    `json:"uid,omitempty"`
 	Version     string    `json:"version,omitempty"`
-	Lane        string    `json:"lane"` // gcp-vm, ci or local
+	Lane        string    `json:"lane"` // LaneVM, LaneCI or LaneLocal
 	StartedAt   time.Time `json:"startedAt"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 	ArtifactURL string    `json:"artifactUrl,omitempty"` // when built or complete
 	Signed      bool      `json:"signed"`                // complete, with a signature
 	Error       string    `json:"error,omitempty"`       // when error: the reason
+
+	// OldStatus is State as the old backend knows it (State.Old).
+	OldStatus OldState `json:"status"`
+	// Artifact is the artifact's URL once complete, as the old pipeline
+	// wrote it (gs://…, a netboot set's manifest); empty before.
+	Artifact string `json:"artifact,omitempty"`
+	// Run is the GitHub Actions run (its id) on the GitHub lane.
+	Run string `json:"run,omitempty"`
+}
+
+// withOldFields sets the old backend's fields from the others.
+func (st Status) withOldFields() Status {
+	st.OldStatus, st.Artifact = st.State.Old(), ""
+	if st.State == Complete {
+		st.Artifact = st.ArtifactURL
+	}
+	return st
 }
 
 // maxStatusBytes bounds what ReadStatus reads: the prefix is writable by
@@ -92,9 +136,10 @@ func (w *statusWriter) put(ctx context.Context, st Status) error {
 	return nil
 }
 
-// WriteStatus writes st as status.json in store, uncached.
+// WriteStatus writes st as status.json in store, uncached, with the old
+// backend's fields derived from the others.
 func WriteStatus(ctx context.Context, store blob.Store, st Status) error {
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.MarshalIndent(st.withOldFields(), "", "  ")
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

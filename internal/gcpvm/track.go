@@ -126,6 +126,7 @@ func CheckIDs(cfg *config.Config) error {
 func newStatus(ctx context.Context, cfg *config.Config, open StoreOpener, lane string, clock func() time.Time) (*statusWriter, error) {
 	w := &statusWriter{where: cfg.GCSPrefix, clock: clock, base: Status{
 		BuildID: cfg.BuildID, UID: cfg.BuildUID, Version: cfg.Version, Lane: lane, StartedAt: clock().UTC(),
+		Run: cfg.GitHubRunID,
 	}}
 	if cfg.GCSPrefix == "" {
 		return w, nil

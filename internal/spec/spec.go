@@ -2,9 +2,16 @@
 // for (edition, arch, hostname, packages, services, users, an optional NixOS
 // module snippet), strict validation with precise errors, and composing the
 // per-build flake directory without putting user strings into Nix code.
+//
+// A spec is read in either of the shapes the self-serve backend sends (the
+// services as a list of names, or as the object of booleans of the shell
+// pipeline; edition, arch and hostname left out for their defaults) and
+// normalised: Spec is the normalised form, and Canonical is what a build
+// uses and its provenance records.
 package spec
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +24,8 @@ import (
 	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
-// Spec is a custom build request.
+// Spec is a custom build request, normalised: every field has its value
+// (defaults filled in) and Services lists the services turned on.
 type Spec struct {
 	Edition       string   `json:"edition"`
 	Arch          string   `json:"arch"`
@@ -40,7 +48,17 @@ const (
 	MaxSnippetBytes = 64 << 10
 	MaxPackages     = 200
 	MaxUsers        = 32
+	MaxServices     = 16 // names in either shape: more than the allow-list has
 	MaxNameLen      = 100
+)
+
+// Defaults of the fields a spec may leave out or set to null, as the shell
+// pipeline's self-serve builder had them. DefaultEdition must be one of the
+// catalog's custom editions.
+const (
+	DefaultEdition  = "desktop"
+	DefaultArch     = "x86_64"
+	DefaultHostname = "sourceos"
 )
 
 // Allowed values (editions come from the catalog: Options.Editions).
@@ -115,14 +133,107 @@ func Parse(r io.Reader, opts Options) (*Spec, error) {
 	if !utf8.Valid(data) {
 		return nil, &ValidationError{[]*FieldError{{Field: "(spec)", Value: "", Rule: "must be UTF-8"}}}
 	}
-	var s Spec
-	if err := strictjson.Unmarshal(data, &s); err != nil {
+	var in received
+	if err := strictjson.Unmarshal(data, &in); err != nil {
 		return nil, &ValidationError{[]*FieldError{jsonFieldError(err)}}
 	}
-	if err := s.Validate(opts); err != nil {
+	s, errs := in.normalise()
+	if err := s.validate(opts, errs); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return s, nil
+}
+
+// received is a spec as sent. A field left out or null takes its default;
+// services come as a list of names or as an object of booleans.
+type received struct {
+	Edition       *string         `json:"edition"`
+	Arch          *string         `json:"arch"`
+	Hostname      *string         `json:"hostname"`
+	Packages      []string        `json:"packages"`
+	Services      json.RawMessage `json:"services"`
+	Users         []User          `json:"users"`
+	ModuleSnippet string          `json:"moduleSnippet"`
+}
+
+// normalise fills in the defaults and reads the services in either shape;
+// it returns what it could not read as field errors.
+func (r *received) normalise() (*Spec, []*FieldError) {
+	svcs, errs := readServices(r.Services)
+	return &Spec{
+		Edition:       orDefault(r.Edition, DefaultEdition),
+		Arch:          orDefault(r.Arch, DefaultArch),
+		Hostname:      orDefault(r.Hostname, DefaultHostname),
+		Packages:      r.Packages,
+		Services:      svcs,
+		Users:         r.Users,
+		ModuleSnippet: r.ModuleSnippet,
+	}, errs
+}
+
+func orDefault(v *string, def string) string {
+	if v == nil {
+		return def
+	}
+	return *v
+}
+
+// servicesShape is the rule both shapes of services follow.
+const servicesShape = `must be a list of service names (["openssh"]) or an object of booleans ({"openssh": true, "docker": false})`
+
+// readServices reads the services member: absent or null (none), a list
+// of names (checked by Validate), or an object of booleans, where true
+// turns a service on and false leaves it off. In the object every name
+// must be an allowed service, whatever its value.
+func readServices(raw json.RawMessage) ([]string, []*FieldError) {
+	trimmed := bytes.TrimSpace(raw)
+	switch {
+	case len(trimmed) == 0 || string(trimmed) == "null":
+		return nil, nil
+	case trimmed[0] == '[':
+		var list []string
+		if err := json.Unmarshal(trimmed, &list); err != nil {
+			return nil, []*FieldError{{Field: "services", Value: string(trimmed), Rule: servicesShape}}
+		}
+		return list, nil
+	case trimmed[0] == '{':
+		return readServiceObject(trimmed)
+	}
+	return nil, []*FieldError{{Field: "services", Value: string(trimmed), Rule: servicesShape}}
+}
+
+// readServiceObject reads {"name": bool, …}; the names are reported in
+// sorted order. (strictjson has already refused a name given twice.)
+func readServiceObject(data []byte) ([]string, []*FieldError) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, []*FieldError{{Field: "services", Value: string(data), Rule: servicesShape}}
+	}
+	if len(obj) > MaxServices {
+		return nil, []*FieldError{{Field: "services", Value: fmt.Sprintf("%d names", len(obj)), Rule: fmt.Sprintf("at most %d names", MaxServices)}}
+	}
+	names := make([]string, 0, len(obj))
+	for name := range obj {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var on []string
+	var errs []*FieldError
+	for _, name := range names {
+		field := "services." + name
+		if !contains(Services, name) {
+			errs = append(errs, &FieldError{Field: field, Value: name, Rule: "is not a service a spec may name: must be one of " + strings.Join(Services, ", ")})
+			continue
+		}
+		switch string(bytes.TrimSpace(obj[name])) {
+		case "true":
+			on = append(on, name)
+		case "false":
+		default:
+			errs = append(errs, &FieldError{Field: field, Value: string(obj[name]), Rule: "must be true (turn the service on) or false (leave it off)"})
+		}
+	}
+	return on, errs
 }
 
 // jsonFieldError says what strictjson refused, in the spec's terms.
@@ -168,8 +279,11 @@ func pointerField(pointer, key string) string {
 }
 
 // Validate checks every field and reports every broken rule at once.
-func (s *Spec) Validate(opts Options) error {
-	v := &validator{}
+func (s *Spec) Validate(opts Options) error { return s.validate(opts, nil) }
+
+// validate is Validate, adding the errors found before (reading the spec).
+func (s *Spec) validate(opts Options, before []*FieldError) error {
+	v := &validator{errs: before}
 	if len(opts.Editions) == 0 {
 		v.fail("edition", s.Edition, "is not one custom builds may start from: the catalog marks no edition custom")
 	} else {
@@ -226,6 +340,10 @@ func (v *validator) packages(pkgs []string) {
 }
 
 func (v *validator) services(svcs []string) {
+	if len(svcs) > MaxServices {
+		v.fail("services", fmt.Sprintf("%d entries", len(svcs)), fmt.Sprintf("at most %d services", MaxServices))
+		return
+	}
 	seen := map[string]bool{}
 	for i, s := range svcs {
 		field := fmt.Sprintf("services[%d]", i)

@@ -196,6 +196,8 @@ func assertOnlyData(t *testing.T, s *spec.Spec, template []byte) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(validSpec))
+	f.Add([]byte(oldBackendSpec))
+	f.Add([]byte(`{"services":{"openssh":true,"x\"; y":false}}`))
 	f.Add([]byte(`{"edition":"edge","arch":"x86_64","hostname":"a","packages":["x\"; y"]}`))
 	f.Add([]byte(`{"edition":"edge","arch":"x86_64","hostname":"a${b}"}`))
 	f.Add([]byte(`{"edition":"edge","arch":"x86_64","hostname":"a","users":[{"name":"a\nb"}]}`))

@@ -36,7 +36,7 @@ import (
 
 const (
 	bucket = "sourceos-builds"
-	prefix = "custom/user-7/build-42"
+	prefix = "user-builds/user-7/build-42"
 	spec   = `{"edition":"server","arch":"x86_64","hostname":"box-1"}`
 )
 
@@ -386,7 +386,7 @@ func TestSignerRemovesPlantedSidecars(t *testing.T) {
 	put(t, gcs, prefix+"/"+iso+".minisig", []byte("untrusted comment: planted\n"))
 	put(t, gcs, prefix+"/"+iso+".intoto.dsse.json", []byte(`{"planted":true}`))
 	st := status(t, gcs)
-	st.UID, st.Lane = "someone-else", "forged lane"
+	st.UID, st.Lane, st.Run = "someone-else", "forged lane", "1 <a href=x>"
 	b, _ := json.Marshal(st)
 	put(t, gcs, prefix+"/status.json", b)
 	env := newKeys(t).env()
@@ -401,7 +401,7 @@ func TestSignerRemovesPlantedSidecars(t *testing.T) {
 			t.Errorf("planted %s kept: %v", planted, got)
 		}
 	}
-	if st := status(t, gcs); st.State != gcpvm.Complete || st.Signed || st.UID != "user-7" || st.Lane != "unknown" {
+	if st := status(t, gcs); st.State != gcpvm.Complete || st.Signed || st.UID != "user-7" || st.Lane != "unknown" || st.Run != "" {
 		t.Errorf("status = %+v", st)
 	}
 }

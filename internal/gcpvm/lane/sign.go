@@ -140,6 +140,11 @@ func (s *signer) run(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if in.Kind() == catalog.Netboot {
+		if err := s.checkManifestVersion(arts[len(arts)-1].Path); err != nil {
+			return "", err
+		}
+	}
 	res, err := attest.Sign(ctx, attest.SignOptions{
 		Kind: in.Kind(), Artifacts: arts,
 		Build: attest.BuildInfo(s.o.Cfg, attest.Facts{Instance: in, Hostname: sp.Hostname, Custom: custom,
@@ -214,6 +219,26 @@ func fileNames(in catalog.Instance) []string {
 		return []string{base}
 	}
 	return []string{base + "-kernel", base + "-initrd", base + ".ipxe", sidecar.ManifestName}
+}
+
+// checkManifestVersion refuses a netboot set whose manifest names another
+// version than this signer's VERSION before anything is signed: signed,
+// the set would fail verification (the manifest and the provenance must
+// agree), so say which value differs and where it comes from.
+func (s *signer) checkManifestVersion(path string) error {
+	raw, err := sidecar.ReadLimited(path, sidecar.MaxManifestSize)
+	if err != nil {
+		return err
+	}
+	m, err := sidecar.ParseManifest(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", sidecar.ManifestName, err)
+	}
+	if m.Version != s.o.Cfg.Version {
+		return fmt.Errorf("the build stamped version %q into %s, this signer's VERSION is %q: sign with the version the build was given (sign-custom.yml: client_payload.version)",
+			m.Version, sidecar.ManifestName, s.o.Cfg.Version)
+	}
+	return nil
 }
 
 // sameJSON compares two JSON texts byte for byte once compacted.
@@ -357,13 +382,16 @@ func isSignature(p string) int {
 	return 0
 }
 
-// finish writes complete or error. The status is rebuilt from this
-// machine's configuration: of what the build machine wrote only the start
-// time and a known lane name are kept.
+// finish writes complete or error (and the old backend's fields with
+// them: WriteStatus). The status is rebuilt from this machine's
+// configuration: of what the build machine wrote only the start time, a
+// known lane name and a run id that is one are kept, the run id only when
+// this machine runs in none.
 func (s *signer) finish(ctx context.Context, url string, signErr error) error {
 	cfg := s.o.Cfg
 	st := gcpvm.Status{BuildID: cfg.BuildID, UID: cfg.BuildUID, Version: cfg.Version,
-		Lane: knownLane(s.status.Lane), StartedAt: s.status.StartedAt, UpdatedAt: s.o.Now().UTC()}
+		Lane: knownLane(s.status.Lane), StartedAt: s.status.StartedAt, UpdatedAt: s.o.Now().UTC(),
+		Run: cmp.Or(cfg.GitHubRunID, runID(s.status.Run))}
 	if signErr != nil {
 		st.State, st.Error = gcpvm.Failed, "signing failed: "+cfg.Redactor().String(signErr.Error())
 	} else {
@@ -375,8 +403,16 @@ func (s *signer) finish(ctx context.Context, url string, signErr error) error {
 // knownLane is lane when it is one the build steps write, else "unknown".
 func knownLane(lane string) string {
 	switch lane {
-	case "gcp-vm", "ci", "local":
+	case gcpvm.LaneVM, gcpvm.LaneCI, gcpvm.LaneLocal:
 		return lane
 	}
 	return "unknown"
+}
+
+// runID is id when it looks like a GitHub run id (digits), else "".
+func runID(id string) string {
+	if id == "" || len(id) > 20 || strings.Trim(id, "0123456789") != "" {
+		return ""
+	}
+	return id
 }
