@@ -75,7 +75,7 @@ var Attributes = []Attribute{
 // trusted machine (`mage gcp:sign`); the VM pushes nothing to the cache.
 // sourceos-nix-cache-secret-key is the shell pipeline's name of the cache
 // key, which its self-serve backend may still set.
-var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-cache-secret-key", "sourceos-nix-cache-secret-key"}
+var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-custom-sign-secret-key", "sourceos-custom-sign-password", "sourceos-cache-secret-key", "sourceos-nix-cache-secret-key"}
 
 // ErrKeysInMetadata means the instance metadata holds a key.
 var ErrKeysInMetadata = errors.New("instance metadata holds signing keys; a build VM runs user code and must hold none")

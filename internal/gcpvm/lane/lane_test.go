@@ -415,3 +415,36 @@ func checkDetail(rep *verify.Report, name string) string {
 	}
 	return ""
 }
+
+// Custom builds signed with a key of their own: the custom signer holds
+// SOURCEOS_CUSTOM_SIGN_SECRET_KEY and no release key; what it signs
+// verifies with that key as a custom build, and as nothing else.
+func TestSignerWithTheCustomBuildsOwnKey(t *testing.T) {
+	testrig.Nix(t)
+	gcs := testrig.StartGCS(t, bucket)
+	if _, log, err := runVM(t, baseAttrs(t)); err != nil {
+		t.Fatalf("Run: %v\n%s", err, log)
+	}
+	release, custom := newKeys(t), newKeys(t)
+	env := map[string]string{"SOURCEOS_CUSTOM_SIGN_SECRET_KEY": custom.secret, "SOURCEOS_CUSTOM_SIGN_PUBKEY": custom.pub,
+		"SOURCEOS_REQUIRE_SIGNATURE": "1", "GCS_PREFIX": "gs://" + bucket + "/" + prefix, "VERSION": "1.4.0",
+		"BUILD_ID": "build-42", "BUILD_UID": "user-7"}
+	if err := signBuild(t, env, spec); err != nil {
+		t.Fatalf("gcp:sign with the custom key: %v", err)
+	}
+	dir := download(t, gcs)
+	artifact := filepath.Join(dir, iso)
+	opts := verify.VerifyOptions{Artifact: artifact, PublicKey: release.pub, CustomPublicKey: custom.pub, AllowCustom: true}
+	if rep, err := verify.Verify(context.Background(), opts); err != nil || rep.Builder == nil || rep.Builder.Custom == nil {
+		t.Fatalf("verify with the custom key: %v %+v", err, rep)
+	}
+	if _, err := verify.Verify(context.Background(), verify.VerifyOptions{Artifact: artifact, PublicKey: release.pub, AllowCustom: true}); err == nil {
+		t.Error("a custom-key signature verified with the release key alone")
+	}
+	// No key at all: signing fails and says which variable to set.
+	resetStatus(t, gcs)
+	delete(env, "SOURCEOS_CUSTOM_SIGN_SECRET_KEY")
+	if err := signBuild(t, env, spec); err == nil || !strings.Contains(err.Error(), "SOURCEOS_CUSTOM_SIGN_SECRET_KEY") {
+		t.Errorf("no key: %v", err)
+	}
+}

@@ -111,6 +111,9 @@ type signer struct {
 // run does the signing and returns the URL of the artifact's main file
 // (the image, or a netboot set's manifest).
 func (s *signer) run(ctx context.Context) (string, error) {
+	if key, _ := signingKey(s.o.Cfg); !key.IsSet() && s.o.Cfg.RequireSignature {
+		return "", fmt.Errorf("%w: give the custom builds' key as SOURCEOS_CUSTOM_SIGN_SECRET_KEY (or _FILE)", attest.ErrUnsigned)
+	}
 	cat, err := catalog.Resolve(ctx, &execx.Exec{SecretNames: config.SecretNames()}, catalog.FlakeRef(s.o.Cfg.Flake), s.o.Cfg.Catalog)
 	if err != nil {
 		return "", err
@@ -145,12 +148,13 @@ func (s *signer) run(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+	key, password := signingKey(s.o.Cfg)
 	res, err := attest.Sign(ctx, attest.SignOptions{
 		Kind: in.Kind(), Artifacts: arts,
 		Build: attest.BuildInfo(s.o.Cfg, attest.Facts{Instance: in, Hostname: sp.Hostname, Custom: custom,
 			StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn}),
 		Closure:   closureOf(rec),
-		SecretKey: s.o.Cfg.SignSecretKey, Password: s.o.Cfg.SignPassword,
+		SecretKey: key, Password: password,
 		RequireSignature: s.o.Cfg.RequireSignature, GCSPrefix: s.o.Cfg.GCSPrefix,
 		Now: s.o.Now, Log: s.o.Log,
 	})
@@ -329,13 +333,28 @@ func (s *signer) verify(ctx context.Context, main sidecar.Artifact, signed bool,
 	return nil
 }
 
-// publicKey is SOURCEOS_SIGN_PUBKEY, or the public half of the secret key
-// when none is configured (never a silent pass).
+// signingKey is the key custom builds are signed with: the custom builds'
+// own (SOURCEOS_CUSTOM_SIGN_SECRET_KEY) when one is configured, so that the
+// release key need never reach this machine, else the release key.
+func signingKey(cfg *config.Config) (key, password config.Secret) {
+	if cfg.CustomSignSecretKey.IsSet() {
+		return cfg.CustomSignSecretKey, cfg.CustomSignPassword
+	}
+	return cfg.SignSecretKey, cfg.SignPassword
+}
+
+// publicKey is the public key of the signing key in use as configured
+// (SOURCEOS_CUSTOM_SIGN_PUBKEY or SOURCEOS_SIGN_PUBKEY), or the key's own
+// public half when none is configured (never a silent pass).
 func publicKey(cfg *config.Config) (string, error) {
-	if cfg.SignPubKey != "" {
+	if cfg.CustomSignSecretKey.IsSet() && cfg.CustomSignPubKey != "" {
+		return cfg.CustomSignPubKey, nil
+	}
+	if !cfg.CustomSignSecretKey.IsSet() && cfg.SignPubKey != "" {
 		return cfg.SignPubKey, nil
 	}
-	k, err := sign.ParseSecretKey([]byte(cfg.SignSecretKey.Reveal()), cfg.SignPassword.Reveal())
+	key, password := signingKey(cfg)
+	k, err := sign.ParseSecretKey([]byte(key.Reveal()), password.Reveal())
 	if err != nil {
 		return "", fmt.Errorf("signing key: %w", err)
 	}
