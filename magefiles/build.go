@@ -30,7 +30,7 @@ func (Build) Edition(ctx context.Context, edition string) error {
 	})
 }
 
-// Artifact builds one artifact of the catalog by id (e.g. sourceos-desktop-qcow2) for ARCH, with the same steps as build:desktop.
+// Artifact builds one artifact of the catalog by id (such as sourceos-desktop-qcow2) for ARCH, with the same steps as build:desktop.
 func (Build) Artifact(ctx context.Context, id string) error {
 	return buildWith(ctx, func(a *App, cat *catalog.Catalog) (*image.Summary, error) {
 		return image.ArtifactByID(ctx, buildDeps(a), cat, id)
