@@ -15,8 +15,8 @@ package strictjson_test
 
 import (
 	"encoding/json"
-	jsonv2 "encoding/json/v2"
 	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
 	"errors"
 	"os"
 	"path/filepath"
@@ -37,7 +37,7 @@ var v2Strict = jsonv2.RejectUnknownMembers(true)
 // whether v2 with v2Strict refuses that document too.
 var v2Rules = []struct {
 	rule, doc string
-	v2    bool
+	v2        bool
 }{
 	{"duplicate name", `{"payload":"a","payload":"b"}`, true},
 	{"duplicate name in a map", `{"labels":{"a":"1","a":"2"}}`, true},
