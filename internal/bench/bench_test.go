@@ -40,7 +40,7 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if rep.Bytes != 48<<20 || rep.Runs != 3 || len(rep.Measurements) != 5 {
+	if rep.Bytes != 48<<20 || rep.Runs != 3 || len(rep.Measurements) != 6 || rep.BusyCores != 0 {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, m := range rep.Measurements {
@@ -58,10 +58,42 @@ func TestRunSmall(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), bench.FlowOurVerify) || !strings.Contains(text.String(), "load average") {
 		t.Errorf("table: %v\n%s", err, text.String())
 	}
-	if err := rep.WriteTargets(&text); err != nil || strings.Count(text.String(), "goal ≤ 1.10×") != 2 {
+	if err := rep.WriteTargets(&text); err != nil || strings.Count(text.String(), "goal ≤ 1.10×") != 2 ||
+		!strings.Contains(text.String(), bench.FlowOurHash+": ") || !strings.Contains(text.String(), "quiet") {
 		t.Errorf("verdicts: %v\n%s", err, text.String())
 	}
 	t.Log("\n" + text.String())
+}
+
+// The loaded pass runs b2sum, our hash and ours with a thread of the
+// harness spinning, and says so; its verdicts are for information.
+func TestRunLoaded(t *testing.T) {
+	for _, tool := range []string{"b2sum", "/usr/bin/time"} {
+		testrig.RequireTool(t, tool)
+	}
+	b, err := bench.Prepare(bench.Options{Dir: t.TempDir(), Size: 16 << 20, Runs: 2,
+		SignBench: buildSignBench(t, t.TempDir()), Run: &execx.Exec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := b.Measure(context.Background(), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range rep.Measurements {
+		names = append(names, m.Name)
+	}
+	want := []string{bench.FlowB2sum, bench.FlowOurHash, bench.FlowOurSign, bench.FlowOurVerify}
+	if strings.Join(names, "|") != strings.Join(want, "|") || rep.BusyCores != 1 {
+		t.Fatalf("flows %q, busy %d", names, rep.BusyCores)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	_ = rep.WriteTargets(&text)
+	if !strings.Contains(text.String(), "loaded (1 busy thread(s)") || strings.Count(text.String(), "for information") != 2 {
+		t.Errorf("loaded report:\n%s", text.String())
+	}
 }
 
 func TestSpread(t *testing.T) {
