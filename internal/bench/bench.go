@@ -58,7 +58,7 @@ type Options struct {
 	BusyCores int
 	// OursOnly leaves out the old shell flows (b2sum and ours only).
 	OursOnly bool
-	Run       execx.Runner
+	Run      execx.Runner
 	// Progress receives a line per step (discarded when nil).
 	Progress io.Writer
 }
