@@ -108,10 +108,14 @@ type Report struct {
 	Runs  int   `json:"runs"`
 	// LoadBefore and LoadAfter are /proc/loadavg's 1, 5 and 15 minute
 	// load averages when the run started and ended ("" where unknown).
-	LoadBefore   string        `json:"loadBefore,omitempty"`
-	LoadAfter    string        `json:"loadAfter,omitempty"`
-	CPUs         int           `json:"cpus"`
-	BusyCores    int           `json:"busyCores"`
+	LoadBefore string `json:"loadBefore,omitempty"`
+	LoadAfter  string `json:"loadAfter,omitempty"`
+	CPUs       int    `json:"cpus"`
+	BusyCores  int    `json:"busyCores"`
+	// CPU is the processor's model name; BLAKE2b the code x/crypto's
+	// BLAKE2b runs on it (BLAKE2bPath).
+	CPU          string        `json:"cpu,omitempty"`
+	BLAKE2b      string        `json:"blake2b"`
 	Measurements []Measurement `json:"measurements"`
 }
 
@@ -169,7 +173,7 @@ func (b *Bench) Measure(ctx context.Context, busy int, oursOnly bool) (*Report, 
 	if oursOnly {
 		flows = slices.DeleteFunc(flows, func(f flow) bool { return f.name == FlowOldSign || f.name == FlowOldVerify })
 	}
-	rep := &Report{Bytes: o.Size, Runs: o.Runs, CPUs: runtime.NumCPU(), BusyCores: busy}
+	rep := &Report{Bytes: o.Size, Runs: o.Runs, CPUs: runtime.NumCPU(), BusyCores: busy, CPU: cpuModel(), BLAKE2b: BLAKE2bPath()}
 	for _, f := range flows {
 		rep.Measurements = append(rep.Measurements, Measurement{Name: f.name})
 	}
@@ -428,8 +432,8 @@ func (r *Report) Get(name string) (Measurement, bool) {
 // WriteText prints the results as a Markdown table.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Artifact: %d bytes (%.2f GiB), page cache warm, %d rounds, %d CPUs, %s; load average %s before, %s after.\n\n",
-		r.Bytes, float64(r.Bytes)/(1<<30), r.Runs, r.CPUs, r.Pass(), orUnknown(r.LoadBefore), orUnknown(r.LoadAfter))
+	fmt.Fprintf(&b, "Artifact: %d bytes (%.2f GiB), page cache warm, %d rounds, %d CPUs (%s; x/crypto's BLAKE2b runs its %s code), %s; load average %s before, %s after.\n\n",
+		r.Bytes, float64(r.Bytes)/(1<<30), r.Runs, r.CPUs, orUnknown(r.CPU), r.BLAKE2b, r.Pass(), orUnknown(r.LoadBefore), orUnknown(r.LoadAfter))
 	b.WriteString("| flow | seconds, median (min–max) | × b2sum, median (min–max) | CPU seconds (median) | peak RSS (MiB) |\n|---|---:|---:|---:|---:|\n")
 	for _, m := range r.Measurements {
 		t, x := m.Time(), m.Ratio()

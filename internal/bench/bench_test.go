@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -139,4 +140,44 @@ func BenchmarkFlows(b *testing.B) {
 		_ = rep.WriteTargets(&text)
 		b.Log("\n" + text.String())
 	}
+}
+
+// The path reported is the one this CPU offers first, in x/crypto's order.
+func TestBLAKE2bPath(t *testing.T) {
+	got := bench.BLAKE2bPath()
+	if runtime.GOARCH != "amd64" {
+		t.Skip("amd64 only")
+	}
+	flags := cpuFlags(t)
+	want := "generic Go (no SSE4.1, AVX or AVX2 reported)"
+	switch {
+	case flags["avx2"]:
+		want = "AVX2"
+	case flags["avx"]:
+		want = "AVX"
+	case flags["sse4_1"]:
+		want = "SSE4.1"
+	}
+	if got != want {
+		t.Errorf("BLAKE2bPath() = %q; /proc/cpuinfo's flags say %q", got, want)
+	}
+}
+
+func cpuFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			flags := map[string]bool{}
+			for _, f := range strings.Fields(v) {
+				flags[f] = true
+			}
+			return flags
+		}
+	}
+	t.Skip("no flags line in /proc/cpuinfo")
+	return nil
 }
