@@ -122,11 +122,14 @@ func TestTestRunsVetThenTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(f.Commands(), " | ")
-	want := "go vet ./... | go vet -tags mage ./magefiles/ | go test -count=1 -timeout=40m ./..."
+	want := "go vet ./... | go vet -tags mage ./magefiles/ | go test -count=1 -timeout=40m ./... | go test -count=1 -run V2 ./internal/strictjson/"
 	if got != want {
 		t.Fatalf("commands %q, want %q", got, want)
 	}
 	f = &execx.Fake{Respond: func(c execx.Cmd) (execx.Result, error) { return execx.Result{}, execx.Failf("vet failed") }}
+	if env := devtasks.TestCommands("go")[3].Env; len(env) != 1 || env[0] != "GOEXPERIMENT=jsonv2" {
+		t.Errorf("the JSON v2 comparison runs with %q", env)
+	}
 	if err := devtasks.Test(context.Background(), f, "go", &out); err == nil || len(f.Calls) != 1 {
 		t.Fatalf("a failing vet must stop the suite: %v after %d calls", err, len(f.Calls))
 	}
