@@ -71,7 +71,7 @@ func (Cache) Gc(ctx context.Context) error {
 	return err
 }
 
-// Watch runs a command that builds with Nix (space separated, e.g. "nix build .#x") and pushes every path as soon as Nix has built it; a root names what it built.
+// Watch runs a command that builds with Nix (space separated, such as "nix build .#x") and pushes every path as soon as Nix has built it; a root names what it built.
 func (Cache) Watch(ctx context.Context, command string) error {
 	a, err := setup()
 	if err != nil {

@@ -44,7 +44,7 @@ func (Test) Disk(ctx context.Context, edition string) error {
 	return nixosTest(ctx, edition, boottest.DiskBoot)
 }
 
-// Tools installs what the test suite needs (scripts/ensure-tools.sh: nix, minisign, shellcheck, busybox-static).
+// Tools installs what the test suite needs (scripts/ensure-tools.sh: nix-bin, minisign, shellcheck, busybox-static, time, openssl).
 func (Test) Tools(ctx context.Context) error {
 	a, root, err := setupInRepo()
 	if err != nil {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the tools the pipeline and its tests use are installed and that
-# Nix is usable and safe: nix-bin, minisign, shellcheck and busybox-static
-# from Debian's packages; flakes enabled; every build in Nix's sandbox with no
+# Nix is usable and safe: nix-bin, minisign, shellcheck, busybox-static, time
+# and openssl from Debian's packages; flakes enabled; every build in Nix's sandbox with no
 # silent fallback to an unsandboxed build (docs/threat-model.md), with a
 # static /bin/sh inside it; build users when the nixbld group exists.
 # Idempotent; run by .ci/run and by hand.

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -40,7 +41,7 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if rep.Bytes != 48<<20 || rep.Runs != 3 || len(rep.Measurements) != 5 {
+	if rep.Bytes != 48<<20 || rep.Runs != 3 || len(rep.Measurements) != 6 || rep.BusyCores != 0 {
 		t.Fatalf("report: %+v", rep)
 	}
 	for _, m := range rep.Measurements {
@@ -58,10 +59,42 @@ func TestRunSmall(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil || !strings.Contains(text.String(), bench.FlowOurVerify) || !strings.Contains(text.String(), "load average") {
 		t.Errorf("table: %v\n%s", err, text.String())
 	}
-	if err := rep.WriteTargets(&text); err != nil || strings.Count(text.String(), "goal ≤ 1.10×") != 2 {
+	if err := rep.WriteTargets(&text); err != nil || strings.Count(text.String(), "goal ≤ 1.10×") != 2 ||
+		!strings.Contains(text.String(), bench.FlowOurHash+": ") || !strings.Contains(text.String(), "quiet") {
 		t.Errorf("verdicts: %v\n%s", err, text.String())
 	}
 	t.Log("\n" + text.String())
+}
+
+// The loaded pass runs b2sum, our hash and ours with a thread of the
+// harness spinning, and says so; its verdicts are for information.
+func TestRunLoaded(t *testing.T) {
+	for _, tool := range []string{"b2sum", "/usr/bin/time"} {
+		testrig.RequireTool(t, tool)
+	}
+	b, err := bench.Prepare(bench.Options{Dir: t.TempDir(), Size: 16 << 20, Runs: 2,
+		SignBench: buildSignBench(t, t.TempDir()), Run: &execx.Exec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := b.Measure(context.Background(), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range rep.Measurements {
+		names = append(names, m.Name)
+	}
+	want := []string{bench.FlowB2sum, bench.FlowOurHash, bench.FlowOurSign, bench.FlowOurVerify}
+	if strings.Join(names, "|") != strings.Join(want, "|") || rep.BusyCores != 1 {
+		t.Fatalf("flows %q, busy %d", names, rep.BusyCores)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	_ = rep.WriteTargets(&text)
+	if !strings.Contains(text.String(), "loaded (1 busy thread(s)") || strings.Count(text.String(), "for information") != 2 {
+		t.Errorf("loaded report:\n%s", text.String())
+	}
 }
 
 func TestSpread(t *testing.T) {
@@ -107,4 +140,44 @@ func BenchmarkFlows(b *testing.B) {
 		_ = rep.WriteTargets(&text)
 		b.Log("\n" + text.String())
 	}
+}
+
+// The path reported is the one this CPU offers first, in x/crypto's order.
+func TestBLAKE2bPath(t *testing.T) {
+	got := bench.BLAKE2bPath()
+	if runtime.GOARCH != "amd64" {
+		t.Skip("amd64 only")
+	}
+	flags := cpuFlags(t)
+	want := "generic Go (no SSE4.1, AVX or AVX2 reported)"
+	switch {
+	case flags["avx2"]:
+		want = "AVX2"
+	case flags["avx"]:
+		want = "AVX"
+	case flags["sse4_1"]:
+		want = "SSE4.1"
+	}
+	if got != want {
+		t.Errorf("BLAKE2bPath() = %q; /proc/cpuinfo's flags say %q", got, want)
+	}
+}
+
+func cpuFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			flags := map[string]bool{}
+			for _, f := range strings.Fields(v) {
+				flags[f] = true
+			}
+			return flags
+		}
+	}
+	t.Skip("no flags line in /proc/cpuinfo")
+	return nil
 }

@@ -13,12 +13,15 @@ import (
 
 // TestCommands is the whole test suite, in order: vet (the magefiles too,
 // which carry the mage build tag), then every test with real Nix, minisign
-// and the GCS emulator.
+// and the GCS emulator, then internal/strictjson's comparison with the
+// standard library's JSON v2, which Go builds only with GOEXPERIMENT=jsonv2
+// (it tells when v2 stops being an experiment or changes a rule).
 func TestCommands(goBin string) []execx.Cmd {
 	return []execx.Cmd{
 		{Name: goBin, Args: []string{"vet", "./..."}},
 		{Name: goBin, Args: []string{"vet", "-tags", "mage", "./magefiles/"}},
 		{Name: goBin, Args: []string{"test", "-count=1", "-timeout=40m", "./..."}},
+		{Name: goBin, Args: []string{"test", "-count=1", "-run", "V2", "./internal/strictjson/"}, Env: []string{"GOEXPERIMENT=jsonv2"}},
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -72,4 +74,40 @@ func TestToolsCommandRunsTheRepositoryScript(t *testing.T) {
 	if out, err := exec.Command(bash, "-n", filepath.Join(root, "scripts", "ensure-tools.sh")).CombinedOutput(); err != nil {
 		t.Fatalf("scripts/ensure-tools.sh does not parse: %v\n%s", err, out)
 	}
+}
+
+// Every place that lists what scripts/ensure-tools.sh installs lists what
+// it installs, in its order: the README, docs/testing.md, test:tools'
+// summary and the script's own header.
+func TestEnsureToolsListsAreTheScripts(t *testing.T) {
+	root := testrig.RepoRoot(t)
+	script := readRepoFile(t, root, "scripts/ensure-tools.sh")
+	var want []string
+	for _, m := range regexp.MustCompile(`packages\+=\(([a-z0-9-]+)\)`).FindAllStringSubmatch(script, -1) {
+		want = append(want, m[1])
+	}
+	if len(want) < 5 {
+		t.Fatalf("read %q from the script", want)
+	}
+	list := strings.Join(want[:len(want)-1], ", ")
+	for _, c := range []struct{ file, text string }{
+		{"README.md", "(" + list + ", " + want[len(want)-1] + ")"},
+		{"docs/testing.md", "(" + list + ", " + want[len(want)-1] + ")"},
+		{"magefiles/test.go", "(scripts/ensure-tools.sh: " + list + ", " + want[len(want)-1] + ")"},
+		{"scripts/ensure-tools.sh", list + "\n# and " + want[len(want)-1] + " from Debian's packages"},
+	} {
+		text := readRepoFile(t, root, c.file)
+		if !strings.Contains(strings.Join(strings.Fields(text), " "), strings.Join(strings.Fields(c.text), " ")) {
+			t.Errorf("%s does not list what scripts/ensure-tools.sh installs: want %q", c.file, c.text)
+		}
+	}
+}
+
+func readRepoFile(t *testing.T, root, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

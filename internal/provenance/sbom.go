@@ -2,7 +2,6 @@ package provenance
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/google/uuid"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 
 	"github.com/socioprophet/sourceos/internal/strictjson"
@@ -24,10 +24,7 @@ const cdxSchemaURL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
 
 // sbomNamespace is the UUID namespace of SBOM serial numbers: the UUIDv5 of
 // the URL "https://sourceos.dev/sbom" in the RFC 4122 URL namespace.
-var sbomNamespace = uuidV5(uuidNamespaceURL, []byte("https://sourceos.dev/sbom"))
-
-// uuidNamespaceURL is the RFC 4122 namespace for URLs.
-var uuidNamespaceURL = [16]byte{0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8}
+var sbomNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://sourceos.dev/sbom"))
 
 // SBOM returns the CycloneDX 1.6 JSON SBOM of image's Nix runtime closure:
 // one component per store path (bom-ref = the store path, name and version
@@ -58,8 +55,7 @@ func SBOM(image Subject, closure []StorePath, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := uuidV5(sbomNamespace, unsigned)
-	bom.SerialNumber = "urn:uuid:" + formatUUID(u)
+	bom.SerialNumber = uuid.NewSHA1(sbomNamespace, unsigned).URN()
 	return encodeBOM(bom)
 }
 
@@ -278,20 +274,4 @@ func derefStrings(p *[]string) []string {
 		return nil
 	}
 	return *p
-}
-
-// uuidV5 returns the RFC 4122 name-based (SHA-1) UUID of name in ns.
-func uuidV5(ns [16]byte, name []byte) [16]byte {
-	h := sha1.New()
-	h.Write(ns[:])
-	h.Write(name)
-	var u [16]byte
-	copy(u[:], h.Sum(nil))
-	u[6] = (u[6] & 0x0f) | 0x50
-	u[8] = (u[8] & 0x3f) | 0x80
-	return u
-}
-
-func formatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -55,9 +55,10 @@ func (e *Envelope) library() *dsse.Envelope {
 type envelopeSigner struct{ k *SecretKey }
 
 func (s envelopeSigner) Sign(_ context.Context, pae []byte) ([]byte, error) {
-	return s.k.sign(pae), nil
+	sig, err := s.k.ed25519(pae)
+	return sig[:], err
 }
-func (s envelopeSigner) KeyID() (string, error) { return s.k.id.Hex(), nil }
+func (s envelopeSigner) KeyID() (string, error) { return s.k.ID().Hex(), nil }
 
 // envelopeVerifier is a PublicKey as the dsse package verifies with. Its
 // KeyID makes the package skip signatures that name another key; one with

@@ -1,8 +1,12 @@
 // Package sign holds our minisign (ed25519) keys and the two signature
 // formats made with them: minisign's prehashed `ED` signature of an artifact,
 // which the minisign CLI verifies, and DSSE envelopes of in-toto statements.
-// Keys are read from their contents, never from a path: the configuration
-// hands them over as secrets.
+// Keys, the .minisig file and signing are aead.dev/minisign's (its private
+// key is a crypto.Signer); what is ours is signing and verifying from a
+// BLAKE2b-512 digest computed in the read that also gives the SHA-256, and
+// the trusted comment that names the file and the build. Keys are read
+// from their contents, never from a path: the configuration hands them
+// over as secrets.
 package sign
 
 import (
@@ -39,35 +43,31 @@ type PublicKey struct {
 	Key ed25519.PublicKey
 }
 
-// SecretKey is a decrypted minisign secret key. Call Wipe when done with it.
+// SecretKey is a decrypted minisign secret key: the library's, which
+// signs as a crypto.Signer. Call Wipe when done with it.
 type SecretKey struct {
-	id   KeyID
-	priv ed25519.PrivateKey
+	priv minisign.PrivateKey
 }
 
 // ID is the key's identifier.
-func (k *SecretKey) ID() KeyID { return k.id }
+func (k *SecretKey) ID() KeyID { return KeyID(k.priv.ID()) }
 
 // Public returns the matching public key.
 func (k *SecretKey) Public() PublicKey {
-	return PublicKey{ID: k.id, Key: append(ed25519.PublicKey(nil), k.priv.Public().(ed25519.PublicKey)...)}
+	p, _ := fromMinisignPublic(k.priv.Public().(minisign.PublicKey))
+	return p
 }
 
-// Wipe overwrites the key material in memory.
-func (k *SecretKey) Wipe() { clear(k.priv) }
-
-func (k *SecretKey) sign(message []byte) []byte { return ed25519.Sign(k.priv, message) }
+// Wipe overwrites this copy of the key material (the library's methods
+// take the key by value, so copies made while signing are the Go
+// runtime's to reclaim).
+func (k *SecretKey) Wipe() { k.priv = minisign.PrivateKey{} }
 
 // String never shows key material.
-func (k *SecretKey) String() string { return "minisign secret key " + k.id.String() }
+func (k *SecretKey) String() string { return "minisign secret key " + k.ID().String() }
 
 // GoString keeps %#v from printing key material.
 func (k *SecretKey) GoString() string { return k.String() }
-
-const (
-	secretKeySize = 158 // alg 2, kdf 2, chk alg 2, salt 32, ops 8, mem 8, id 8, key 64, chk 32
-	keyOffset     = 54
-)
 
 // ParseSecretKey reads a secret key file's contents: unencrypted (`minisign
 // -G -W`) or scrypt-encrypted with password, as minisign writes them.
@@ -78,45 +78,38 @@ func ParseSecretKey(contents []byte, password string) (*SecretKey, error) {
 	if text == nil {
 		return nil, fmt.Errorf("secret key: %w", ErrKeyFormat)
 	}
-	var (
-		k   minisign.PrivateKey
-		err error
-	)
+	k := &SecretKey{}
 	switch {
 	case minisign.IsEncrypted(text) && password == "":
 		return nil, ErrPasswordRequired
 	case minisign.IsEncrypted(text):
-		if k, err = minisign.DecryptKey(password, text); err != nil {
+		priv, err := minisign.DecryptKey(password, text)
+		if err != nil {
 			return nil, ErrWrongPassword
 		}
+		k.priv = priv
 	default:
-		if err = k.UnmarshalText(text); err != nil {
+		if err := k.priv.UnmarshalText(text); err != nil {
 			return nil, fmt.Errorf("secret key: %w", ErrKeyFormat)
 		}
 	}
-	return fromMinisign(k)
+	if err := k.selfTest(); err != nil {
+		k.Wipe()
+		return nil, err
+	}
+	return k, nil
 }
 
-// fromMinisign takes the raw key out of the library's type (its unencrypted
-// text form) and checks that the ed25519 seed and public half agree.
-func fromMinisign(k minisign.PrivateKey) (*SecretKey, error) {
-	text, err := k.MarshalText()
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", ErrKeyFormat)
+// selfTest signs and verifies with the public half: a key file whose
+// seed and public half disagree (corrupt, or pieced together) signs what
+// its published public key never verifies.
+func (k *SecretKey) selfTest() error {
+	msg := []byte("sourceos key self-test")
+	sig, err := k.ed25519(msg)
+	if err != nil || edVerify(k.Public(), msg, sig[:], ErrBadSignature) != nil {
+		return fmt.Errorf("secret key: public half does not match the seed: %w", ErrKeyFormat)
 	}
-	raw, err := base64.StdEncoding.DecodeString(string(keyLine(text)))
-	defer clear(raw)
-	clear(text)
-	if err != nil || len(raw) != secretKeySize {
-		return nil, fmt.Errorf("secret key: %w", ErrKeyFormat)
-	}
-	id := KeyID(binary.LittleEndian.Uint64(raw[keyOffset:]))
-	priv := ed25519.NewKeyFromSeed(raw[keyOffset+8 : keyOffset+8+ed25519.SeedSize])
-	if !bytes.Equal(priv[ed25519.SeedSize:], raw[keyOffset+8+ed25519.SeedSize:keyOffset+8+ed25519.PrivateKeySize]) {
-		clear(priv)
-		return nil, fmt.Errorf("secret key: public half does not match the seed: %w", ErrKeyFormat)
-	}
-	return &SecretKey{id: id, priv: priv}, nil
+	return nil
 }
 
 // keyLine returns the base64 line of a key file's contents: the first line
@@ -140,7 +133,17 @@ func ParsePublicKey(s string) (PublicKey, error) {
 	if line == nil || k.UnmarshalText(line) != nil {
 		return PublicKey{}, fmt.Errorf("public key: %w", ErrKeyFormat)
 	}
-	raw, _ := base64.StdEncoding.DecodeString(k.String())
+	return fromMinisignPublic(k)
+}
+
+// fromMinisignPublic takes the key id and the raw Ed25519 key (needed for
+// a digest, a DSSE envelope, PEM) out of the library's public key, from
+// its `RW…` form: algorithm (2 bytes), key id (8), key (32).
+func fromMinisignPublic(k minisign.PublicKey) (PublicKey, error) {
+	raw, err := base64.StdEncoding.DecodeString(k.String())
+	if err != nil || len(raw) != 10+ed25519.PublicKeySize {
+		return PublicKey{}, fmt.Errorf("public key: %w", ErrKeyFormat)
+	}
 	return PublicKey{ID: KeyID(k.ID()), Key: ed25519.PublicKey(raw[10:])}, nil
 }
 

@@ -1,9 +1,8 @@
 package sign
 
 import (
+	"crypto"
 	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -90,8 +89,11 @@ func printable(s string) bool {
 }
 
 // SignDigest makes a prehashed (`ED`) minisign signature from the file's
-// BLAKE2b-512 digest, so the file is not read again. The result is the
-// .minisig file's contents.
+// BLAKE2b-512 digest, computed in the read that also gave its SHA-256, so
+// the file is not read again. The library signs the digest (its
+// crypto.Signer takes a BLAKE2b-512 digest) and writes the file; only the
+// trusted comment is ours, so its signature is made here. The result is
+// the .minisig file's contents.
 func (k *SecretKey) SignDigest(blake2b512 []byte, c Comment) ([]byte, error) {
 	if len(blake2b512) != blake2b.Size {
 		return nil, fmt.Errorf("sign: BLAKE2b-512 digest has %d bytes, want %d", len(blake2b512), blake2b.Size)
@@ -99,69 +101,67 @@ func (k *SecretKey) SignDigest(blake2b512 []byte, c Comment) ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
-	s := &Signature{Algorithm: AlgPrehashed, KeyID: k.id, TrustedComment: c.String(),
-		UntrustedComment: "signature from minisign secret key " + k.id.String()}
-	copy(s.Sig[:], k.sign(blake2b512))
-	copy(s.CommentSig[:], k.sign(s.globalMessage()))
-	return s.Marshal(), nil
+	s, err := k.signAs(blake2b512, crypto.BLAKE2b_512)
+	if err != nil {
+		return nil, err
+	}
+	s.TrustedComment = c.String()
+	s.UntrustedComment = "signature from minisign secret key " + k.ID().String()
+	global, err := k.ed25519(commentMessage(s))
+	if err != nil {
+		return nil, err
+	}
+	s.CommentSignature = global
+	return s.MarshalText()
 }
 
-// Signature is a parsed .minisig file.
-type Signature struct {
-	Algorithm        uint16
-	KeyID            KeyID
-	Sig              [ed25519.SignatureSize]byte
-	UntrustedComment string
-	TrustedComment   string
-	CommentSig       [ed25519.SignatureSize]byte
+// signAs signs message with the library's crypto.Signer (opts
+// crypto.BLAKE2b_512: message is a digest; crypto.Hash(0): the message
+// itself) and parses what it wrote.
+func (k *SecretKey) signAs(message []byte, opts crypto.SignerOpts) (minisign.Signature, error) {
+	var s minisign.Signature
+	text, err := k.priv.Sign(nil, message, opts)
+	if err == nil {
+		err = s.UnmarshalText(text)
+	}
+	if err != nil {
+		return s, fmt.Errorf("sign: %w", err)
+	}
+	return s, nil
 }
 
-func (s *Signature) globalMessage() []byte {
-	return append(append([]byte(nil), s.Sig[:]...), s.TrustedComment...)
+// ed25519 is the plain Ed25519 signature of message: a legacy minisign
+// signature's signature field (DSSE and trusted comments sign this way).
+func (k *SecretKey) ed25519(message []byte) ([ed25519.SignatureSize]byte, error) {
+	s, err := k.signAs(message, crypto.Hash(0))
+	return s.Signature, err
 }
+
+// commentMessage is what a trusted comment's signature covers: the file
+// signature, then the comment.
+func commentMessage(s minisign.Signature) []byte {
+	return append(append([]byte(nil), s.Signature[:]...), s.TrustedComment...)
+}
+
+// Signature is a parsed .minisig file: the library's, with the checks a
+// verifier runs one by one.
+type Signature struct{ minisign.Signature }
+
+// Key is the key id the signature names.
+func (s *Signature) Key() KeyID { return KeyID(s.KeyID) }
 
 // Marshal is the .minisig file's contents.
-func (s *Signature) Marshal() []byte {
-	raw := binary.LittleEndian.AppendUint16(nil, s.Algorithm)
-	raw = binary.LittleEndian.AppendUint64(raw, uint64(s.KeyID))
-	raw = append(raw, s.Sig[:]...)
-	return []byte("untrusted comment: " + s.UntrustedComment + "\n" +
-		base64.StdEncoding.EncodeToString(raw) + "\n" +
-		"trusted comment: " + s.TrustedComment + "\n" +
-		base64.StdEncoding.EncodeToString(s.CommentSig[:]) + "\n")
-}
+func (s *Signature) Marshal() []byte { return []byte(s.String()) }
 
-// ParseSignature reads a .minisig file strictly: four lines, the comments'
-// prefixes, and base64 fields of the right lengths.
+// ParseSignature reads a .minisig file with the library's parser, which
+// takes the two comment lines by their prefixes and the two base64 fields
+// by their lengths, and knows the two algorithms.
 func ParseSignature(text []byte) (*Signature, error) {
-	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
-	if len(lines) != 4 {
-		return nil, fmt.Errorf("%w: %d lines, want 4", ErrSignatureFormat, len(lines))
+	var s Signature
+	if err := s.UnmarshalText(text); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSignatureFormat, err)
 	}
-	for i := range lines {
-		lines[i] = strings.TrimSuffix(lines[i], "\r")
-	}
-	uc, ok1 := strings.CutPrefix(lines[0], "untrusted comment: ")
-	tc, ok2 := strings.CutPrefix(lines[2], "trusted comment: ")
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("%w: comment lines", ErrSignatureFormat)
-	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(lines[1])
-	if err != nil || len(raw) != 2+8+ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: signature line", ErrSignatureFormat)
-	}
-	global, err := base64.StdEncoding.Strict().DecodeString(lines[3])
-	if err != nil || len(global) != ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: trusted comment signature line", ErrSignatureFormat)
-	}
-	s := &Signature{Algorithm: binary.LittleEndian.Uint16(raw), KeyID: KeyID(binary.LittleEndian.Uint64(raw[2:])),
-		UntrustedComment: uc, TrustedComment: tc}
-	if s.Algorithm != AlgPrehashed && s.Algorithm != AlgLegacy {
-		return nil, fmt.Errorf("%w: unknown algorithm %#04x", ErrSignatureFormat, s.Algorithm)
-	}
-	copy(s.Sig[:], raw[10:])
-	copy(s.CommentSig[:], global)
-	return s, nil
+	return &s, nil
 }
 
 // Prehashed reports whether s is an `ED` signature.
@@ -169,8 +169,8 @@ func (s *Signature) Prehashed() bool { return s.Algorithm == AlgPrehashed }
 
 // CheckKey checks s names pub's key id.
 func (s *Signature) CheckKey(pub PublicKey) error {
-	if s.KeyID != pub.ID {
-		return fmt.Errorf("%w: signature key %s, public key %s", ErrKeyMismatch, s.KeyID, pub.ID)
+	if s.Key() != pub.ID {
+		return fmt.Errorf("%w: signature key %s, public key %s", ErrKeyMismatch, s.Key(), pub.ID)
 	}
 	return nil
 }
@@ -183,27 +183,22 @@ func (s *Signature) CheckAlgorithm(allowLegacy bool) error {
 	return nil
 }
 
-// VerifyDigest checks a prehashed signature against the file's BLAKE2b-512.
+// VerifyDigest checks a prehashed signature against the file's BLAKE2b-512
+// (computed in the read that gave the file's SHA-256).
 func (s *Signature) VerifyDigest(pub PublicKey, blake2b512 []byte) error {
 	if !s.Prehashed() {
 		return ErrLegacy
 	}
-	if len(pub.Key) != ed25519.PublicKeySize || !ed25519.Verify(pub.Key, blake2b512, s.Sig[:]) {
-		return ErrBadSignature
-	}
-	return nil
+	return edVerify(pub, blake2b512, s.Signature.Signature[:], ErrBadSignature)
 }
 
-// VerifyMessage checks a legacy signature against the whole file.
+// VerifyMessage checks the signature against the whole file.
 func (s *Signature) VerifyMessage(pub PublicKey, message []byte) error {
 	if s.Prehashed() {
 		h := blake2b.Sum512(message)
 		return s.VerifyDigest(pub, h[:])
 	}
-	if len(pub.Key) != ed25519.PublicKeySize || !ed25519.Verify(pub.Key, message, s.Sig[:]) {
-		return ErrBadSignature
-	}
-	return nil
+	return edVerify(pub, message, s.Signature.Signature[:], ErrBadSignature)
 }
 
 // VerifyComment checks the trusted comment's own signature and that the
@@ -212,8 +207,12 @@ func (s *Signature) VerifyComment(pub PublicKey) error {
 	if !printable(s.TrustedComment) {
 		return ErrUnprintable
 	}
-	if len(pub.Key) != ed25519.PublicKeySize || !ed25519.Verify(pub.Key, s.globalMessage(), s.CommentSig[:]) {
-		return ErrBadComment
+	return edVerify(pub, commentMessage(s.Signature), s.CommentSignature[:], ErrBadComment)
+}
+
+func edVerify(pub PublicKey, message, sig []byte, fail error) error {
+	if len(pub.Key) != ed25519.PublicKeySize || !ed25519.Verify(pub.Key, message, sig) {
+		return fail
 	}
 	return nil
 }

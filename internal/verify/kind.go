@@ -48,7 +48,7 @@ func (v *verifier) pickKey(release, custom sign.PublicKey, haveCustom bool) sign
 		return release
 	}
 	s, err := sign.ParseSignature(d.data)
-	if err != nil || s.KeyID != custom.ID || custom.ID == release.ID {
+	if err != nil || s.Key() != custom.ID || custom.ID == release.ID {
 		return release
 	}
 	v.customKey = true
