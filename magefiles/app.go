@@ -5,6 +5,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
@@ -38,4 +39,11 @@ func newApp(cfg *config.Config, stdout, stderr io.Writer) *App {
 		Stderr:   errw,
 		Redactor: r,
 	}
+}
+
+// isTerminal reports whether f is a terminal, where a progress line that
+// rewrites itself belongs.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

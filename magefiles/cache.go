@@ -12,7 +12,6 @@ import (
 	"github.com/magefile/mage/mg"
 
 	"github.com/socioprophet/sourceos/internal/nixcache"
-	"github.com/socioprophet/sourceos/internal/verify"
 )
 
 // Cache pushes to and audits the Nix binary cache (GCS bucket or directory).
@@ -21,7 +20,7 @@ type Cache mg.Namespace
 // cacheOptions builds the cache options of this run, with progress on stderr.
 func cacheOptions(a *App) nixcache.Options {
 	o := nixcache.FromConfig(a.Cfg, a.Run, a.Log)
-	term := verify.Terminal(os.Stderr) != nil && !a.Cfg.CI
+	term := isTerminal(os.Stderr) && !a.Cfg.CI
 	o.Progress = &nixcache.Reporter{W: a.Stderr, Terminal: term, Interval: 5 * time.Second}
 	return o
 }

@@ -43,7 +43,7 @@ func Verify(ctx context.Context, artifact string) error {
 	a, err := setup()
 	if err == nil {
 		o := verify.FromConfig(a.Cfg, artifact, a.Stdout)
-		if verify.Terminal(os.Stderr) != nil && !a.Cfg.CI {
+		if isTerminal(os.Stderr) && !a.Cfg.CI {
 			o.Progress = a.Stderr // a download's progress line
 		}
 		gcs := gcsobject.New() // for gs:// URLs; no client unless one is given

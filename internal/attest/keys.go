@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/socioprophet/sourceos/internal/config"
-	"github.com/socioprophet/sourceos/internal/sign"
-	"github.com/socioprophet/sourceos/internal/verify"
+	"github.com/socioprophet/sourceos/internal/sidecar"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // KeyOptions are what `mage keys:sign` works from.
@@ -32,7 +32,7 @@ func NewKey(o KeyOptions) error {
 	if o.SecretPath == "" {
 		return errors.New("usage: mage keys:sign <secret-key-path> (or - for stdout)")
 	}
-	kp, err := sign.Generate(sign.GenerateOptions{Password: o.Password.Reveal()})
+	kp, err := signature.Generate(signature.GenerateOptions{Password: o.Password.Reveal()})
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func NewKey(o KeyOptions) error {
 			return fmt.Errorf("write secret key: %w", err)
 		}
 	} else {
-		if err := sign.WriteSecretKey(o.SecretPath, kp.SecretKey); err != nil {
+		if err := signature.WriteSecretKey(o.SecretPath, kp.SecretKey); err != nil {
 			return err
 		}
 		if err := writeNew(o.SecretPath+".pub", kp.PublicKey); err != nil {
@@ -76,7 +76,7 @@ type PEMOptions struct {
 // PEM is `mage keys:pem`: it prints the minisign public key as PEM (PKIX
 // SubjectPublicKeyInfo of the Ed25519 key), the form other tools take.
 func PEM(o PEMOptions) error {
-	pub, err := verify.LoadPublicKey(o.PublicKey)
+	pub, err := sidecar.LoadPublicKey(o.PublicKey)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/attest/attesttest"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -156,7 +156,7 @@ func TestNewKey(t *testing.T) {
 	if strings.Contains(stdout.String()+stderr.String(), line[40:80]) {
 		t.Error("secret key printed")
 	}
-	pub, err := sign.ParsePublicKey(string(attesttest.ReadFile(t, secretPath+".pub")))
+	pub, err := signature.ParsePublicKey(string(attesttest.ReadFile(t, secretPath+".pub")))
 	if err != nil || !strings.Contains(stdout.String(), pub.String()) {
 		t.Fatalf("public key: %v\n%s", err, stdout.String())
 	}
@@ -168,13 +168,13 @@ func TestNewKey(t *testing.T) {
 	if out, err := exec.Command(mini, "-V", "-m", msg, "-p", secretPath+".pub").CombinedOutput(); err != nil {
 		t.Fatalf("CLI verifies with our public key: %v\n%s", err, out)
 	}
-	if err := attest.NewKey(keyOpts(secretPath)); !errors.Is(err, sign.ErrExists) {
+	if err := attest.NewKey(keyOpts(secretPath)); !errors.Is(err, signature.ErrExists) {
 		t.Errorf("overwrite: %v", err)
 	}
 	// The PEM file and the printed PEM are the same key; keys:pem prints
 	// it again from the minisign form.
 	pemFile := attesttest.ReadFile(t, secretPath+".pub.pem")
-	if k, err := sign.ParsePEM(pemFile); err != nil || !k.Equal(pub.Key) || !strings.Contains(stdout.String(), string(pemFile)) {
+	if k, err := signature.ParsePEM(pemFile); err != nil || !k.Equal(pub.Key) || !strings.Contains(stdout.String(), string(pemFile)) {
 		t.Errorf("PEM public key: %v\n%s", err, stdout.String())
 	}
 	var pemOut bytes.Buffer
@@ -187,7 +187,7 @@ func TestNewKey(t *testing.T) {
 	if err := attest.NewKey(keyOpts("-")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sign.ParseSecretKey(stdout.Bytes(), ""); err != nil {
+	if _, err := signature.ParseSecretKey(stdout.Bytes(), ""); err != nil {
 		t.Errorf("stdout is not a secret key: %v", err)
 	}
 	if !strings.Contains(stderr.String(), "Public key") {

@@ -16,7 +16,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // ErrUnsigned is returned when a signature is required and no key is set.
@@ -143,11 +143,11 @@ func (o *SignOptions) check() error {
 }
 
 // loadKey returns nil when no key is configured.
-func loadKey(o SignOptions) (*sign.SecretKey, error) {
+func loadKey(o SignOptions) (*signature.SecretKey, error) {
 	if !o.SecretKey.IsSet() {
 		return nil, nil
 	}
-	k, err := sign.ParseSecretKey([]byte(o.SecretKey.Reveal()), o.Password.Reveal())
+	k, err := signature.ParseSecretKey([]byte(o.SecretKey.Reveal()), o.Password.Reveal())
 	if err != nil {
 		return nil, &KeyError{Err: err}
 	}
@@ -158,7 +158,7 @@ func loadKey(o SignOptions) (*sign.SecretKey, error) {
 // documents about the artifact (SBOM, OSImage) come first: the predicate
 // lists them as byproducts with their digests, so the one signature over
 // the statement covers every document a user reads.
-func sidecars(o SignOptions, key *sign.SecretKey, a sidecar.Artifact) ([]file, ArtifactResult, error) {
+func sidecars(o SignOptions, key *signature.SecretKey, a sidecar.Artifact) ([]file, ArtifactResult, error) {
 	d, err := a.Hash()
 	if err != nil {
 		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
@@ -211,13 +211,13 @@ func byproducts(docs []file) []provenance.Byproduct {
 
 // signatures are the .minisig (prehashed, from the digest already computed)
 // and the DSSE envelope of the statement.
-func signatures(o SignOptions, key *sign.SecretKey, path string, d digest.Digests, statement []byte) ([]file, error) {
-	comment := sign.Comment{Timestamp: o.Now(), File: filepath.Base(path), BuildID: o.Build.BuildID}
+func signatures(o SignOptions, key *signature.SecretKey, path string, d digest.Digests, statement []byte) ([]file, error) {
+	comment := signature.Comment{Timestamp: o.Now(), File: filepath.Base(path), BuildID: o.Build.BuildID}
 	minisig, err := key.SignDigest(d.BLAKE2b512, comment)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	env, err := key.SignEnvelope(sign.PayloadTypeInToto, statement)
+	env, err := key.SignEnvelope(signature.PayloadTypeInToto, statement)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}

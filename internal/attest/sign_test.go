@@ -16,7 +16,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
 
@@ -68,7 +68,7 @@ func TestRequireSignature(t *testing.T) {
 
 // A key that does not load fails before anything is written.
 func TestBadKeyWritesNothing(t *testing.T) {
-	enc, err := sign.Generate(sign.GenerateOptions{Password: "right"})
+	enc, err := signature.Generate(signature.GenerateOptions{Password: "right"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +77,9 @@ func TestBadKeyWritesNothing(t *testing.T) {
 		key, password string
 		want          error
 	}{
-		{"garbage", "untrusted comment: x\nRWRnot-a-key\n", "", sign.ErrKeyFormat},
-		{"wrong password", string(enc.SecretKey), "wrong", sign.ErrWrongPassword},
-		{"no password", string(enc.SecretKey), "", sign.ErrPasswordRequired},
+		{"garbage", "untrusted comment: x\nRWRnot-a-key\n", "", signature.ErrKeyFormat},
+		{"wrong password", string(enc.SecretKey), "wrong", signature.ErrWrongPassword},
+		{"no password", string(enc.SecretKey), "", signature.ErrPasswordRequired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -108,7 +108,7 @@ func TestSecretsStayInMemory(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	const password = "hunter2-is-the-password"
-	kp, err := sign.Generate(sign.GenerateOptions{Password: password})
+	kp, err := signature.Generate(signature.GenerateOptions{Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

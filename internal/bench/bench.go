@@ -34,7 +34,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // DefaultSize is the artifact size measured: 1 GiB, an installer image.
@@ -231,7 +231,7 @@ type state struct {
 	o        Options
 	artifact string
 	want     digest.Digests
-	key      *sign.KeyPair
+	key      *signature.KeyPair
 	keyFile  string
 	pubFile  string
 }
@@ -245,13 +245,13 @@ func setup(o Options) (*state, error) {
 	}
 	// A throwaway key made for this run: the old flow's minisign reads it
 	// from a file, ours from the environment, as configured in production.
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		return nil, err
 	}
 	s := &state{o: o, artifact: artifact, want: want, key: kp,
 		keyFile: filepath.Join(o.Dir, "bench.key"), pubFile: filepath.Join(o.Dir, "bench.pub")}
-	if err := sign.WriteSecretKey(s.keyFile, kp.SecretKey); err != nil {
+	if err := signature.WriteSecretKey(s.keyFile, kp.SecretKey); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(o.Dir, catalog.FileName), []byte(benchCatalog), 0o644); err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -42,7 +42,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	testrig.Nix(t)
 	r := &rig{t: t, gcs: testrig.StartGCS(t, "artifacts", "cache"), out: t.TempDir()}
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/nixcache"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -28,7 +28,7 @@ type machineKeys struct {
 
 func plantKeys(t *testing.T) machineKeys {
 	t.Helper()
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/execx"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // preflightNix checks that nix runs before anything long starts.
@@ -47,7 +47,7 @@ func (preflightSign) Run(ctx context.Context, s *State) error {
 	if !s.Cfg.SignSecretKey.IsSet() {
 		return errors.New("SOURCEOS_REQUIRE_SIGNATURE=1 but no SOURCEOS_SIGN_SECRET_KEY (or _FILE) is set")
 	}
-	k, err := sign.ParseSecretKey([]byte(s.Cfg.SignSecretKey.Reveal()), s.Cfg.SignPassword.Reveal())
+	k, err := signature.ParseSecretKey([]byte(s.Cfg.SignSecretKey.Reveal()), s.Cfg.SignPassword.Reveal())
 	if err != nil {
 		return fmt.Errorf("signing key does not load: %w", err)
 	}

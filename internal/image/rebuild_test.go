@@ -14,7 +14,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/execx"
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -190,7 +190,7 @@ func recorded(t *testing.T, iso string) (*provenance.RebuildCheck, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, payload, err := sign.ParseEnvelope(raw)
+	_, payload, err := signature.ParseEnvelope(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func recorded(t *testing.T, iso string) (*provenance.RebuildCheck, string) {
 // go test -run '^$' -bench RebuildCheck -benchtime 5x ./internal/image
 func BenchmarkRebuildCheck(b *testing.B) {
 	testrig.Nix(b)
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
 
@@ -221,12 +221,12 @@ func writeSums(o Options, files []File) error {
 	if err != nil {
 		return err
 	}
-	key, err := sign.ParseSecretKey([]byte(o.SecretKey.Reveal()), o.Password.Reveal())
+	key, err := signature.ParseSecretKey([]byte(o.SecretKey.Reveal()), o.Password.Reveal())
 	if err != nil {
 		return fmt.Errorf("release: signing key: %w", err)
 	}
 	defer key.Wipe()
-	sig, err := key.SignDigest(d.BLAKE2b512, sign.Comment{Timestamp: o.Now(), File: SumsFile, BuildID: o.BuildID})
+	sig, err := key.SignDigest(d.BLAKE2b512, signature.Comment{Timestamp: o.Now(), File: SumsFile, BuildID: o.BuildID})
 	if err != nil {
 		return fmt.Errorf("release: sign %s: %w", SumsFile, err)
 	}
@@ -325,7 +325,7 @@ func notes(o Options, p *Plan) string {
 		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s |\n", f.Name, humanSize(f.Size), f.SHA256, where)
 	}
 	pub := strings.TrimSpace(o.PublicKey)
-	if k, err := verify.LoadPublicKey(o.PublicKey); err == nil {
+	if k, err := sidecar.LoadPublicKey(o.PublicKey); err == nil {
 		pub = k.String()
 	}
 	fmt.Fprintf(&b, "\nCheck a download with the public key alone:\n\n```sh\nminisign -Vm SHA256SUMS -P %s\nsha256sum -c --ignore-missing SHA256SUMS\n```\n\n", pub)

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // Size limits of what verify reads into memory, with room to spare over
@@ -131,4 +134,22 @@ func ReadLimited(path string, limit int64) ([]byte, error) {
 		return nil, &TooLargeError{Path: path, Size: int64(len(b)), Limit: limit}
 	}
 	return b, nil
+}
+
+// LoadPublicKey reads a minisign public key given as the `RW…` line, a
+// .pub file's contents, or a path to a .pub file (a regular file of at most
+// MaxPublicKeySize).
+func LoadPublicKey(value string) (signature.PublicKey, error) {
+	v := strings.TrimSpace(value)
+	if v == "" {
+		return signature.PublicKey{}, errors.New("no public key: set SOURCEOS_SIGN_PUBKEY to the RW… line or a .pub file")
+	}
+	if !strings.HasPrefix(v, "RW") && !strings.HasPrefix(v, "untrusted comment:") {
+		b, err := ReadLimited(v, MaxPublicKeySize)
+		if err != nil {
+			return signature.PublicKey{}, fmt.Errorf("public key file: %w", err)
+		}
+		v = string(b)
+	}
+	return signature.ParsePublicKey(v)
 }

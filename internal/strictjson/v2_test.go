@@ -24,7 +24,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
@@ -158,15 +158,15 @@ func documents(t testing.TB) map[string][]byte {
 		}
 		docs[name] = b
 	}
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := sign.ParseSecretKey(kp.SecretKey, "")
+	k, err := signature.ParseSecretKey(kp.SecretKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := k.SignEnvelope(sign.PayloadTypeInToto, docs["statement"])
+	env, err := k.SignEnvelope(signature.PayloadTypeInToto, docs["statement"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestV2AcceptsOurDocuments(t *testing.T) {
 		}
 	}
 	env := documents(t)["envelope"]
-	var ours, theirs sign.Envelope
+	var ours, theirs signature.Envelope
 	if err := strictjson.Unmarshal(env, &ours); err != nil {
 		t.Fatal(err)
 	}
@@ -223,15 +223,15 @@ func BenchmarkV2(b *testing.B) {
 	}
 	env := docs["envelope"]
 	for name, decode := range map[string]func() error{
-		"strictjson": func() error { return strictjson.Unmarshal(env, new(sign.Envelope)) },
-		"v2":         func() error { return jsonv2.Unmarshal(env, new(sign.Envelope), v2Strict) },
+		"strictjson": func() error { return strictjson.Unmarshal(env, new(signature.Envelope)) },
+		"v2":         func() error { return jsonv2.Unmarshal(env, new(signature.Envelope), v2Strict) },
 		"v2+case-variant-check": func() error {
-			if err := jsonv2.Unmarshal(env, new(sign.Envelope), v2Strict); err != nil {
+			if err := jsonv2.Unmarshal(env, new(signature.Envelope), v2Strict); err != nil {
 				return err
 			}
 			return strictjson.Check(env)
 		},
-		"encoding-json-v1": func() error { return json.Unmarshal(env, new(sign.Envelope)) },
+		"encoding-json-v1": func() error { return json.Unmarshal(env, new(signature.Envelope)) },
 	} {
 		b.Run("unmarshal/envelope/"+name, func(b *testing.B) {
 			b.SetBytes(int64(len(env)))

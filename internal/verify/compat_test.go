@@ -13,7 +13,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/attest/attesttest"
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
 
@@ -25,11 +25,11 @@ func resignWithSubject(t *testing.T, k attesttest.Keys, iso string, subject prov
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk, err := sign.ParseSecretKey(k.Pair.SecretKey, "")
+	sk, err := signature.ParseSecretKey(k.Pair.SecretKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := sk.SignEnvelope(sign.PayloadTypeInToto, st)
+	env, err := sk.SignEnvelope(signature.PayloadTypeInToto, st)
 	if err != nil {
 		t.Fatal(err)
 	}

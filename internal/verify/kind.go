@@ -7,7 +7,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/catalog"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // CheckKind is the check that tells a release from a self-serve custom
@@ -39,7 +39,7 @@ type CustomBuild struct {
 // key when one is configured and the signature names its key id, else
 // the release key. What the custom-build key signs can only verify as a
 // custom build (see kind).
-func (v *verifier) pickKey(release, custom sign.PublicKey, haveCustom bool) sign.PublicKey {
+func (v *verifier) pickKey(release, custom signature.PublicKey, haveCustom bool) signature.PublicKey {
 	if !haveCustom {
 		return release
 	}
@@ -47,7 +47,7 @@ func (v *verifier) pickKey(release, custom sign.PublicKey, haveCustom bool) sign
 	if d.err != nil {
 		return release
 	}
-	s, err := sign.ParseSignature(d.data)
+	s, err := signature.ParseSignature(d.data)
 	if err != nil || s.Key() != custom.ID || custom.ID == release.ID {
 		return release
 	}

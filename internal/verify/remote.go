@@ -419,16 +419,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// Terminal returns w when it is a terminal (progress goes there), else nil.
-func Terminal(w io.Writer) io.Writer {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	st, err := f.Stat()
-	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	return w
-}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/strictjson"
 )
 
@@ -122,12 +122,12 @@ func (v *verifier) oldCommentPrefix() bool {
 	if d.err != nil {
 		return false
 	}
-	s, err := sign.ParseSignature(d.data)
+	s, err := signature.ParseSignature(d.data)
 	return err == nil && strings.HasPrefix(s.TrustedComment, shellCommentPrefix)
 }
 
 // verifyShellBundle is Verify for a shell bundle, with the release key.
-func (v *verifier) verifyShellBundle(ctx context.Context, release sign.PublicKey) (*Report, error) {
+func (v *verifier) verifyShellBundle(ctx context.Context, release signature.PublicKey) (*Report, error) {
 	v.pub, v.customKey = release, false
 	v.rep.KeyID = release.ID.String()
 	cannot := func(err error) (*Report, error) {
@@ -184,7 +184,7 @@ func (v *verifier) shellFetchable() bool {
 	status, err := Fail, d.err
 	if err != nil {
 		status = Error
-	} else if s, perr := sign.ParseSignature(d.data); perr != nil {
+	} else if s, perr := signature.ParseSignature(d.data); perr != nil {
 		err = perr
 	} else {
 		err = s.CheckKey(v.pub)
@@ -205,7 +205,7 @@ func (v *verifier) shellMinisig() string {
 	if !ok {
 		return ""
 	}
-	s, err := sign.ParseSignature(raw)
+	s, err := signature.ParseSignature(raw)
 	if err != nil {
 		for _, n := range shellMinisigChecks {
 			v.fail(n, err)
@@ -231,12 +231,12 @@ func (v *verifier) shellMinisig() string {
 
 // shellSignatureOverFile checks the file signature as signatureOverFile
 // does, under the shell bundle's check name.
-func (v *verifier) shellSignatureOverFile(s *sign.Signature) {
+func (v *verifier) shellSignatureOverFile(s *signature.Signature) {
 	switch {
 	case s.Prehashed():
 		v.result(CheckShellMinisig, s.VerifyDigest(v.pub, v.d.BLAKE2b512))
 	case !v.opts.AllowLegacy:
-		v.fail(CheckShellMinisig, withLegacyHint(sign.ErrLegacy))
+		v.fail(CheckShellMinisig, withLegacyHint(signature.ErrLegacy))
 	default:
 		msg, err := readWhole(v.opts.Artifact)
 		if err != nil {
@@ -260,7 +260,7 @@ func shellCommentID(comment string) (string, error) {
 	if m := shellCommentRE.FindStringSubmatch(comment); m != nil {
 		return m[1], nil
 	}
-	f := sign.CommentFields(comment)
+	f := signature.CommentFields(comment)
 	_, ts := f["timestamp"]
 	_, file := f["file"]
 	if ts && file {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/socioprophet/sourceos/internal/attest/attesttest"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -258,7 +258,7 @@ func oldDocuments(t *testing.T, b oldBuild, dir string, subjects []string, signe
 func oldSign(t *testing.T, k attesttest.Keys, path, id, trusted string, legacy bool) {
 	t.Helper()
 	keyFile := filepath.Join(t.TempDir(), "k.key")
-	if err := sign.WriteSecretKey(keyFile, k.Pair.SecretKey); err != nil {
+	if err := signature.WriteSecretKey(keyFile, k.Pair.SecretKey); err != nil {
 		t.Fatal(err)
 	}
 	if trusted == "" {

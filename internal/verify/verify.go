@@ -24,7 +24,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // Names of the checks Verify reports. Everything about the artifact's
@@ -174,13 +174,13 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 		rep.Error = err.Error()
 		return rep, &CannotVerifyError{Err: err}
 	}
-	pub, err := LoadPublicKey(opts.PublicKey)
+	pub, err := sidecar.LoadPublicKey(opts.PublicKey)
 	if err != nil {
 		return cannot(err)
 	}
-	var custom sign.PublicKey
+	var custom signature.PublicKey
 	if opts.CustomPublicKey != "" {
-		if custom, err = LoadPublicKey(opts.CustomPublicKey); err != nil {
+		if custom, err = sidecar.LoadPublicKey(opts.CustomPublicKey); err != nil {
 			return cannot(fmt.Errorf("custom-build key: %w", err))
 		}
 	}
@@ -235,23 +235,6 @@ func (v *verifier) signedSubject() (provenance.Subject, bool) {
 		}
 	}
 	return provenance.Subject{}, false
-}
-
-// LoadPublicKey reads a public key given as the `RW…` line, a .pub file's
-// contents, or a path to a .pub file.
-func LoadPublicKey(value string) (sign.PublicKey, error) {
-	v := strings.TrimSpace(value)
-	if v == "" {
-		return sign.PublicKey{}, errors.New("no public key: set SOURCEOS_SIGN_PUBKEY to the RW… line or a .pub file")
-	}
-	if !strings.HasPrefix(v, "RW") && !strings.HasPrefix(v, "untrusted comment:") {
-		b, err := sidecar.ReadLimited(v, sidecar.MaxPublicKeySize)
-		if err != nil {
-			return sign.PublicKey{}, fmt.Errorf("public key file: %w", err)
-		}
-		v = string(b)
-	}
-	return sign.ParsePublicKey(v)
 }
 
 func (r *Report) result() error {
@@ -341,7 +324,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // verifier holds the state of one verification.
 type verifier struct {
 	opts VerifyOptions
-	pub  sign.PublicKey
+	pub  signature.PublicKey
 	// customKey is set when pub is the custom-build key.
 	customKey bool
 	d         digest.Digests
@@ -459,7 +442,7 @@ func (v *verifier) minisig() {
 	if !ok {
 		return
 	}
-	s, err := sign.ParseSignature(raw)
+	s, err := signature.ParseSignature(raw)
 	if err != nil {
 		for _, n := range minisigChecks {
 			v.fail(n, err)
@@ -475,12 +458,12 @@ func (v *verifier) minisig() {
 
 // signatureOverFile checks the file signature: against the digest for a
 // prehashed signature; a legacy one (when allowed) needs the whole file.
-func (v *verifier) signatureOverFile(s *sign.Signature) {
+func (v *verifier) signatureOverFile(s *signature.Signature) {
 	switch {
 	case s.Prehashed():
 		v.result(CheckMinisig, s.VerifyDigest(v.pub, v.d.BLAKE2b512))
 	case !v.opts.AllowLegacy:
-		v.fail(CheckMinisig, sign.ErrLegacy)
+		v.fail(CheckMinisig, signature.ErrLegacy)
 	default:
 		msg, err := readWhole(v.opts.Artifact)
 		if err != nil {
@@ -519,12 +502,12 @@ func (v *verifier) loadSigned() {
 		v.envelope.readErr, v.unsigned = d.err, d.err
 		return
 	}
-	env, payload, err := sign.ParseEnvelope(d.data)
+	env, payload, err := signature.ParseEnvelope(d.data)
 	if err != nil {
 		v.envelope.parseErr, v.unsigned = err, err
 		return
 	}
-	v.envelope.typeErr = env.CheckPayloadType(sign.PayloadTypeInToto)
+	v.envelope.typeErr = env.CheckPayloadType(signature.PayloadTypeInToto)
 	v.envelope.sigErr = env.VerifySignature(v.pub, payload)
 	if v.envelope.typeErr != nil || v.envelope.sigErr != nil {
 		v.unsigned = errors.New("the DSSE envelope does not verify")

@@ -18,7 +18,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -75,7 +75,7 @@ func TestSignThenVerifyISO(t *testing.T) {
 	if doc.Provenance.SignatureRef != attesttest.ISOName+".minisig" || doc.Provenance.SBOMRef != attesttest.ISOName+".sbom.json" {
 		t.Errorf("refs: %+v", doc.Provenance)
 	}
-	env, payload, err := sign.ParseEnvelope(attesttest.ReadFile(t, iso+".intoto.dsse.json"))
+	env, payload, err := signature.ParseEnvelope(attesttest.ReadFile(t, iso+".intoto.dsse.json"))
 	if err != nil || env.Signatures[0].KeyID != k.Pair.Public.ID.Hex() || !bytes.Equal(payload, attesttest.ReadFile(t, iso+".intoto.json")) {
 		t.Errorf("envelope: %v %+v", err, env)
 	}
@@ -124,7 +124,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			}},
 		{name: "flipped DSSE payload byte", want: verify.CheckDSSESignature,
 			change: func(t *testing.T, iso string) string {
-				var env sign.Envelope
+				var env signature.Envelope
 				if err := json.Unmarshal(attesttest.ReadFile(t, iso+".intoto.dsse.json"), &env); err != nil {
 					t.Fatal(err)
 				}
@@ -151,7 +151,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		{name: "different key material under the same key id", want: verify.CheckMinisig,
 			change: func(t *testing.T, iso string) string { return iso },
 			opts: func(o *verify.VerifyOptions) {
-				o.PublicKey = sign.PublicKey{ID: k.Pair.Public.ID, Key: other.Pair.Public.Key}.String()
+				o.PublicKey = signature.PublicKey{ID: k.Pair.Public.ID, Key: other.Pair.Public.Key}.String()
 			}},
 		{name: "legacy Ed signature", want: verify.CheckMinisigPrehashed,
 			change: func(t *testing.T, iso string) string { legacySign(t, k, iso); return iso }},
@@ -181,7 +181,7 @@ func TestVerifyCatchesTampering(t *testing.T) {
 func legacySign(t *testing.T, k attesttest.Keys, iso string) {
 	t.Helper()
 	keyFile := filepath.Join(t.TempDir(), "k.key")
-	if err := sign.WriteSecretKey(keyFile, k.Pair.SecretKey); err != nil {
+	if err := signature.WriteSecretKey(keyFile, k.Pair.SecretKey); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(testrig.RequireTool(t, "minisign"), "-S", "-l", "-W", "-s", keyFile, "-m", iso,

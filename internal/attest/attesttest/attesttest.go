@@ -22,7 +22,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/digest"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -58,13 +58,13 @@ func Closure() []provenance.StorePath {
 
 // Keys is a generated unencrypted key pair.
 type Keys struct {
-	Pair *sign.KeyPair
+	Pair *signature.KeyPair
 }
 
 // NewKeys generates an unencrypted key pair.
 func NewKeys(t *testing.T) Keys {
 	t.Helper()
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

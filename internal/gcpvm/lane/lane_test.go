@@ -29,7 +29,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/image"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -297,7 +297,7 @@ type keyPair struct{ secret, pub string }
 
 func newKeys(t *testing.T) keyPair {
 	t.Helper()
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

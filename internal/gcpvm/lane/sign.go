@@ -27,7 +27,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/provenance"
 	"github.com/socioprophet/sourceos/internal/sidecar"
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/spec"
 	"github.com/socioprophet/sourceos/internal/verify"
 )
@@ -354,7 +354,7 @@ func publicKey(cfg *config.Config) (string, error) {
 		return cfg.SignPubKey, nil
 	}
 	key, password := signingKey(cfg)
-	k, err := sign.ParseSecretKey([]byte(key.Reveal()), password.Reveal())
+	k, err := signature.ParseSecretKey([]byte(key.Reveal()), password.Reveal())
 	if err != nil {
 		return "", fmt.Errorf("signing key: %w", err)
 	}

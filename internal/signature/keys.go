@@ -1,4 +1,4 @@
-// Package sign holds our minisign (ed25519) keys and the two signature
+// Package signature holds our minisign (ed25519) keys and the two signature
 // formats made with them: minisign's prehashed `ED` signature of an artifact,
 // which the minisign CLI verifies, and DSSE envelopes of in-toto statements.
 // Keys, the .minisig file and signing are aead.dev/minisign's (its private
@@ -7,7 +7,7 @@
 // the trusted comment that names the file and the build. Keys are read
 // from their contents, never from a path: the configuration hands them
 // over as secrets.
-package sign
+package signature
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package sign_test
+package signature_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -35,7 +35,7 @@ func TestPAEIsTheSpecs(t *testing.T) {
 // key the PEM form carries.
 func TestEnvelopeShapeIsDSSE(t *testing.T) {
 	kp := generate(t, "")
-	env, err := load(t, kp.SecretKey, "").SignEnvelope(sign.PayloadTypeInToto, []byte(statement))
+	env, err := load(t, kp.SecretKey, "").SignEnvelope(signature.PayloadTypeInToto, []byte(statement))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestEnvelopeShapeIsDSSE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := sign.ParsePEM(pemKey)
+	pub, err := signature.ParsePEM(pemKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func (v namedKeyVerifier) KeyID() (string, error) { return v.id, nil }
 // signature.
 func TestEnvelopeVerifiesWithOtherVerifiers(t *testing.T) {
 	kp := generate(t, "")
-	raw, err := load(t, kp.SecretKey, "").SignEnvelope(sign.PayloadTypeInToto, []byte(statement))
+	raw, err := load(t, kp.SecretKey, "").SignEnvelope(signature.PayloadTypeInToto, []byte(statement))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +145,11 @@ func TestEnvelopeVerifiesWithOtherVerifiers(t *testing.T) {
 func TestEnvelopeVerifiesWithOpenSSL(t *testing.T) {
 	openssl := testrig.RequireTool(t, "openssl")
 	kp := generate(t, "")
-	raw, err := load(t, kp.SecretKey, "").SignEnvelope(sign.PayloadTypeInToto, []byte(statement))
+	raw, err := load(t, kp.SecretKey, "").SignEnvelope(signature.PayloadTypeInToto, []byte(statement))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, payload, err := sign.ParseEnvelope(raw)
+	env, payload, err := signature.ParseEnvelope(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +188,12 @@ func TestPEMRoundTrip(t *testing.T) {
 	if !strings.HasPrefix(string(b), "-----BEGIN PUBLIC KEY-----\n") {
 		t.Errorf("PEM: %s", b)
 	}
-	got, err := sign.ParsePEM(b)
+	got, err := signature.ParsePEM(b)
 	if err != nil || !got.Equal(kp.Public.Key) {
 		t.Errorf("round trip: %v", err)
 	}
 	for _, bad := range []string{"", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", string(kp.Public.File())} {
-		if _, err := sign.ParsePEM([]byte(bad)); !errors.Is(err, sign.ErrKeyFormat) {
+		if _, err := signature.ParsePEM([]byte(bad)); !errors.Is(err, signature.ErrKeyFormat) {
 			t.Errorf("%.30q: %v", bad, err)
 		}
 	}

@@ -1,25 +1,25 @@
-package sign_test
+package signature_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
 
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // Parsing never panics, and whatever parses marshals back to a signature
 // that parses to the same thing.
 func FuzzParseSignature(f *testing.F) {
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	k, err := sign.ParseSecretKey(kp.SecretKey, "")
+	k, err := signature.ParseSecretKey(kp.SecretKey, "")
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, err := k.SignDigest(make([]byte, 64), sign.Comment{Timestamp: when, File: "a.iso", BuildID: "b"})
+	good, err := k.SignDigest(make([]byte, 64), signature.Comment{Timestamp: when, File: "a.iso", BuildID: "b"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -27,11 +27,11 @@ func FuzzParseSignature(f *testing.F) {
 	f.Add([]byte("untrusted comment: x\nRUQ=\ntrusted comment: y\nAAAA\n"))
 	f.Add([]byte("\n\n\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := sign.ParseSignature(data)
+		s, err := signature.ParseSignature(data)
 		if err != nil {
 			return
 		}
-		again, err := sign.ParseSignature(s.Marshal())
+		again, err := signature.ParseSignature(s.Marshal())
 		if err != nil {
 			t.Fatalf("re-parse: %v", err)
 		}
@@ -47,26 +47,26 @@ func FuzzParseSignature(f *testing.F) {
 // keys case-insensitively and keeps the last of repeated ones, reads the
 // same payload and type from it.
 func FuzzParseEnvelope(f *testing.F) {
-	kp, err := sign.Generate(sign.GenerateOptions{})
+	kp, err := signature.Generate(signature.GenerateOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	k, err := sign.ParseSecretKey(kp.SecretKey, "")
+	k, err := signature.ParseSecretKey(kp.SecretKey, "")
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, err := k.SignEnvelope(sign.PayloadTypeInToto, []byte(`{"_type":"x"}`))
+	good, err := k.SignEnvelope(signature.PayloadTypeInToto, []byte(`{"_type":"x"}`))
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
 	f.Add([]byte(`{"payloadType":"a","payload":"e30=","Payload":"e31=","signatures":[{"sig":"AA=="}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		env, payload, err := sign.ParseEnvelope(data)
+		env, payload, err := signature.ParseEnvelope(data)
 		if err != nil {
 			return
 		}
-		var lax sign.Envelope
+		var lax signature.Envelope
 		if err := json.Unmarshal(data, &lax); err != nil {
 			t.Fatalf("accepted, but encoding/json says %v", err)
 		}

@@ -1,4 +1,4 @@
-package sign_test
+package signature_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -58,18 +58,18 @@ func readFile(t *testing.T, p string) []byte {
 
 func b2(p []byte) []byte { h := blake2b.Sum512(p); return h[:] }
 
-func generate(t *testing.T, password string) *sign.KeyPair {
+func generate(t *testing.T, password string) *signature.KeyPair {
 	t.Helper()
-	kp, err := sign.Generate(sign.GenerateOptions{Password: password})
+	kp, err := signature.Generate(signature.GenerateOptions{Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return kp
 }
 
-func load(t *testing.T, contents []byte, password string) *sign.SecretKey {
+func load(t *testing.T, contents []byte, password string) *signature.SecretKey {
 	t.Helper()
-	k, err := sign.ParseSecretKey(contents, password)
+	k, err := signature.ParseSecretKey(contents, password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +77,9 @@ func load(t *testing.T, contents []byte, password string) *sign.SecretKey {
 	return k
 }
 
-func signed(t *testing.T, k *sign.SecretKey, msg []byte, file string) []byte {
+func signed(t *testing.T, k *signature.SecretKey, msg []byte, file string) []byte {
 	t.Helper()
-	sig, err := k.SignDigest(b2(msg), sign.Comment{Timestamp: when, File: file, BuildID: "build-42"})
+	sig, err := k.SignDigest(b2(msg), signature.Comment{Timestamp: when, File: file, BuildID: "build-42"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestCLIVerifiesOurSignatures(t *testing.T) {
 func TestWeVerifyCLISignatures(t *testing.T) {
 	dir := t.TempDir()
 	mustCLI(t, "", "-G", "-W", "-p", filepath.Join(dir, "k.pub"), "-s", filepath.Join(dir, "k.key"))
-	pub, err := sign.ParsePublicKey(string(readFile(t, filepath.Join(dir, "k.pub"))))
+	pub, err := signature.ParsePublicKey(string(readFile(t, filepath.Join(dir, "k.pub"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,31 +127,31 @@ func TestWeVerifyCLISignatures(t *testing.T) {
 
 	mustCLI(t, "", "-S", "-W", "-s", filepath.Join(dir, "k.key"), "-m", file, "-t", "timestamp:1\tfile:a.iso\thashed")
 	sig := readFile(t, file+".minisig")
-	s, err := sign.Verify(pub, sig, b2(msg), sign.VerifyOptions{File: "a.iso"})
+	s, err := signature.Verify(pub, sig, b2(msg), signature.VerifyOptions{File: "a.iso"})
 	if err != nil {
 		t.Fatalf("CLI signature rejected: %v", err)
 	}
 	if !s.Prehashed() {
 		t.Error("CLI default signature not prehashed")
 	}
-	if _, err := sign.Verify(pub, sig, b2([]byte("another artifact\n")), sign.VerifyOptions{}); !errors.Is(err, sign.ErrBadSignature) {
+	if _, err := signature.Verify(pub, sig, b2([]byte("another artifact\n")), signature.VerifyOptions{}); !errors.Is(err, signature.ErrBadSignature) {
 		t.Errorf("changed file: %v", err)
 	}
 	// The bare RW… line loads too.
 	line := strings.Split(strings.TrimSpace(string(readFile(t, filepath.Join(dir, "k.pub")))), "\n")[1]
-	if p2, err := sign.ParsePublicKey(line); err != nil || !p2.Equal(pub) {
+	if p2, err := signature.ParsePublicKey(line); err != nil || !p2.Equal(pub) {
 		t.Errorf("RW line: %v", err)
 	}
 
 	mustCLI(t, "", "-S", "-l", "-W", "-s", filepath.Join(dir, "k.key"), "-m", file)
 	legacy := readFile(t, file+".minisig")
-	if _, err := sign.Verify(pub, legacy, b2(msg), sign.VerifyOptions{}); !errors.Is(err, sign.ErrLegacy) {
+	if _, err := signature.Verify(pub, legacy, b2(msg), signature.VerifyOptions{}); !errors.Is(err, signature.ErrLegacy) {
 		t.Errorf("legacy signature: %v, want ErrLegacy", err)
 	}
-	if _, err := sign.Verify(pub, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: msg}); err != nil {
+	if _, err := signature.Verify(pub, legacy, nil, signature.VerifyOptions{AllowLegacy: true, Message: msg}); err != nil {
 		t.Errorf("allowed legacy signature rejected: %v", err)
 	}
-	if _, err := sign.Verify(pub, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: []byte("x")}); !errors.Is(err, sign.ErrBadSignature) {
+	if _, err := signature.Verify(pub, legacy, nil, signature.VerifyOptions{AllowLegacy: true, Message: []byte("x")}); !errors.Is(err, signature.ErrBadSignature) {
 		t.Errorf("allowed legacy signature of another file: %v", err)
 	}
 }
@@ -172,7 +172,7 @@ func TestCLIKeysSign(t *testing.T) {
 			pubPath, keyPath := filepath.Join(dir, "k.pub"), filepath.Join(dir, "k.key")
 			mustCLI(t, tc.stdin, append([]string{"-G", "-p", pubPath, "-s", keyPath}, tc.args...)...)
 			k := load(t, readFile(t, keyPath), tc.password)
-			pub, err := sign.ParsePublicKey(string(readFile(t, pubPath)))
+			pub, err := signature.ParsePublicKey(string(readFile(t, pubPath)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,10 +186,10 @@ func TestCLIKeysSign(t *testing.T) {
 			if tc.password == "" {
 				return
 			}
-			if _, err := sign.ParseSecretKey(readFile(t, keyPath), "wrong"); !errors.Is(err, sign.ErrWrongPassword) {
+			if _, err := signature.ParseSecretKey(readFile(t, keyPath), "wrong"); !errors.Is(err, signature.ErrWrongPassword) {
 				t.Errorf("wrong password: %v", err)
 			}
-			if _, err := sign.ParseSecretKey(readFile(t, keyPath), ""); !errors.Is(err, sign.ErrPasswordRequired) {
+			if _, err := signature.ParseSecretKey(readFile(t, keyPath), ""); !errors.Is(err, signature.ErrPasswordRequired) {
 				t.Errorf("no password: %v", err)
 			}
 		})
@@ -210,13 +210,13 @@ func TestOurKeysLoadInCLI(t *testing.T) {
 			dir := t.TempDir()
 			kp := generate(t, tc.password)
 			keyPath := filepath.Join(dir, "k.key")
-			if err := sign.WriteSecretKey(keyPath, kp.SecretKey); err != nil {
+			if err := signature.WriteSecretKey(keyPath, kp.SecretKey); err != nil {
 				t.Fatal(err)
 			}
 			if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
 				t.Fatalf("secret key mode: %v %v", st.Mode(), err)
 			}
-			if err := sign.WriteSecretKey(keyPath, kp.SecretKey); !errors.Is(err, sign.ErrExists) {
+			if err := signature.WriteSecretKey(keyPath, kp.SecretKey); !errors.Is(err, signature.ErrExists) {
 				t.Errorf("overwrite: %v", err)
 			}
 			pubPath := writeFile(t, dir, "k.pub", kp.PublicKey)
@@ -224,7 +224,7 @@ func TestOurKeysLoadInCLI(t *testing.T) {
 			file := writeFile(t, dir, "f.bin", msg)
 			mustCLI(t, tc.stdin, append([]string{"-S", "-s", keyPath, "-m", file}, tc.args...)...)
 			mustCLI(t, "", "-V", "-m", file, "-p", pubPath)
-			if _, err := sign.Verify(kp.Public, readFile(t, file+".minisig"), b2(msg), sign.VerifyOptions{}); err != nil {
+			if _, err := signature.Verify(kp.Public, readFile(t, file+".minisig"), b2(msg), signature.VerifyOptions{}); err != nil {
 				t.Error(err)
 			}
 			if k := load(t, kp.SecretKey, tc.password); !k.Public().Equal(kp.Public) {
@@ -256,57 +256,57 @@ func TestVerifyCatchesTampering(t *testing.T) {
 	k := load(t, kp.SecretKey, "")
 	msg := []byte("artifact")
 	good := signed(t, k, msg, "a.iso")
-	if _, err := sign.Verify(kp.Public, good, b2(msg), sign.VerifyOptions{File: "a.iso"}); err != nil {
+	if _, err := signature.Verify(kp.Public, good, b2(msg), signature.VerifyOptions{File: "a.iso"}); err != nil {
 		t.Fatalf("good signature: %v", err)
 	}
 	other := generate(t, "")
 	// Re-sign the comment with a newline smuggled in.
-	s, _ := sign.ParseSignature(good)
+	s, _ := signature.ParseSignature(good)
 	s.TrustedComment = "timestamp:1\tfile:a.iso\x07"
 
 	for _, tc := range []struct {
 		name    string
-		pub     sign.PublicKey
+		pub     signature.PublicKey
 		sig     []byte
 		msg     []byte
 		file    string
 		wantErr error
 	}{
-		{"flipped artifact byte", kp.Public, good, []byte("artifacT"), "a.iso", sign.ErrBadSignature},
-		{"flipped signature byte", kp.Public, flipLine(good, 1, 20), msg, "a.iso", sign.ErrBadSignature},
-		{"flipped trusted comment byte", kp.Public, flipLine(good, 2, len("trusted comment: ")+3), msg, "a.iso", sign.ErrBadComment},
-		{"renamed artifact", kp.Public, good, msg, "b.iso", sign.ErrWrongFile},
-		{"different public key", other.Public, good, msg, "a.iso", sign.ErrKeyMismatch},
-		{"unprintable trusted comment", kp.Public, s.Marshal(), msg, "a.iso", sign.ErrUnprintable},
-		{"not a signature", kp.Public, []byte("hello\n"), msg, "a.iso", sign.ErrSignatureFormat},
+		{"flipped artifact byte", kp.Public, good, []byte("artifacT"), "a.iso", signature.ErrBadSignature},
+		{"flipped signature byte", kp.Public, flipLine(good, 1, 20), msg, "a.iso", signature.ErrBadSignature},
+		{"flipped trusted comment byte", kp.Public, flipLine(good, 2, len("trusted comment: ")+3), msg, "a.iso", signature.ErrBadComment},
+		{"renamed artifact", kp.Public, good, msg, "b.iso", signature.ErrWrongFile},
+		{"different public key", other.Public, good, msg, "a.iso", signature.ErrKeyMismatch},
+		{"unprintable trusted comment", kp.Public, s.Marshal(), msg, "a.iso", signature.ErrUnprintable},
+		{"not a signature", kp.Public, []byte("hello\n"), msg, "a.iso", signature.ErrSignatureFormat},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sign.Verify(tc.pub, tc.sig, b2(tc.msg), sign.VerifyOptions{File: tc.file})
+			_, err := signature.Verify(tc.pub, tc.sig, b2(tc.msg), signature.VerifyOptions{File: tc.file})
 			if !errors.Is(err, tc.wantErr) {
 				t.Errorf("got %v, want %v", err, tc.wantErr)
 			}
 		})
 	}
 	// Same key id, different key material: the signature check catches it.
-	forged := sign.PublicKey{ID: kp.Public.ID, Key: other.Public.Key}
-	if _, err := sign.Verify(forged, good, b2(msg), sign.VerifyOptions{}); !errors.Is(err, sign.ErrBadSignature) {
+	forged := signature.PublicKey{ID: kp.Public.ID, Key: other.Public.Key}
+	if _, err := signature.Verify(forged, good, b2(msg), signature.VerifyOptions{}); !errors.Is(err, signature.ErrBadSignature) {
 		t.Errorf("forged key id: %v", err)
 	}
 }
 
 func TestCommentRejectsUnsafeValues(t *testing.T) {
 	k := load(t, generate(t, "").SecretKey, "")
-	for _, c := range []sign.Comment{
+	for _, c := range []signature.Comment{
 		{File: "a\nb"}, {File: "a\tb"}, {File: "a", BuildID: "x\ty"}, {File: "a", BuildID: "\x1b[31m"}, {File: ""},
 	} {
 		if _, err := k.SignDigest(b2(nil), c); err == nil {
 			t.Errorf("%q signed", c.String())
 		}
 	}
-	if _, err := k.SignDigest([]byte("short"), sign.Comment{File: "a"}); err == nil {
+	if _, err := k.SignDigest([]byte("short"), signature.Comment{File: "a"}); err == nil {
 		t.Error("short digest signed")
 	}
-	c := sign.Comment{Timestamp: when, File: "a.iso"}
+	c := signature.Comment{Timestamp: when, File: "a.iso"}
 	if got := c.String(); got != "timestamp:1767225600\tfile:a.iso\thashed" {
 		t.Errorf("comment without build: %q", got)
 	}
@@ -314,10 +314,10 @@ func TestCommentRejectsUnsafeValues(t *testing.T) {
 
 func TestKeyErrors(t *testing.T) {
 	for _, in := range []string{"", "untrusted comment: x\n", "RWQnotbase64!!", "untrusted comment: x\nAAAA\n"} {
-		if _, err := sign.ParseSecretKey([]byte(in), ""); !errors.Is(err, sign.ErrKeyFormat) {
+		if _, err := signature.ParseSecretKey([]byte(in), ""); !errors.Is(err, signature.ErrKeyFormat) {
 			t.Errorf("secret %q: %v", in, err)
 		}
-		if _, err := sign.ParsePublicKey(in); !errors.Is(err, sign.ErrKeyFormat) {
+		if _, err := signature.ParsePublicKey(in); !errors.Is(err, signature.ErrKeyFormat) {
 			t.Errorf("public %q: %v", in, err)
 		}
 	}
@@ -335,34 +335,34 @@ func TestEnvelope(t *testing.T) {
 	kp := generate(t, "")
 	k := load(t, kp.SecretKey, "")
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)
-	env, err := k.SignEnvelope(sign.PayloadTypeInToto, payload)
+	env, err := k.SignEnvelope(signature.PayloadTypeInToto, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(env), `"keyid": "`+kp.Public.ID.Hex()+`"`) || len(kp.Public.ID.Hex()) != 16 {
 		t.Errorf("keyid missing or malformed:\n%s", env)
 	}
-	got, err := sign.VerifyEnvelope(kp.Public, env, sign.PayloadTypeInToto)
+	got, err := signature.VerifyEnvelope(kp.Public, env, signature.PayloadTypeInToto)
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("round trip: %v %q", err, got)
 	}
-	if _, err := sign.VerifyEnvelope(kp.Public, env, "application/json"); !errors.Is(err, sign.ErrPayloadType) {
+	if _, err := signature.VerifyEnvelope(kp.Public, env, "application/json"); !errors.Is(err, signature.ErrPayloadType) {
 		t.Errorf("payload type: %v", err)
 	}
-	if _, err := sign.VerifyEnvelope(generate(t, "").Public, env, sign.PayloadTypeInToto); !errors.Is(err, sign.ErrNoSignature) {
+	if _, err := signature.VerifyEnvelope(generate(t, "").Public, env, signature.PayloadTypeInToto); !errors.Is(err, signature.ErrNoSignature) {
 		t.Errorf("other key: %v", err)
 	}
-	e, _, _ := sign.ParseEnvelope(env)
+	e, _, _ := signature.ParseEnvelope(env)
 	e.Payload = e.Payload[:10] + flip(e.Payload[10]) + e.Payload[11:]
-	if err := e.VerifySignature(kp.Public, mustDecode(t, e)); !errors.Is(err, sign.ErrNoSignature) {
+	if err := e.VerifySignature(kp.Public, mustDecode(t, e)); !errors.Is(err, signature.ErrNoSignature) {
 		t.Errorf("tampered payload: %v", err)
 	}
-	e2, p2, _ := sign.ParseEnvelope(env)
+	e2, p2, _ := signature.ParseEnvelope(env)
 	e2.PayloadType = "application/vnd.in-toto+jsoN"
-	if err := e2.VerifySignature(kp.Public, p2); !errors.Is(err, sign.ErrNoSignature) {
+	if err := e2.VerifySignature(kp.Public, p2); !errors.Is(err, signature.ErrNoSignature) {
 		t.Errorf("payload type is not covered by the signature: %v", err)
 	}
-	if _, _, err := sign.ParseEnvelope([]byte("{")); !errors.Is(err, sign.ErrEnvelopeFormat) {
+	if _, _, err := signature.ParseEnvelope([]byte("{")); !errors.Is(err, signature.ErrEnvelopeFormat) {
 		t.Errorf("bad JSON: %v", err)
 	}
 }
@@ -374,7 +374,7 @@ func flip(c byte) string {
 	return "A"
 }
 
-func mustDecode(t *testing.T, e *sign.Envelope) []byte {
+func mustDecode(t *testing.T, e *signature.Envelope) []byte {
 	t.Helper()
 	b, err := base64.StdEncoding.DecodeString(e.Payload)
 	if err != nil {
@@ -389,16 +389,16 @@ func mustDecode(t *testing.T, e *sign.Envelope) []byte {
 func TestParseEnvelopeIsStrict(t *testing.T) {
 	kp := generate(t, "")
 	k := load(t, kp.SecretKey, "")
-	env, err := k.SignEnvelope(sign.PayloadTypeInToto, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`))
+	env, err := k.SignEnvelope(signature.PayloadTypeInToto, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := sign.ParseEnvelope(env); err != nil {
+	if _, _, err := signature.ParseEnvelope(env); err != nil {
 		t.Fatalf("our own envelope: %v", err)
 	}
 	forged := base64.StdEncoding.EncodeToString([]byte(`{"forged":true}`))
 	s := string(env)
-	e, _, _ := sign.ParseEnvelope(env)
+	e, _, _ := signature.ParseEnvelope(env)
 	p64 := e.Payload
 	for name, doc := range map[string]string{
 		"duplicate payload":         strings.Replace(s, `"payload":`, `"payload": "`+forged+`", "payload":`, 1),
@@ -417,7 +417,7 @@ func TestParseEnvelopeIsStrict(t *testing.T) {
 		if doc == s {
 			t.Fatalf("%s: mutation did not change the envelope", name)
 		}
-		if _, _, err := sign.ParseEnvelope([]byte(doc)); !errors.Is(err, sign.ErrEnvelopeFormat) {
+		if _, _, err := signature.ParseEnvelope([]byte(doc)); !errors.Is(err, signature.ErrEnvelopeFormat) {
 			t.Errorf("%s: ParseEnvelope = %v, want ErrEnvelopeFormat", name, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package sign_test
+package signature_test
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 
 	"aead.dev/minisign"
 
-	"github.com/socioprophet/sourceos/internal/sign"
+	"github.com/socioprophet/sourceos/internal/signature"
 )
 
 // libraryKeys loads one of our key pairs into aead.dev/minisign's types.
-func libraryKeys(t *testing.T, kp *sign.KeyPair) (minisign.PublicKey, minisign.PrivateKey) {
+func libraryKeys(t *testing.T, kp *signature.KeyPair) (minisign.PublicKey, minisign.PrivateKey) {
 	t.Helper()
 	var pub minisign.PublicKey
 	if err := pub.UnmarshalText(kp.PublicKey); err != nil {
@@ -74,26 +74,26 @@ func TestWeVerifyLibrarySignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, sig := range map[string][]byte{"reader": streamed, "signer": digestSigned} {
-		s, err := sign.Verify(kp.Public, sig, b2(msg), sign.VerifyOptions{})
+		s, err := signature.Verify(kp.Public, sig, b2(msg), signature.VerifyOptions{})
 		if err != nil || !s.Prehashed() {
 			t.Errorf("%s: prehashed library signature: %v", name, err)
 		}
-		if _, err := sign.Verify(kp.Public, sig, b2([]byte("other")), sign.VerifyOptions{}); !errors.Is(err, sign.ErrBadSignature) {
+		if _, err := signature.Verify(kp.Public, sig, b2([]byte("other")), signature.VerifyOptions{}); !errors.Is(err, signature.ErrBadSignature) {
 			t.Errorf("%s: another file: %v, want ErrBadSignature", name, err)
 		}
 	}
-	if _, err := sign.Verify(kp.Public, streamed, b2(msg), sign.VerifyOptions{File: "a.iso"}); err != nil {
+	if _, err := signature.Verify(kp.Public, streamed, b2(msg), signature.VerifyOptions{File: "a.iso"}); err != nil {
 		t.Errorf("file named in the trusted comment: %v", err)
 	}
 
 	legacy := minisign.SignWithComments(priv, msg, "timestamp:1\tfile:a.iso", "library")
-	if _, err := sign.Verify(kp.Public, legacy, b2(msg), sign.VerifyOptions{}); !errors.Is(err, sign.ErrLegacy) {
+	if _, err := signature.Verify(kp.Public, legacy, b2(msg), signature.VerifyOptions{}); !errors.Is(err, signature.ErrLegacy) {
 		t.Errorf("legacy signature: %v, want ErrLegacy", err)
 	}
-	if _, err := sign.Verify(kp.Public, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: msg, File: "a.iso"}); err != nil {
+	if _, err := signature.Verify(kp.Public, legacy, nil, signature.VerifyOptions{AllowLegacy: true, Message: msg, File: "a.iso"}); err != nil {
 		t.Errorf("allowed legacy signature: %v", err)
 	}
-	if _, err := sign.Verify(kp.Public, legacy, nil, sign.VerifyOptions{AllowLegacy: true, Message: []byte("x")}); !errors.Is(err, sign.ErrBadSignature) {
+	if _, err := signature.Verify(kp.Public, legacy, nil, signature.VerifyOptions{AllowLegacy: true, Message: []byte("x")}); !errors.Is(err, signature.ErrBadSignature) {
 		t.Errorf("allowed legacy signature of another file: %v", err)
 	}
 }
@@ -104,7 +104,7 @@ func TestSignatureFileIsTheLibrarys(t *testing.T) {
 	kp := generate(t, "")
 	k := load(t, kp.SecretKey, "")
 	sig := signed(t, k, []byte("x"), "a.iso")
-	s, err := sign.ParseSignature(sig)
+	s, err := signature.ParseSignature(sig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestSecretKeyHalvesMustAgree(t *testing.T) {
 	}
 	raw[54+8+32] ^= 1 // first byte of the public half
 	lines[1] = base64.StdEncoding.EncodeToString(raw)
-	if _, err := sign.ParseSecretKey([]byte(strings.Join(lines, "\n")+"\n"), ""); !errors.Is(err, sign.ErrKeyFormat) {
+	if _, err := signature.ParseSecretKey([]byte(strings.Join(lines, "\n")+"\n"), ""); !errors.Is(err, signature.ErrKeyFormat) {
 		t.Errorf("mismatched halves: %v, want ErrKeyFormat", err)
 	}
 }
