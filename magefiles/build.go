@@ -37,7 +37,7 @@ func (Build) Artifact(ctx context.Context, id string) error {
 	})
 }
 
-// Custom builds the image a self-serve spec (JSON file) asks for, validated strictly, in Nix's sandbox and with no key: an unsigned image (TARGET iso or netboot) and its build record for gcp:sign.
+// Custom builds the image a self-serve spec (JSON file) asks for, validated strictly, in Nix's sandbox and with no key: an unsigned image (TARGET iso or netboot) and its build record for gcp:attest.
 func (Build) Custom(ctx context.Context, specPath string) error {
 	return buildWith(ctx, func(a *App, cat *catalog.Catalog) (*image.Summary, error) {
 		return image.Custom(ctx, buildDeps(a), cat, specPath)

@@ -26,13 +26,13 @@ func (Gcp) Build(ctx context.Context) error {
 	return gcpvm.Run(ctx, gcpvm.Options{Build: customBuild(os.Stdout, os.Stderr), Env: config.ProcessEnv})
 }
 
-// Sign runs on a trusted machine: hashes, signs and verifies the custom build in GCS_PREFIX (status built) for the spec given, and marks it complete.
-func (Gcp) Sign(ctx context.Context, spec string) error {
+// Attest runs on a trusted machine: hashes, signs and verifies the custom build in GCS_PREFIX (status built) for the spec given, and marks it complete.
+func (Gcp) Attest(ctx context.Context, spec string) error {
 	a, b, err := setupSpec(spec)
 	if err != nil {
 		return err
 	}
-	return lane.Sign(ctx, lane.SignOptions{Cfg: a.Cfg, Spec: b, Log: a.Log})
+	return lane.Attest(ctx, lane.AttestOptions{Cfg: a.Cfg, Spec: b, Log: a.Log})
 }
 
 // Custom runs build:custom for a spec (its JSON), unsigned, and keeps status.json in GCS_PREFIX up to date.
@@ -73,7 +73,7 @@ func laneName(cfg *config.Config) string {
 }
 
 // customBuild is what both custom lanes run: build:custom's code
-// (internal/gcpvm/lane); gcp:sign signs the result elsewhere.
+// (internal/gcpvm/lane); gcp:attest signs the result elsewhere.
 func customBuild(stdout, stderr io.Writer) gcpvm.BuildFunc {
 	return lane.CustomBuild(
 		func(cfg *config.Config) image.Deps { return buildDeps(newApp(cfg, stdout, stderr)) },

@@ -16,8 +16,8 @@ import (
 // Keys generates the key pairs the pipeline signs with.
 type Keys mg.Namespace
 
-// Sign generates a minisign key pair for release signing: the secret key goes to the path given (0600) or stdout ("-"), encrypted when SOURCEOS_SIGN_PASSWORD is set; the public key to <path>.pub and, as PEM, <path>.pub.pem.
-func (Keys) Sign(secretKeyPath string) error {
+// Minisign generates a minisign key pair (release or custom builds): the secret key goes to the path given (0600) or stdout ("-"), encrypted when SOURCEOS_SIGN_PASSWORD is set; the public key to <path>.pub and, as PEM, <path>.pub.pem.
+func (Keys) Minisign(secretKeyPath string) error {
 	a, err := setup()
 	if err != nil {
 		return err

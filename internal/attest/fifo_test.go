@@ -18,7 +18,7 @@ func TestSignRefusesFIFO(t *testing.T) {
 	attesttest.Mkfifo(t, p)
 	done := make(chan error, 1)
 	go func() {
-		_, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.ISO,
+		_, err := attest.Write(context.Background(), attest.Options{Kind: sidecar.ISO,
 			Artifacts: []sidecar.Artifact{{Path: p}}, Build: attesttest.BuildInfo("iso"), Now: attesttest.Clock})
 		done <- err
 	}()

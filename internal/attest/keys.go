@@ -11,7 +11,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/signature"
 )
 
-// KeyOptions are what `mage keys:sign` works from.
+// KeyOptions are what `mage keys:minisign` works from.
 type KeyOptions struct {
 	// SecretPath receives the secret key (created 0600, never
 	// overwritten); "-" writes it to Stdout instead.
@@ -24,13 +24,13 @@ type KeyOptions struct {
 	Stdout, Stderr io.Writer
 }
 
-// NewKey is `mage keys:sign <secret-key-path>`: it generates a minisign key
+// NewKey is `mage keys:minisign <secret-key-path>`: it generates a minisign key
 // pair; the secret key goes only to SecretPath or stdout, the public key
 // to <SecretPath>.pub (minisign's form) and <SecretPath>.pub.pem (PEM, for
 // cosign, OpenSSL and DSSE verifiers) and is printed in both forms.
 func NewKey(o KeyOptions) error {
 	if o.SecretPath == "" {
-		return errors.New("usage: mage keys:sign <secret-key-path> (or - for stdout)")
+		return errors.New("usage: mage keys:minisign <secret-key-path> (or - for stdout)")
 	}
 	kp, err := signature.Generate(signature.GenerateOptions{Password: o.Password.Reveal()})
 	if err != nil {

@@ -55,7 +55,7 @@ func FilesFromConfig(cfg *config.Config, cat *catalog.Catalog, artifact string, 
 }
 
 // ErrCustomName refuses to sign a custom build's file as a release.
-var ErrCustomName = errors.New("is named as a custom build: custom builds are signed by their lane's signer (mage gcp:sign), never as a release")
+var ErrCustomName = errors.New("is named as a custom build: custom builds are signed by their lane's signer (mage gcp:attest), never as a release")
 
 // instanceOf is the catalog's artifact a file is: the instance of that
 // file name on any architecture, else (a netboot manifest, a renamed
@@ -92,7 +92,7 @@ func Files(ctx context.Context, o FilesOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Sign(ctx, SignOptions{
+	return Write(ctx, Options{
 		Kind: o.Kind, Artifacts: arts, Build: o.Build, Closure: closure,
 		SecretKey: o.SecretKey, Password: o.Password,
 		RequireSignature: o.RequireSignature, GCSPrefix: o.GCSPrefix, Log: o.Log,

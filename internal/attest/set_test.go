@@ -135,7 +135,7 @@ func TestSignFailsClosed(t *testing.T) {
 	}
 }
 
-// keys:sign writes a key pair the minisign CLI uses; the secret goes only
+// keys:minisign writes a key pair the minisign CLI uses; the secret goes only
 // where asked, 0600, never over an existing file.
 func TestNewKey(t *testing.T) {
 	dir := t.TempDir()

@@ -5,7 +5,7 @@
 //
 // A custom build runs user-supplied Nix code on a machine that holds no
 // key; the record is how it hands its result to the trusted step that signs
-// (`mage gcp:sign`). That step never takes the record's word for the image:
+// (`mage gcp:attest`). That step never takes the record's word for the image:
 // it hashes the image itself and refuses a record whose digest disagrees.
 // What only the builder can know (store paths, closure) goes into the
 // provenance marked as reported by the builder. The record is read with

@@ -180,7 +180,7 @@ var Vars = []Var{
 
 	secret("SOURCEOS_SIGN_SECRET_KEY", "sign", "minisign secret key (file contents).", func(c *Config) *Secret { return &c.SignSecretKey }),
 	secret("SOURCEOS_SIGN_PASSWORD", "sign", "Password of an encrypted minisign secret key.", func(c *Config) *Secret { return &c.SignPassword }),
-	secret("SOURCEOS_CUSTOM_SIGN_SECRET_KEY", "sign", "minisign secret key of custom builds (gcp:sign), when they have a key of their own; gcp:sign uses it before SOURCEOS_SIGN_SECRET_KEY.", func(c *Config) *Secret { return &c.CustomSignSecretKey }),
+	secret("SOURCEOS_CUSTOM_SIGN_SECRET_KEY", "sign", "minisign secret key of custom builds (gcp:attest), when they have a key of their own; gcp:attest uses it before SOURCEOS_SIGN_SECRET_KEY.", func(c *Config) *Secret { return &c.CustomSignSecretKey }),
 	secret("SOURCEOS_CUSTOM_SIGN_PASSWORD", "sign", "Password of an encrypted SOURCEOS_CUSTOM_SIGN_SECRET_KEY.", func(c *Config) *Secret { return &c.CustomSignPassword }),
 	multiline(str("SOURCEOS_SIGN_PUBKEY", "sign", "", "minisign public key: the `RW…` line, a .pub file's contents or a path to a .pub file.", func(c *Config) *string { return &c.SignPubKey })),
 	boolean("SOURCEOS_REQUIRE_SIGNATURE", "sign", "Fail instead of producing unsigned artifacts.", func(c *Config) *bool { return &c.RequireSignature }),

@@ -72,10 +72,10 @@ var Attributes = []Attribute{
 // user-supplied Nix code, and every process on it can read the metadata
 // server over HTTP, a fixed-output derivation inside Nix's sandbox included:
 // gcp:build refuses to build while any of them is set. Signing happens on a
-// trusted machine (`mage gcp:sign`); the VM pushes nothing to the cache.
+// trusted machine (`mage gcp:attest`); the VM pushes nothing to the cache.
 // sourceos-nix-cache-secret-key is the shell pipeline's name of the cache
 // key, which its self-serve backend may still set.
-var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-custom-sign-secret-key", "sourceos-custom-sign-password", "sourceos-cache-secret-key", "sourceos-nix-cache-secret-key"}
+var RefusedAttributes = []string{"sourceos-sign-secret-key", "sourceos-sign-password", "sourceos-custom-attest-secret-key", "sourceos-custom-attest-password", "sourceos-cache-secret-key", "sourceos-nix-cache-secret-key"}
 
 // ErrKeysInMetadata means the instance metadata holds a key.
 var ErrKeysInMetadata = errors.New("instance metadata holds signing keys; a build VM runs user code and must hold none")
@@ -159,7 +159,7 @@ func ReadInstance(ctx context.Context, md Metadata) (*Instance, error) {
 		errs = append(errs, err)
 	}
 	if refused := refusedPresent(ctx, md); len(refused) > 0 {
-		errs = append(errs, fmt.Errorf("%w: remove %s from the VM's metadata (and sign with mage gcp:sign on a trusted machine)", ErrKeysInMetadata, strings.Join(refused, ", ")))
+		errs = append(errs, fmt.Errorf("%w: remove %s from the VM's metadata (and sign with mage gcp:attest on a trusted machine)", ErrKeysInMetadata, strings.Join(refused, ", ")))
 	}
 	return in, errors.Join(errs...)
 }

@@ -23,7 +23,7 @@ type State string
 
 // The states a build goes through: building, then built (the unsigned
 // image and its build record are in the prefix), then complete once the
-// trusted step (`mage gcp:sign`) has hashed, signed and verified it; error
+// trusted step (`mage gcp:attest`) has hashed, signed and verified it; error
 // from any of them.
 const (
 	Building State = "building"

@@ -20,7 +20,7 @@ import (
 // BuildFunc runs the custom build of the spec in specPath with cfg and
 // returns the URL of the unsigned image (a GCS URL when cfg.GCSPrefix is
 // set). The mage target wires `build:custom` in. Signing is not its job:
-// the status says built, and the trusted step `mage gcp:sign` takes it to
+// the status says built, and the trusted step `mage gcp:attest` takes it to
 // complete.
 type BuildFunc func(ctx context.Context, cfg *config.Config, specPath string) (artifactURL string, err error)
 
@@ -61,7 +61,7 @@ func (j *job) run(ctx context.Context) error {
 		j.log.Info("status", "state", Failed, "at", j.status.where)
 		return err
 	}
-	j.log.Info("build finished: unsigned until gcp:sign runs on a trusted machine", "artifact", url)
+	j.log.Info("build finished: unsigned until gcp:attest runs on a trusted machine", "artifact", url)
 	if _, err := j.status.write(ctx, Built, url, ""); err != nil {
 		return err
 	}

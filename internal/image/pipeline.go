@@ -30,10 +30,10 @@ func Steps(req Request) []Step {
 	rebuild := &rebuildStep{} // SOURCEOS_REBUILD_CHECK: build the image again, compare
 	steps = append(steps, nixBuild{output: outImage}, rebuild, copyStep(req.Kind()))
 	return append(steps,
-		closure{},                  // runtime closure of everything built
-		signStep{rebuild: rebuild}, // signature and provenance sidecars, the rebuild check's outcome in them
-		uploadStep{},               // artifacts and sidecars to GCS_PREFIX
-		cacheStep{},                // warm the Nix cache, best effort unless strict
+		closure{},                    // runtime closure of everything built
+		attestStep{rebuild: rebuild}, // signature and provenance sidecars, the rebuild check's outcome in them
+		uploadStep{},                 // artifacts and sidecars to GCS_PREFIX
+		cacheStep{},                  // warm the Nix cache, best effort unless strict
 	)
 }
 
@@ -76,7 +76,7 @@ func refuseKeys(cfg *config.Config) error {
 	if len(set) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: unset %s (and their _FILE forms) for build:custom; sign the result on a trusted machine (mage gcp:sign, or mage sign)", ErrKeysInUntrustedBuild, strings.Join(set, ", "))
+	return fmt.Errorf("%w: unset %s (and their _FILE forms) for build:custom; sign the result on a trusted machine (mage gcp:attest, or mage sign)", ErrKeysInUntrustedBuild, strings.Join(set, ", "))
 }
 
 // Edition builds the artifact of kind TARGET that the catalog lists for an

@@ -136,7 +136,7 @@ func TestVerifyCatchesUnlistedDocuments(t *testing.T) {
 	attesttest.SignISO(t, k, donor)
 
 	iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
-	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) { o.Closure = nil })
+	attesttest.SignISO(t, k, iso, func(o *attest.Options) { o.Closure = nil })
 	if _, err := os.Stat(iso + ".sbom.json"); !os.IsNotExist(err) {
 		t.Fatalf("signed without a closure, yet an SBOM: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestVerifyCatchesUnlistedDocuments(t *testing.T) {
 	expectFailed(t, iso, k, verify.CheckByproducts)
 
 	kernel := attesttest.Artifact(t, t.TempDir(), "bzImage", 4096)
-	if _, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.Netboot,
+	if _, err := attest.Write(context.Background(), attest.Options{Kind: sidecar.Netboot,
 		Artifacts: []sidecar.Artifact{{Path: kernel}}, Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock}); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestNetbootSetTampering(t *testing.T) {
 		for _, p := range paths {
 			arts = append(arts, sidecar.Artifact{Path: p})
 		}
-		if _, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.Netboot, Artifacts: arts,
+		if _, err := attest.Write(context.Background(), attest.Options{Kind: sidecar.Netboot, Artifacts: arts,
 			Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock}); err != nil {
 			t.Fatal(err)
 		}

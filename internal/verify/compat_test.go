@@ -78,16 +78,16 @@ func TestRebuildCheckReported(t *testing.T) {
 	k := attesttest.NewKeys(t)
 	for _, tc := range []struct {
 		name    string
-		mutate  []func(*attest.SignOptions)
+		mutate  []func(*attest.Options)
 		require bool
 		status  string
 	}{
 		{name: "none recorded", status: verify.Skip},
 		{name: "none recorded, required", require: true, status: verify.Fail},
-		{name: "reproducible", mutate: []func(*attest.SignOptions){withRebuild(true)}, status: verify.Pass},
-		{name: "reproducible, required", mutate: []func(*attest.SignOptions){withRebuild(true)}, require: true, status: verify.Pass},
-		{name: "differs", mutate: []func(*attest.SignOptions){withRebuild(false)}, status: verify.Pass},
-		{name: "differs, required", mutate: []func(*attest.SignOptions){withRebuild(false)}, require: true, status: verify.Fail},
+		{name: "reproducible", mutate: []func(*attest.Options){withRebuild(true)}, status: verify.Pass},
+		{name: "reproducible, required", mutate: []func(*attest.Options){withRebuild(true)}, require: true, status: verify.Pass},
+		{name: "differs", mutate: []func(*attest.Options){withRebuild(false)}, status: verify.Pass},
+		{name: "differs, required", mutate: []func(*attest.Options){withRebuild(false)}, require: true, status: verify.Fail},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)

@@ -12,7 +12,7 @@ import (
 )
 
 // customBuild is what the custom lane's signer records of a custom build.
-func customBuild(o *attest.SignOptions) {
+func customBuild(o *attest.Options) {
 	o.Build.Custom = &provenance.Custom{UID: "user-7", BuildID: "build-42", SpecSHA256: strings.Repeat("ab", 32),
 		Spec:          []byte(`{"edition":"desktop","arch":"x86_64","hostname":"box-1","packages":["htop"],"services":[],"users":[],"hasSnippet":true}`),
 		ModuleSnippet: "{ ... }: { }"}

@@ -47,7 +47,7 @@ func TestRealNixISO(t *testing.T) {
 		closure = append(closure, provenance.StorePath{Path: p.Path, NarHash: p.NarHash, NarSize: p.NarSize, References: p.References, Deriver: p.Deriver})
 	}
 	k := attesttest.NewKeys(t)
-	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) {
+	attesttest.SignISO(t, k, iso, func(o *attest.Options) {
 		o.Artifacts[0].Digests = &d
 		o.Closure = closure
 		o.Build.FlakeRef = testrig.FixtureFlake(t)

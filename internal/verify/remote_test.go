@@ -236,7 +236,7 @@ func TestVerifyURLNetbootSet(t *testing.T) {
 	for _, p := range attesttest.NetbootSet(t, dir, attesttest.BuildInfo("netboot")) {
 		arts = append(arts, sidecar.Artifact{Path: p})
 	}
-	if _, err := attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.Netboot, Artifacts: arts,
+	if _, err := attest.Write(context.Background(), attest.Options{Kind: sidecar.Netboot, Artifacts: arts,
 		Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock}); err != nil {
 		t.Fatal(err)
 	}

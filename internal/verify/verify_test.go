@@ -269,7 +269,7 @@ func TestNetbootSet(t *testing.T) {
 	for _, p := range attesttest.NetbootSet(t, dir, attesttest.BuildInfo("netboot")) {
 		arts = append(arts, sidecar.Artifact{Path: p})
 	}
-	res, err := attest.Sign(context.Background(), attest.SignOptions{
+	res, err := attest.Write(context.Background(), attest.Options{
 		Kind: sidecar.Netboot, Artifacts: arts, Build: attesttest.BuildInfo("netboot"), SecretKey: k.Secret(), Now: attesttest.Clock,
 	})
 	if err != nil || len(res.Artifacts) != 4 {
@@ -311,8 +311,8 @@ type mutation struct {
 
 // withRebuild records a rebuild check of the image that came out
 // reproducible, or not.
-func withRebuild(reproducible bool) func(*attest.SignOptions) {
-	return func(o *attest.SignOptions) {
+func withRebuild(reproducible bool) func(*attest.Options) {
+	return func(o *attest.Options) {
 		out := attesttest.Closure()[1].Path
 		rc := &provenance.RebuildCheck{Method: "nix build --rebuild", Output: out, Reproducible: reproducible}
 		if !reproducible {

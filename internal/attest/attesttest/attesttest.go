@@ -91,16 +91,16 @@ func Artifact(t *testing.T, dir, name string, n int) string {
 	return path
 }
 
-func SignISO(t *testing.T, k Keys, path string, mutate ...func(*attest.SignOptions)) *attest.Result {
+func SignISO(t *testing.T, k Keys, path string, mutate ...func(*attest.Options)) *attest.Result {
 	t.Helper()
-	opts := attest.SignOptions{
+	opts := attest.Options{
 		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: path}}, Build: BuildInfo("iso"),
 		Closure: Closure(), SecretKey: k.Secret(), Now: Clock,
 	}
 	for _, m := range mutate {
 		m(&opts)
 	}
-	res, err := attest.Sign(context.Background(), opts)
+	res, err := attest.Write(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}

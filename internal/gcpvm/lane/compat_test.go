@@ -164,8 +164,8 @@ func oldPrefix(buildID string) string {
 
 // githubLane runs build-custom.yml for a workflow_dispatch of sent, as
 // GitHub would: the build job's runner and env from the workflow, `mage
-// gcp:custom "$SOURCEOS_SPEC"`, then the sign job (sign-custom.yml, with
-// the inputs the build job's workflow passes) running `mage gcp:sign
+// gcp:custom "$SOURCEOS_SPEC"`, then the sign job (attest-custom.yml, with
+// the inputs the build job's workflow passes) running `mage gcp:attest
 // "$SOURCEOS_SPEC"`, reading the status as the old backend does while it
 // builds and once built; the caller reads the final one.
 func githubLane(t *testing.T, gcs *testrig.GCS, keys keyPair, sent map[string]string, target string) {
@@ -216,19 +216,19 @@ func githubLane(t *testing.T, gcs *testrig.GCS, keys keyPair, sent map[string]st
 	}
 
 	// The sign job: the reusable workflow, with what build-custom.yml passes.
-	call := wf.Jobs["sign"].WorkflowCall
-	if call == nil || call.Uses.Value != "./.github/workflows/sign-custom.yml" {
-		t.Fatalf("build-custom.yml's sign job does not call sign-custom.yml")
+	call := wf.Jobs["attest"].WorkflowCall
+	if call == nil || call.Uses.Value != "./.github/workflows/attest-custom.yml" {
+		t.Fatalf("build-custom.yml's sign job does not call attest-custom.yml")
 	}
-	swf := readWorkflow(t, "sign-custom.yml")
+	swf := readWorkflow(t, "attest-custom.yml")
 	ctx["inputs"] = callInputs(t, swf, call, ctx)
-	senv := jobEnv(t, swf, "sign", ctx)
-	runStep(t, swf.Jobs["sign"], `mage gcp:sign "$SOURCEOS_SPEC"`)
+	senv := jobEnv(t, swf, "attest", ctx)
+	runStep(t, swf.Jobs["attest"], `mage gcp:attest "$SOURCEOS_SPEC"`)
 	signWith(t, keys, senv)
 }
 
-// vmLane runs the VM lane on attrs, then the signer as sign-custom.yml
-// runs it when dispatched (repository_dispatch sourceos-custom-sign) with
+// vmLane runs the VM lane on attrs, then the signer as attest-custom.yml
+// runs it when dispatched (repository_dispatch sourceos-custom-attest) with
 // the same spec text as the metadata's and the version the VM was given,
 // reading the status as the old backend does once built; the caller reads
 // the final one.
@@ -253,7 +253,7 @@ func vmLane(t *testing.T, gcs *testrig.GCS, keys keyPair, attrs map[string]strin
 		// from the one in the manifest: refused before signing, with why.
 		err := trySign(t, keys, signEnv(t, payload, keys))
 		if err == nil || !strings.Contains(err.Error(), `the build stamped version "26.11"`) {
-			t.Fatalf("gcp:sign with another version: %v", err)
+			t.Fatalf("gcp:attest with another version: %v", err)
 		}
 		if got := readOld(t, gcs, prefix); got.Status != "error" || got.Artifact != "" {
 			t.Errorf("failed signing: the old backend reads %+v", got)
@@ -268,18 +268,18 @@ func vmLane(t *testing.T, gcs *testrig.GCS, keys keyPair, attrs map[string]strin
 	signWith(t, keys, env)
 }
 
-// signEnv is the env of sign-custom.yml's job when dispatched with payload.
+// signEnv is the env of attest-custom.yml's job when dispatched with payload.
 func signEnv(t *testing.T, payload map[string]any, keys keyPair) map[string]string {
 	t.Helper()
 	ctx := testrig.ExprContext{
-		"github": map[string]any{"event_name": "repository_dispatch", "event": map[string]any{"action": "sourceos-custom-sign", "client_payload": payload},
+		"github": map[string]any{"event_name": "repository_dispatch", "event": map[string]any{"action": "sourceos-custom-attest", "client_payload": payload},
 			"run_id": oldRunID, "sha": strings.Repeat("c", 40), "server_url": "https://github.com", "repository": "SourceOS-Linux/source-os"},
 		"inputs": map[string]any{},
 		"vars":   map[string]any{"SOURCEOS_ARTIFACTS_BUCKET": oldBucket, "SOURCEOS_SIGN_PUBKEY": keys.pub},
 	}
-	swf := readWorkflow(t, "sign-custom.yml")
-	runStep(t, swf.Jobs["sign"], `mage gcp:sign "$SOURCEOS_SPEC"`)
-	return jobEnv(t, swf, "sign", ctx)
+	swf := readWorkflow(t, "attest-custom.yml")
+	runStep(t, swf.Jobs["attest"], `mage gcp:attest "$SOURCEOS_SPEC"`)
+	return jobEnv(t, swf, "attest", ctx)
 }
 
 // rebuilt puts a build's status back to built, as the build left it.
@@ -306,12 +306,12 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// signWith runs gcp:sign's code with a sign job's env, plus the key (from
+// signWith runs gcp:attest's code with a sign job's env, plus the key (from
 // keys:files) and what the runner sets.
 func signWith(t *testing.T, keys keyPair, env map[string]string) {
 	t.Helper()
 	if err := trySign(t, keys, env); err != nil {
-		t.Fatalf("gcp:sign: %v", err)
+		t.Fatalf("gcp:attest: %v", err)
 	}
 }
 
@@ -321,7 +321,7 @@ func trySign(t *testing.T, keys keyPair, env map[string]string) error {
 	runnerEnv(t, env)
 	env["SOURCEOS_SIGN_SECRET_KEY"] = keys.secret
 	var log bytes.Buffer
-	err := lane.Sign(context.Background(), lane.SignOptions{Cfg: loadEnv(t, env), Spec: specArg(t, env), TempDir: t.TempDir(),
+	err := lane.Attest(context.Background(), lane.AttestOptions{Cfg: loadEnv(t, env), Spec: specArg(t, env), TempDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, log.String())

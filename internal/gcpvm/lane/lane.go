@@ -2,7 +2,7 @@
 // half (CustomBuild: what gcp:build and gcp:custom run) is build:custom's
 // code: user-supplied Nix code, built in Nix's sandbox by a process that
 // holds no key, leaving an unsigned image and its build record in the
-// user's prefix. The signing half (Sign: what gcp:sign runs) happens on a
+// user's prefix. The signing half (Sign: what gcp:attest runs) happens on a
 // trusted machine that never builds anything. It is apart from
 // internal/gcpvm so that the lane's own logic does not depend on the build
 // pipeline.

@@ -126,7 +126,7 @@ func TestVMLaneThenSignerEndToEnd(t *testing.T) {
 
 	keys := newKeys(t)
 	if err := signBuild(t, keys.env(), spec); err != nil {
-		t.Fatalf("gcp:sign: %v", err)
+		t.Fatalf("gcp:attest: %v", err)
 	}
 	st = status(t, gcs)
 	if st.State != gcpvm.Complete || !st.Signed || st.Error != "" {
@@ -174,7 +174,7 @@ func TestVMLaneThenSignerEndToEnd(t *testing.T) {
 	}
 	// Signed once: a second run finds nothing to sign.
 	if err := signBuild(t, keys.env(), spec); err == nil || !strings.Contains(err.Error(), `"complete"`) {
-		t.Errorf("second gcp:sign: %v", err)
+		t.Errorf("second gcp:attest: %v", err)
 	}
 }
 
@@ -320,7 +320,7 @@ func reverse(s string) string {
 	return string(b)
 }
 
-// signBuild runs gcp:sign's code with env as its configuration.
+// signBuild runs gcp:attest's code with env as its configuration.
 func signBuild(t *testing.T, env map[string]string, specJSON string) error {
 	t.Helper()
 	if _, ok := env["SOURCEOS_FLAKE"]; !ok {
@@ -330,7 +330,7 @@ func signBuild(t *testing.T, env map[string]string, specJSON string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lane.Sign(context.Background(), lane.SignOptions{Cfg: cfg, Spec: []byte(specJSON), TempDir: t.TempDir()})
+	return lane.Attest(context.Background(), lane.AttestOptions{Cfg: cfg, Spec: []byte(specJSON), TempDir: t.TempDir()})
 }
 
 func objects(t *testing.T, gcs *testrig.GCS) []string {
@@ -393,7 +393,7 @@ func TestSignerRemovesPlantedSidecars(t *testing.T) {
 	delete(env, "SOURCEOS_SIGN_SECRET_KEY")
 	delete(env, "SOURCEOS_SIGN_PUBKEY")
 	if err := signBuild(t, env, spec); err != nil {
-		t.Fatalf("gcp:sign without a key: %v", err)
+		t.Fatalf("gcp:attest without a key: %v", err)
 	}
 	got := objects(t, gcs)
 	for _, planted := range []string{iso + ".minisig", iso + ".intoto.dsse.json"} {
@@ -430,7 +430,7 @@ func TestSignerWithTheCustomBuildsOwnKey(t *testing.T) {
 		"SOURCEOS_REQUIRE_SIGNATURE": "1", "GCS_PREFIX": "gs://" + bucket + "/" + prefix, "VERSION": "1.4.0",
 		"BUILD_ID": "build-42", "BUILD_UID": "user-7"}
 	if err := signBuild(t, env, spec); err != nil {
-		t.Fatalf("gcp:sign with the custom key: %v", err)
+		t.Fatalf("gcp:attest with the custom key: %v", err)
 	}
 	dir := download(t, gcs)
 	artifact := filepath.Join(dir, iso)

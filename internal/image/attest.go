@@ -10,16 +10,17 @@ import (
 	"github.com/socioprophet/sourceos/internal/sidecar"
 )
 
-// signStep signs the artifacts and writes their provenance beside them,
+// attestStep signs the artifacts and writes their provenance beside them
+// (internal/attest),
 // reusing the digests computed while copying them out of the store. The
 // rebuild step's outcome, when it ran, is recorded in the provenance.
-type signStep struct{ rebuild *rebuildStep }
+type attestStep struct{ rebuild *rebuildStep }
 
-func (signStep) String() string { return "sign and write provenance" }
+func (attestStep) String() string { return "attest: signature and provenance" }
 
-func (st signStep) Run(ctx context.Context, s *State) error {
+func (st attestStep) Run(ctx context.Context, s *State) error {
 	arts := s.Artifacts // the image, or the netboot set and its manifest
-	opts := attest.SignOptions{
+	opts := attest.Options{
 		Kind: s.Req.Kind(), Build: s.buildInfo(st.rebuildCheck()), Closure: attest.Closure(s.Closure),
 		SecretKey: s.Cfg.SignSecretKey, Password: s.Cfg.SignPassword,
 		RequireSignature: s.Cfg.RequireSignature, GCSPrefix: s.Cfg.GCSPrefix,
@@ -29,7 +30,7 @@ func (st signStep) Run(ctx context.Context, s *State) error {
 		d := a.Digests
 		opts.Artifacts = append(opts.Artifacts, sidecar.Artifact{Path: a.Path, Digests: &d})
 	}
-	res, err := attest.Sign(ctx, opts)
+	res, err := attest.Write(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -48,7 +49,7 @@ func (st signStep) Run(ctx context.Context, s *State) error {
 }
 
 // rebuildCheck is the rebuild step's outcome, nil when it did not run.
-func (st signStep) rebuildCheck() *provenance.RebuildCheck {
+func (st attestStep) rebuildCheck() *provenance.RebuildCheck {
 	if st.rebuild == nil {
 		return nil
 	}

@@ -26,7 +26,7 @@ func TestUnsignedWithoutKey(t *testing.T) {
 	iso := attesttest.Artifact(t, dir, attesttest.ISOName, 4096)
 	attesttest.SignISO(t, k, iso) // an earlier signed run
 	changed := attesttest.Artifact(t, dir, attesttest.ISOName, 5000)
-	res, err := attest.Sign(context.Background(), attest.SignOptions{
+	res, err := attest.Write(context.Background(), attest.Options{
 		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: changed}}, Build: attesttest.BuildInfo("iso"), Now: attesttest.Clock,
 	})
 	if err != nil || res.Signed {
@@ -54,7 +54,7 @@ func TestUnsignedWithoutKey(t *testing.T) {
 func TestRequireSignature(t *testing.T) {
 	dir := t.TempDir()
 	iso := attesttest.Artifact(t, dir, attesttest.ISOName, 4096)
-	_, err := attest.Sign(context.Background(), attest.SignOptions{
+	_, err := attest.Write(context.Background(), attest.Options{
 		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: iso}}, Build: attesttest.BuildInfo("iso"), Now: attesttest.Clock,
 		RequireSignature: true,
 	})
@@ -84,7 +84,7 @@ func TestBadKeyWritesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			iso := attesttest.Artifact(t, dir, attesttest.ISOName, 4096)
-			_, err := attest.Sign(context.Background(), attest.SignOptions{
+			_, err := attest.Write(context.Background(), attest.Options{
 				Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: iso}}, Build: attesttest.BuildInfo("iso"), Now: attesttest.Clock,
 				SecretKey: config.NewSecret(tc.key), Password: config.NewSecret(tc.password),
 			})
@@ -116,7 +116,7 @@ func TestSecretsStayInMemory(t *testing.T) {
 	out := t.TempDir()
 	iso := attesttest.Artifact(t, out, attesttest.ISOName, 4096)
 	var log bytes.Buffer
-	res, err := attest.Sign(context.Background(), attest.SignOptions{
+	res, err := attest.Write(context.Background(), attest.Options{
 		Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: iso}}, Build: attesttest.BuildInfo("iso"), Closure: attesttest.Closure(), Now: attesttest.Clock,
 		SecretKey: config.NewSecret(string(kp.SecretKey)), Password: config.NewSecret(password),
 		Log: slog.New(slog.NewTextHandler(&log, nil)),
@@ -126,7 +126,7 @@ func TestSecretsStayInMemory(t *testing.T) {
 	}
 	// The unencrypted form of the same kind of key: fragments of its raw
 	// seed must not show up either (checked with a plain key we can read).
-	attesttest.SignISO(t, plain, attesttest.Artifact(t, out, "other.iso", 4096), func(o *attest.SignOptions) {
+	attesttest.SignISO(t, plain, attesttest.Artifact(t, out, "other.iso", 4096), func(o *attest.Options) {
 		o.Log = slog.New(slog.NewTextHandler(&log, nil))
 	})
 	needles := append(attesttest.Fragments(t, plain.Pair.SecretKey), password)
@@ -164,12 +164,12 @@ func TestPrecomputedDigestsAreUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) { o.Artifacts[0].Digests = &d })
+	attesttest.SignISO(t, k, iso, func(o *attest.Options) { o.Artifacts[0].Digests = &d })
 	if got := string(attesttest.ReadFile(t, iso+".sha256")); !strings.HasPrefix(got, d.SHA256Hex()+"  ") {
 		t.Errorf("sha256 sidecar %q does not come from the handed-over digests", got)
 	}
 	short, _ := digest.Reader(bytes.NewReader([]byte("x")))
-	_, err = attest.Sign(context.Background(), attest.SignOptions{Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: iso, Digests: &short}},
+	_, err = attest.Write(context.Background(), attest.Options{Kind: sidecar.ISO, Artifacts: []sidecar.Artifact{{Path: iso, Digests: &short}},
 		Build: attesttest.BuildInfo("iso"), Now: attesttest.Clock})
 	if err == nil {
 		t.Error("digests of another size accepted")
@@ -179,7 +179,7 @@ func TestPrecomputedDigestsAreUsed(t *testing.T) {
 func TestRefsUnderGCSPrefix(t *testing.T) {
 	k := attesttest.NewKeys(t)
 	iso := attesttest.Artifact(t, t.TempDir(), attesttest.ISOName, 4096)
-	attesttest.SignISO(t, k, iso, func(o *attest.SignOptions) { o.GCSPrefix = "gs://sourceos-releases/desktop/1.2.3/" })
+	attesttest.SignISO(t, k, iso, func(o *attest.Options) { o.GCSPrefix = "gs://sourceos-releases/desktop/1.2.3/" })
 	doc, err := provenance.ParseOSImage(attesttest.ReadFile(t, iso+".osimage.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -29,8 +29,8 @@ type KeyError struct{ Err error }
 func (e *KeyError) Error() string { return "signing key: " + e.Err.Error() }
 func (e *KeyError) Unwrap() error { return e.Err }
 
-// SignOptions say what to sign and how.
-type SignOptions struct {
+// Options say what to sign and how.
+type Options struct {
 	Kind      sidecar.Kind
 	Artifacts []sidecar.Artifact
 	Build     provenance.BuildInfo
@@ -65,11 +65,11 @@ type ArtifactResult struct {
 	Sidecars []string       `json:"sidecars"` // full paths
 }
 
-// Sign writes every sidecar of every artifact. Without a key it writes the
+// Write writes every sidecar of every artifact. Without a key it writes the
 // unsigned ones (checksum, statement, predicate, SBOM, OSImage saying
 // unsigned) and succeeds, unless RequireSignature is set. A key that does
 // not load is a *KeyError and nothing is written.
-func Sign(ctx context.Context, opts SignOptions) (*Result, error) {
+func Write(ctx context.Context, opts Options) (*Result, error) {
 	opts.defaults()
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func Sign(ctx context.Context, opts SignOptions) (*Result, error) {
 	return res, nil
 }
 
-func (o *SignOptions) defaults() {
+func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -126,7 +126,7 @@ func (o *SignOptions) defaults() {
 	}
 }
 
-func (o *SignOptions) check() error {
+func (o *Options) check() error {
 	if _, err := sidecar.KindOf(string(o.Kind)); err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (o *SignOptions) check() error {
 }
 
 // loadKey returns nil when no key is configured.
-func loadKey(o SignOptions) (*signature.SecretKey, error) {
+func loadKey(o Options) (*signature.SecretKey, error) {
 	if !o.SecretKey.IsSet() {
 		return nil, nil
 	}
@@ -158,7 +158,7 @@ func loadKey(o SignOptions) (*signature.SecretKey, error) {
 // documents about the artifact (SBOM, OSImage) come first: the predicate
 // lists them as byproducts with their digests, so the one signature over
 // the statement covers every document a user reads.
-func sidecars(o SignOptions, key *signature.SecretKey, a sidecar.Artifact) ([]file, ArtifactResult, error) {
+func sidecars(o Options, key *signature.SecretKey, a sidecar.Artifact) ([]file, ArtifactResult, error) {
 	d, err := a.Hash()
 	if err != nil {
 		return nil, ArtifactResult{}, fmt.Errorf("sign: %w", err)
@@ -211,7 +211,7 @@ func byproducts(docs []file) []provenance.Byproduct {
 
 // signatures are the .minisig (prehashed, from the digest already computed)
 // and the DSSE envelope of the statement.
-func signatures(o SignOptions, key *signature.SecretKey, path string, d digest.Digests, statement []byte) ([]file, error) {
+func signatures(o Options, key *signature.SecretKey, path string, d digest.Digests, statement []byte) ([]file, error) {
 	comment := signature.Comment{Timestamp: o.Now(), File: filepath.Base(path), BuildID: o.Build.BuildID}
 	minisig, err := key.SignDigest(d.BLAKE2b512, comment)
 	if err != nil {
@@ -226,7 +226,7 @@ func signatures(o SignOptions, key *signature.SecretKey, path string, d digest.D
 
 // imageDocuments are the SBOM (when the closure is known) and the OSImage
 // document, whose refs name the other sidecars.
-func imageDocuments(o SignOptions, path string, image provenance.Subject, signed bool) ([]file, error) {
+func imageDocuments(o Options, path string, image provenance.Subject, signed bool) ([]file, error) {
 	var fs []file
 	name := filepath.Base(path)
 	in := provenance.OSImageInput{

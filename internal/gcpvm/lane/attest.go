@@ -35,8 +35,8 @@ import (
 // MaxImageBytes bounds the image a signer downloads.
 const MaxImageBytes = 64 << 30
 
-// SignOptions configure Sign.
-type SignOptions struct {
+// AttestOptions configure Sign.
+type AttestOptions struct {
 	// Cfg holds the keys, GCS_PREFIX of the build, and the facts the
 	// dispatcher vouches for (VERSION, SOURCE_REPO, SOURCE_REV, BUILD_ID,
 	// SOURCEOS_CHANNEL, SOURCEOS_FLAKE).
@@ -50,7 +50,7 @@ type SignOptions struct {
 	TempDir   string            // where the image is downloaded; "": the system's
 }
 
-func (o *SignOptions) defaults() {
+func (o *AttestOptions) defaults() {
 	if o.OpenStore == nil {
 		o.OpenStore = func(ctx context.Context, p string) (blob.Store, error) { return blob.Open(ctx, p) }
 	}
@@ -62,7 +62,7 @@ func (o *SignOptions) defaults() {
 	}
 }
 
-// Sign is `mage gcp:sign`, the trusted half of a custom build. It runs on
+// Attest is `mage gcp:attest`, the trusted half of a custom build. It runs on
 // a machine that holds the keys and never builds anything: it reads the
 // build's status (it must say built) and build record from GCS_PREFIX,
 // downloads every file of the artifact (TARGET: an ISO, or a netboot set)
@@ -76,26 +76,26 @@ func (o *SignOptions) defaults() {
 // build times are the builder's word, and the builder id
 // (provenance.CustomBuilderID) says the build ran on a machine without
 // keys.
-func Sign(ctx context.Context, o SignOptions) error {
+func Attest(ctx context.Context, o AttestOptions) error {
 	o.defaults()
 	if o.Cfg.GCSPrefix == "" {
-		return errors.New("gcp:sign: GCS_PREFIX is not set: it names the build to sign")
+		return errors.New("gcp:attest: GCS_PREFIX is not set: it names the build to sign")
 	}
 	if err := gcpvm.CheckIDs(o.Cfg); err != nil {
-		return fmt.Errorf("gcp:sign: %w", err)
+		return fmt.Errorf("gcp:attest: %w", err)
 	}
 	store, err := o.OpenStore(ctx, o.Cfg.GCSPrefix)
 	if err != nil {
-		return fmt.Errorf("gcp:sign: open %s: %w", o.Cfg.GCSPrefix, err)
+		return fmt.Errorf("gcp:attest: open %s: %w", o.Cfg.GCSPrefix, err)
 	}
 	st, ok, err := gcpvm.ReadStatus(ctx, store)
 	switch {
 	case err != nil:
-		return fmt.Errorf("gcp:sign: %w", err)
+		return fmt.Errorf("gcp:attest: %w", err)
 	case !ok:
-		return fmt.Errorf("gcp:sign: no %s in %s: nothing was built there", gcpvm.StatusKey, o.Cfg.GCSPrefix)
+		return fmt.Errorf("gcp:attest: no %s in %s: nothing was built there", gcpvm.StatusKey, o.Cfg.GCSPrefix)
 	case st.State != gcpvm.Built:
-		return fmt.Errorf("gcp:sign: %s says %q: only a build that says %q is signed", gcpvm.StatusKey, st.State, gcpvm.Built)
+		return fmt.Errorf("gcp:attest: %s says %q: only a build that says %q is signed", gcpvm.StatusKey, st.State, gcpvm.Built)
 	}
 	s := &signer{o: o, store: store, status: st}
 	url, signErr := s.run(ctx)
@@ -103,7 +103,7 @@ func Sign(ctx context.Context, o SignOptions) error {
 }
 
 type signer struct {
-	o      SignOptions
+	o      AttestOptions
 	store  blob.Store
 	status gcpvm.Status
 }
@@ -149,7 +149,7 @@ func (s *signer) run(ctx context.Context) (string, error) {
 		}
 	}
 	key, password := signingKey(s.o.Cfg)
-	res, err := attest.Sign(ctx, attest.SignOptions{
+	res, err := attest.Write(ctx, attest.Options{
 		Kind: in.Kind(), Artifacts: arts,
 		Build: attest.BuildInfo(s.o.Cfg, attest.Facts{Instance: in, Hostname: sp.Hostname, Custom: custom,
 			StartedOn: rec.StartedOn, FinishedOn: rec.FinishedOn}),
@@ -239,7 +239,7 @@ func (s *signer) checkManifestVersion(path string) error {
 		return fmt.Errorf("%s: %w", sidecar.ManifestName, err)
 	}
 	if m.Version != s.o.Cfg.Version {
-		return fmt.Errorf("the build stamped version %q into %s, this signer's VERSION is %q: sign with the version the build was given (sign-custom.yml: client_payload.version)",
+		return fmt.Errorf("the build stamped version %q into %s, this signer's VERSION is %q: sign with the version the build was given (attest-custom.yml: client_payload.version)",
 			m.Version, sidecar.ManifestName, s.o.Cfg.Version)
 	}
 	return nil
