@@ -22,7 +22,7 @@ func (Config) Show() error {
 	return a.Cfg.Show(a.Stdout)
 }
 
-// Docs prints the configuration table of the README, generated from internal/config.
+// Docs prints the configuration table of docs/configuration.md, generated from internal/config.
 func (Config) Docs() {
 	fmt.Print(config.MarkdownTable())
 }

@@ -130,12 +130,12 @@ func TestEveryVarDeclaredOnceWithDescription(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the README's configuration table")
+var update = flag.Bool("update", false, "rewrite docs/configuration.md's table")
 
-// The README's configuration table is generated from Vars; this keeps them in
-// sync. Regenerate it with: go test ./internal/config -run Readme -update
-func TestReadmeTableInSync(t *testing.T) {
-	testrig.GeneratedSection(t, "../../README.md", "config", config.MarkdownTable(), *update)
+// docs/configuration.md's table is generated from Vars; this keeps them in
+// sync. Regenerate it with: go test ./internal/config -run Table -update
+func TestTableInSync(t *testing.T) {
+	testrig.GeneratedSection(t, "../../docs/configuration.md", "config", config.MarkdownTable(), *update)
 }
 
 // The limits of verify by URL are durations and a rate with defaults; a

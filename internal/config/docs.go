@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-// MarkdownTable renders Vars as the README's configuration table.
+// MarkdownTable renders Vars as docs/configuration.md's table.
 func MarkdownTable() string {
 	var b strings.Builder
 	b.WriteString("| Variable | Group | Default | Secret | Meaning |\n")
