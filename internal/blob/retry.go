@@ -82,6 +82,10 @@ func Transient(err error) bool {
 	if storage.ShouldRetry(err) {
 		return true
 	}
+	var te *transientError
+	if errors.As(err, &te) {
+		return true
+	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
 		return ge.Code == 408 || ge.Code == 429 || ge.Code >= 500
@@ -141,6 +145,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// sleepCtx waits d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	sleep(ctx, d)
+	return ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -105,8 +105,9 @@ type Config struct {
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
 
 	// Environment of the run
-	CI        bool   // CI
-	GitHubEnv string // GITHUB_ENV
+	CI              bool   // CI
+	GitHubEnv       string // GITHUB_ENV
+	GCSEmulatorHost string // STORAGE_EMULATOR_HOST
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -196,6 +197,7 @@ var Vars = []Var{
 
 	boolean("CI", "env", "Set by CI: a test missing a tool fails, not skips; a secret also in the environment of a process that started mage fails the run.", func(c *Config) *bool { return &c.CI }),
 	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),
+	str("STORAGE_EMULATOR_HOST", "env", "", "Set by tests: every GCS request (the client library's, and the batch requests beside it) goes to this emulator, host:port or URL, instead of Google's storage API.", func(c *Config) *string { return &c.GCSEmulatorHost }),
 }
 
 // Env looks a variable up; os.LookupEnv has this shape.
@@ -204,6 +206,15 @@ type Env func(name string) (string, bool)
 // FromEnv loads the configuration from the process environment; <NAME>_FILE
 // secrets are read with ReadSecretFile.
 func FromEnv() (*Config, error) { return Load(ProcessEnv, ReadSecretFile) }
+
+// GCSEmulatorHost is STORAGE_EMULATOR_HOST of the process environment. The
+// GCS client library reads it by itself; code that talks to GCS beside the
+// library (internal/blob's batch requests) asks here, so that it goes
+// where the library goes.
+func GCSEmulatorHost() string {
+	v, _ := ProcessEnv("STORAGE_EMULATOR_HOST")
+	return strings.TrimSpace(v)
+}
 
 // ProcessEnv looks a variable up in the process environment; it is the one
 // Env every lane starts from.
