@@ -214,16 +214,16 @@ func (a *auditor) checkNarinfo(key string, ni *narinfo.NarInfo) (ok bool, proof 
 	// A narinfo without a valid proof may still be sound (written by
 	// another tool, or before proofs): a push will replace it, and a deep
 	// audit still checks its NAR if its signature verifies.
-	nar, err := cachefmt.CheckProof(a.pk, a.objects[key])
+	pr, err := cachefmt.CheckProof(a.pk, a.objects[key])
 	switch {
 	case err != nil:
 		a.problem(key, err.Error())
 		return ok, nil
-	case nar.Key != ni.URL:
-		a.problem(key, "push proof names "+nar.Key+", the narinfo "+ni.URL)
+	case pr.NAR.Key != ni.URL:
+		a.problem(key, "push proof names "+pr.NAR.Key+", the narinfo "+ni.URL)
 		return ok, nil
 	}
-	return ok, &nar
+	return ok, &pr.NAR
 }
 
 // checkNARObject checks the listed NAR object against the narinfo and

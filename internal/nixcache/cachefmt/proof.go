@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -14,18 +16,28 @@ import (
 )
 
 // A push proof is custom metadata on a narinfo object, written with it on
-// stores that keep metadata and checksums (GCS). It lets a later push or
-// audit tell, from a listing alone, that the narinfo is one we wrote and
-// that the NAR it names is the one we uploaded:
+// stores that keep metadata and checksums (GCS). It lets a later push, GC
+// or audit tell, from a listing alone, that the narinfo is one we wrote,
+// that the NAR it names is the one we uploaded, and what the narinfo
+// refers to:
 //
-//	nixcache-proof: 1 <NAR key> <NAR size> <NAR MD5, hex> <key name>:<base64 signature>
+//	nixcache-proof: 2 <NAR key> <NAR size> <NAR MD5, hex> <key name>:<base64 signature>
+//	nixcache-refs:  <n> <hash part> … (the references' hash parts, sorted), or "-"
 //
 // The signature, by the cache's key, is over
 //
-//	nixcache-proof;1;<narinfo key>;<narinfo MD5, hex>;<NAR key>;<NAR size>;<NAR MD5, hex>
+//	nixcache-proof;2;<narinfo key>;<narinfo MD5, hex>;<NAR key>;<NAR size>;<NAR MD5, hex>;<nixcache-refs>
 //
 // where both MD5s are the ones the store computes from the bytes it holds
-// (blob.Info.MD5).
+// (blob.Info.MD5). The references are those of the narinfo signed (they
+// are what its MD5 covers too); "-" says they were left out, when they
+// would not fit in GCS's 8 KiB of metadata (more than MaxProofRefs), and a
+// reader that needs them reads the narinfo. Version 1 proofs (written
+// before references were recorded) have no nixcache-refs and sign
+//
+//	nixcache-proof;1;<narinfo key>;<narinfo MD5, hex>;<NAR key>;<NAR size>;<NAR MD5, hex>
+//
+// and still verify.
 //
 // Someone with write access to the bucket can delete or rewrite any object
 // and its metadata, copy a proof from one object to another, and re-upload
@@ -55,6 +67,22 @@ import (
 // NAR's size, and only cache:verifyDeep checks the NAR's bytes.
 const ProofKey = "nixcache-proof"
 
+// RefsKey is the metadata of a version 2 proof listing the references.
+const RefsKey = "nixcache-refs"
+
+// MaxProofRefs is the most references a proof records: with the proof
+// itself, 200 hash parts stay well within GCS's 8 KiB of custom metadata.
+const MaxProofRefs = 200
+
+// Proof is what a verified push proof vouches for.
+type Proof struct {
+	NAR NarRef
+	// Refs are the hash parts of the narinfo's references, sorted, when
+	// RefsKnown (a version 2 proof that records them).
+	Refs      []string
+	RefsKnown bool
+}
+
 // NarRef names the NAR object behind a narinfo as uploaded.
 type NarRef struct {
 	Key  string
@@ -62,24 +90,61 @@ type NarRef struct {
 	MD5  []byte
 }
 
-func proofMessage(narinfoKey string, narinfoMD5 []byte, nar NarRef) string {
-	return fmt.Sprintf("nixcache-proof;1;%s;%x;%s;%d;%x", narinfoKey, narinfoMD5, nar.Key, nar.Size, nar.MD5)
+func proofMessage(version, narinfoKey string, narinfoMD5 []byte, nar NarRef, refs string) string {
+	msg := fmt.Sprintf("nixcache-proof;%s;%s;%x;%s;%d;%x", version, narinfoKey, narinfoMD5, nar.Key, nar.Size, nar.MD5)
+	if version == "2" {
+		msg += ";" + refs
+	}
+	return msg
+}
+
+// refsValue is the nixcache-refs of refs (hash parts).
+func refsValue(refs []string) string {
+	if len(refs) > MaxProofRefs {
+		return "-"
+	}
+	sorted := append([]string(nil), refs...)
+	sort.Strings(sorted)
+	return strings.Join(append([]string{strconv.Itoa(len(sorted))}, sorted...), " ")
+}
+
+// parseRefs reads a nixcache-refs value; known is false for "-".
+func parseRefs(v string) (refs []string, known bool, err error) {
+	if v == "-" {
+		return nil, false, nil
+	}
+	f := strings.Fields(v)
+	if len(f) == 0 {
+		return nil, false, errors.New("empty")
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n != len(f)-1 || n > MaxProofRefs {
+		return nil, false, errors.New("count")
+	}
+	for i, h := range f[1:] {
+		if !IsHashPart(h) || (i > 0 && f[i] > h) {
+			return nil, false, errors.New("not hash parts in order")
+		}
+	}
+	return f[1:], true, nil
 }
 
 // MakeProof returns the metadata proving that body, stored as narinfoKey,
-// and nar are ours.
-func MakeProof(sk signature.SecretKey, narinfoKey string, body []byte, nar NarRef) (map[string]string, error) {
+// and nar are ours, and recording refs, the hash parts of the narinfo's
+// references (left out past MaxProofRefs).
+func MakeProof(sk signature.SecretKey, narinfoKey string, body []byte, nar NarRef, refs []string) (map[string]string, error) {
 	sum := md5.Sum(body)
-	sig, err := sk.Sign(nil, proofMessage(narinfoKey, sum[:], nar))
+	rv := refsValue(refs)
+	sig, err := sk.Sign(nil, proofMessage("2", narinfoKey, sum[:], nar, rv))
 	if err != nil {
 		return nil, fmt.Errorf("sign proof: %w", err)
 	}
-	return map[string]string{ProofKey: fmt.Sprintf("1 %s %d %x %s", nar.Key, nar.Size, nar.MD5, sig)}, nil
+	return map[string]string{ProofKey: fmt.Sprintf("2 %s %d %x %s", nar.Key, nar.Size, nar.MD5, sig), RefsKey: rv}, nil
 }
 
 // CheckProof verifies the proof of the narinfo object info with pk and
-// returns the NAR it vouches for.
-func CheckProof(pk signature.PublicKey, info blob.Info) (NarRef, error) {
+// returns what it vouches for.
+func CheckProof(pk signature.PublicKey, info blob.Info) (Proof, error) {
 	return CheckProofWith(pk, nil, info)
 }
 
@@ -87,27 +152,38 @@ func CheckProof(pk signature.PublicKey, info blob.Info) (NarRef, error) {
 // the message and compares signatures (ed25519 signatures are
 // deterministic), which costs well under half of verifying, for a push
 // that checks the proof of every narinfo of a closure on each run.
-func CheckProofWith(pk signature.PublicKey, sk *signature.SecretKey, info blob.Info) (NarRef, error) {
+func CheckProofWith(pk signature.PublicKey, sk *signature.SecretKey, info blob.Info) (Proof, error) {
 	raw, ok := info.Metadata[ProofKey]
 	if !ok {
-		return NarRef{}, fmt.Errorf("carries no push proof")
+		return Proof{}, ErrNoProof
 	}
 	f := strings.Fields(raw)
-	if len(f) != 5 || f[0] != "1" {
-		return NarRef{}, fmt.Errorf("push proof does not parse")
+	if len(f) != 5 || (f[0] != "1" && f[0] != "2") {
+		return Proof{}, errors.New("push proof does not parse")
 	}
 	size, err1 := strconv.ParseInt(f[2], 10, 64)
 	sum, err2 := hex.DecodeString(f[3])
 	sig, err3 := signature.ParseSignature(f[4])
 	if err1 != nil || err2 != nil || err3 != nil || len(sum) != md5.Size {
-		return NarRef{}, fmt.Errorf("push proof does not parse")
+		return Proof{}, errors.New("push proof does not parse")
 	}
-	nar := NarRef{Key: f[1], Size: size, MD5: sum}
-	if len(info.MD5) != md5.Size || !signedBy(pk, sk, proofMessage(info.Key, info.MD5, nar), sig) {
-		return NarRef{}, fmt.Errorf("push proof does not verify with %s", pk.Name)
+	p := Proof{NAR: NarRef{Key: f[1], Size: size, MD5: sum}}
+	rv := info.Metadata[RefsKey]
+	if f[0] == "2" {
+		refs, known, err := parseRefs(rv)
+		if err != nil {
+			return Proof{}, fmt.Errorf("push proof: %s does not parse (%v)", RefsKey, err)
+		}
+		p.Refs, p.RefsKnown = refs, known
 	}
-	return nar, nil
+	if len(info.MD5) != md5.Size || !signedBy(pk, sk, proofMessage(f[0], info.Key, info.MD5, p.NAR, rv), sig) {
+		return Proof{}, fmt.Errorf("push proof does not verify with %s", pk.Name)
+	}
+	return p, nil
 }
+
+// ErrNoProof means a narinfo object carries no push proof.
+var ErrNoProof = errors.New("carries no push proof")
 
 // signedBy says whether sig is pk's signature over msg; sk, when known, is
 // pk's secret half.

@@ -509,11 +509,11 @@ func (g *collector) urlFromProof(e *entry) bool {
 	if !g.proving {
 		return false
 	}
-	nar, err := cachefmt.CheckProof(g.pk, e.info)
+	proof, err := cachefmt.CheckProof(g.pk, e.info)
 	if err != nil {
 		return false
 	}
-	e.url, e.read = nar.Key, true
+	e.url, e.read = proof.NAR.Key, true
 	return true
 }
 

@@ -216,12 +216,12 @@ func (p *pusher) judge(ctx context.Context, pi nixstore.PathInfo, look lookup) v
 // fingerprint, and its NAR must exist with its FileSize.
 func (p *pusher) proven(ctx context.Context, pi nixstore.PathInfo, info blob.Info, look lookup) bool {
 	if p.proving {
-		nar, err := cachefmt.CheckProofWith(p.pk, &p.sk, info)
+		proof, err := cachefmt.CheckProofWith(p.pk, &p.sk, info)
 		if err != nil {
 			return false
 		}
-		n, ok := look(ctx, nar.Key)
-		return ok && nar.Matches(n)
+		n, ok := look(ctx, proof.NAR.Key)
+		return ok && proof.NAR.Matches(n)
 	}
 	body, ni, err := cachefmt.ReadNarinfo(ctx, p.store, info.Key)
 	if err != nil || ni.StorePath != pi.Path || !(p.wouldWrite(pi, ni, body) || cachefmt.Verifies(ni, p.pk)) {
@@ -246,6 +246,15 @@ func (p *pusher) wouldWrite(pi nixstore.PathInfo, ni *narinfo.NarInfo, body []by
 	return err == nil && want.String() == string(body)
 }
 
+// refHashes is the hash parts of pi's references.
+func refHashes(pi nixstore.PathInfo) []string {
+	out := make([]string, len(pi.References))
+	for i, r := range pi.References {
+		out[i] = nixstore.HashPart(r)
+	}
+	return out
+}
+
 // errRaced means another pusher published the narinfo first.
 var errRaced = errors.New("narinfo published concurrently")
 
@@ -264,7 +273,7 @@ func (p *pusher) publish(ctx context.Context, n *node, st stored) error {
 	key := cachefmt.NarinfoKey(n.pi.Path)
 	opt := blob.PutOptions{ContentType: cachefmt.NarinfoType, SizeHint: int64(len(body)), Deferred: p.syncs, Unbuffered: true}
 	if p.proving {
-		if opt.Metadata, err = cachefmt.MakeProof(p.sk, key, body, st.ref()); err != nil {
+		if opt.Metadata, err = cachefmt.MakeProof(p.sk, key, body, st.ref(), refHashes(n.pi)); err != nil {
 			return err
 		}
 	}
