@@ -3,6 +3,7 @@ package cachefmt
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/socioprophet/sourceos/internal/blob"
@@ -69,4 +70,106 @@ func List(ctx context.Context, s blob.Store, budget *atomic.Int64, fn func(blob.
 		fn(i)
 		return nil
 	})
+}
+
+// NARRanges partition the NAR names (every key below nar/, and nothing
+// else): one range per first character of the name, and one for names
+// that start otherwise.
+func NARRanges() []Range {
+	out := []Range{{NarPrefix, NarPrefix + "0"}}
+	for i, c := range Nix32Alphabet {
+		end := NarPrefix[:len(NarPrefix)-1] + "0" // "nar0": just past every "nar/…"
+		if i+1 < len(Nix32Alphabet) {
+			end = NarPrefix + string(Nix32Alphabet[i+1])
+		}
+		out = append(out, Range{NarPrefix + string(c), end})
+	}
+	return out
+}
+
+// OtherRanges partition every key that is not below nar/: narinfos (one
+// range per first character), roots, gc/ and nix-cache-info.
+func OtherRanges() []Range {
+	var out []Range
+	prev := ""
+	for _, c := range Nix32Alphabet[1:] {
+		if c == 'p' { // "n" … "p" holds nar/: split around it
+			out = append(out, Range{prev, NarPrefix}, Range{"nar0", "p"})
+			prev = "p"
+			continue
+		}
+		out = append(out, Range{prev, string(c)})
+		prev = string(c)
+	}
+	return append(out, Range{prev, ""})
+}
+
+// RootRanges partition the roots (every key below roots/): one range per
+// first character of a root name, and one for the rest.
+func RootRanges() []Range {
+	const chars = "0123456789abcdefghijklmnopqrstuvwxyz"
+	out := []Range{{RootsPrefix, RootsPrefix + "0"}}
+	for i, c := range chars {
+		end := "roots0" // just past every "roots/…"
+		if i+1 < len(chars) {
+			end = RootsPrefix + string(chars[i+1])
+		}
+		out = append(out, Range{RootsPrefix + string(c), end})
+	}
+	return out
+}
+
+// contains says whether key lies in r.
+func (r Range) contains(key string) bool { return key >= r.Start && (r.End == "" || key < r.End) }
+
+// ListEach lists ranges, up to workers at once, calling fn for each
+// object from the goroutine of its range: fn must be safe for concurrent
+// use, and the work it does (decoding, checking) spreads over the CPUs. A
+// directory is walked once, not once per range. An error from fn stops
+// every range and is returned.
+func ListEach(ctx context.Context, s blob.Store, ranges []Range, workers int, fn func(blob.Info) error) error {
+	if _, ok := s.(*blob.Dir); ok {
+		return s.ListRange(ctx, "", "", func(i blob.Info) error {
+			for _, r := range ranges {
+				if r.contains(i.Key) {
+					return fn(i)
+				}
+			}
+			return nil
+		})
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, max(1, workers))
+	var wg sync.WaitGroup
+	errs := make([]error, len(ranges))
+	for i, r := range ranges {
+		wg.Add(1)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Done()
+			continue
+		}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = s.ListRange(ctx, r.Start, r.End, func(info blob.Info) error {
+				if err := fn(info); err != nil {
+					cancel(err)
+					return err
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
 	"github.com/socioprophet/sourceos/internal/nixcache/internal/work"
 	"github.com/socioprophet/sourceos/internal/nixcache/lease"
-	"github.com/socioprophet/sourceos/internal/nixstore"
 )
 
 // Options configure a GC run.
@@ -123,7 +122,9 @@ type Summary struct {
 	// or something new came to need it while GC ran.
 	Spared int `json:"spared"`
 	// Other counts objects GC does not manage (left alone).
-	Other        int     `json:"other"`
+	Other int `json:"other"`
+	// Objects counts the objects listed.
+	Objects      int64   `json:"objects"`
 	FreedObjects int     `json:"freed_objects"`
 	FreedBytes   int64   `json:"freed_bytes"`
 	Seconds      float64 `json:"seconds"`
@@ -137,13 +138,25 @@ var ErrRunning = errors.New("another cache GC is running")
 // pinned roots, and of in-flight roots younger than Grace; the NARs their
 // narinfos name; and every object younger than Grace, with what young
 // narinfos refer to. Ages are the store's: the store's clock now less the
-// time the store stamped on the object (see lease.Clock). Everything else is deleted: narinfos first, each
-// only after every narinfo that refers to it, then NARs, then the roots
-// that are no longer kept; each delete is conditioned on the version GC
-// inspected, so an object rewritten meanwhile stays. A GC killed at any
-// point leaves a consistent cache, and the next run finishes the job.
-// See package lease for how GC and pushes running at the same time stay out of
-// each other's way.
+// time the store stamped on the object (see lease.Clock). Everything else
+// is deleted: narinfos first, each only after every narinfo that refers
+// to it, then NARs, then the roots that are no longer kept; each delete is
+// conditioned on the version GC listed, so an object rewritten meanwhile
+// stays. A GC killed at any point leaves a consistent cache, and the next
+// run finishes the job.
+//
+// It runs as a streaming mark and sweep. The mark reads the kept roots
+// (their closures are the live set) and lists every object but the NARs
+// once, holding every narinfo no root keeps in a compact table (hash,
+// generation, references: about 40 bytes and 8 per reference, see table),
+// the references coming from the listing's push proofs (or, for narinfos
+// written before proofs recorded them, from the narinfo). The sweep
+// deletes the table's narinfos in reference order, then lists the NARs
+// one range at a time and deletes those nothing kept names, then the
+// expired roots. While it deletes it re-reads only what can change the
+// plan: the roots (a new root, or a push's in-flight root, spares what it
+// names) and its own lease. See package lease for how GC and pushes
+// running at the same time stay out of each other's way.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	opt := o.withDefaults()
 	start := opt.Now()
@@ -166,6 +179,8 @@ type collector struct {
 	// now is the store's time when the plan was made (a lower bound):
 	// the plan's ages are measured from it.
 	now time.Time
+	// lease is this run's gc/running (see announce).
+	lease *leaseHolder
 
 	mu  sync.Mutex
 	sum Summary
@@ -190,20 +205,37 @@ func (g *collector) run(ctx context.Context) (Summary, error) {
 			return g.sum, err
 		}
 	}
-	p, err := g.plan(ctx)
+	now, err := g.clock.Now(ctx)
 	if err != nil {
-		return g.sum, err
+		return g.sum, fmt.Errorf("cache gc: %w", err)
+	}
+	g.now = now
+	m, err := g.mark(ctx)
+	if err != nil {
+		return g.summary(), err
 	}
 	if g.opt.AfterPlan != nil {
 		g.opt.AfterPlan()
 	}
+	sw := &sweeper{g: g, m: m}
 	if g.opt.DryRun {
-		p.print(g.opt.Plan)
-		g.sum.Narinfos.Deleted, g.sum.NARs.Deleted, g.sum.Roots.Deleted = len(p.narinfos), len(p.nars), len(p.roots)
-		g.sum.FreedObjects, g.sum.FreedBytes = p.size()
-		return g.sum, nil
+		err = sw.plan(ctx)
+	} else {
+		err = sw.sweep(ctx)
 	}
-	return g.sum, g.sweep(ctx, p)
+	sum := g.summary()
+	if err == nil && !g.opt.DryRun {
+		if werr := lease.WriteStats(ctx, g.store, lease.Stats{Objects: sum.Objects - int64(sum.FreedObjects)}); werr != nil {
+			g.opt.Log.Warn("cache gc: could not record the object count pushes size their presence check by", "err", werr)
+		}
+	}
+	return sum, err
+}
+
+func (g *collector) summary() Summary {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sum
 }
 
 // preflight refuses, before GC announces itself, a cache where no root
@@ -232,6 +264,22 @@ func (g *collector) preflight(ctx context.Context) error {
 		errNoRoots, len(refs), cachefmt.RootsPrefix, g.pk.Name)
 }
 
+// errNoRoots: GC found nothing it may trust to say what to keep, so it
+// deletes nothing.
+var errNoRoots = errors.New("cache gc: no root to keep anything by")
+
+// maxRoots bounds the roots GC considers; past it GC refuses to run
+// (deleting nothing) rather than risk its memory.
+const maxRoots = 100_000
+
+// leaseHolder keeps this run's gc/running fresh and remembers the
+// generation it last wrote, so that the sweep can tell that the lease is
+// still its own.
+type leaseHolder struct {
+	mu  sync.Mutex
+	gen int64
+}
+
 // announce marks the cache as being collected (gc/running, kept fresh
 // until stop) and starts a new GC epoch (gc/epoch). Another GC's
 // gc/running counts while the store's clock says it is younger than the
@@ -248,11 +296,19 @@ func (g *collector) announce(ctx context.Context) (stop func(), err error) {
 		}
 	}
 	body := fmt.Sprintf("gc started %s (this machine's clock)\n", g.opt.Now().UTC().Format(time.RFC3339))
+	g.lease = &leaseHolder{}
 	mark := func(key string) error {
 		var stored blob.Info
+		if key == lease.RunningKey {
+			g.lease.mu.Lock()
+			defer g.lease.mu.Unlock()
+		}
 		err := g.store.Put(ctx, key, strings.NewReader(body), blob.PutOptions{ContentType: "text/plain", Stored: &stored})
 		if err == nil {
 			g.clock.Observe(stored.Updated)
+			if key == lease.RunningKey {
+				g.lease.gen = stored.Generation
+			}
 		}
 		return err
 	}
@@ -277,321 +333,22 @@ func (g *collector) announce(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
-// entry is what GC holds of one listed object.
-type entry struct {
-	info blob.Info
-	// For a narinfo, once read: its references' hash parts and NAR.
-	refs []string
-	url  string
-	read bool
-}
-
-// plan is what a GC is about to delete, and what it keeps.
-type plan struct {
-	objects  map[string]*entry // every object listed
-	keep     map[string]bool   // hash parts kept
-	keepNARs map[string]bool   // NAR keys kept
-	spared   map[string]bool   // hash parts whose references are kept too
-	seenRoot map[string]bool   // root keys considered
-	narinfos []string          // narinfo keys to delete
-	nars     []string          // NAR keys to delete
-	roots    []string          // root keys to delete
-}
-
-func (p *plan) size() (objects int, bytes int64) {
-	for _, list := range [][]string{p.narinfos, p.nars, p.roots} {
-		for _, k := range list {
-			if e, ok := p.objects[k]; ok {
-				objects++
-				bytes += e.info.Size
-			}
-		}
+// stillOurs says whether gc/running is still the version this run wrote
+// last (another GC has not taken the cache over after a stall of ours).
+func (g *collector) stillOurs(ctx context.Context) error {
+	if g.lease == nil {
+		return nil
 	}
-	return objects, bytes
-}
-
-func (p *plan) print(w io.Writer) {
-	for _, list := range []struct {
-		kind string
-		keys []string
-	}{{"narinfo", p.narinfos}, {"nar", p.nars}, {"root", p.roots}} {
-		for _, k := range list.keys {
-			fmt.Fprintf(w, "delete %s %s %d\n", list.kind, k, p.objects[k].info.Size)
-		}
-	}
-}
-
-// plan lists the cache, reads the roots and decides.
-func (g *collector) plan(ctx context.Context) (*plan, error) {
-	now, err := g.clock.Now(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cache gc: %w", err)
-	}
-	g.now = now
-	p := &plan{objects: map[string]*entry{}, keep: map[string]bool{}, keepNARs: map[string]bool{},
-		spared: map[string]bool{}, seenRoot: map[string]bool{}}
-	if err := g.list(ctx, p); err != nil {
-		return nil, err
-	}
-	expired, err := g.roots(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	p.roots = expired
-	if err := g.narinfos(ctx, p); err != nil {
-		return nil, err
-	}
-	g.nars(p)
-	return p, nil
-}
-
-// maxObjects bounds a cache GC will hold in memory (about 500 bytes per
-// object).
-const maxObjects = 2_000_000
-
-func (g *collector) list(ctx context.Context, p *plan) error {
-	n := 0
-	err := cachefmt.List(ctx, g.store, nil, func(i blob.Info) {
-		if n++; n > maxObjects {
-			return
-		}
-		p.objects[i.Key] = &entry{info: i}
-	})
-	if err != nil {
-		return fmt.Errorf("cache gc: %w", err)
-	}
-	if n > maxObjects {
-		return fmt.Errorf("cache gc: the cache holds more than %d objects; refusing to plan in memory", maxObjects)
+	g.lease.mu.Lock()
+	defer g.lease.mu.Unlock()
+	info, err := g.store.Stat(ctx, lease.RunningKey)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cache gc: read %s: %w", lease.RunningKey, err)
+	case info.Generation != g.lease.gen:
+		return fmt.Errorf("%w: %s is no longer this run's (another GC took the cache over); stopping", ErrRunning, lease.RunningKey)
 	}
 	return nil
-}
-
-// maxRoots bounds the roots GC considers; past it GC refuses to run
-// (deleting nothing) rather than risk its memory.
-const maxRoots = 100_000
-
-// roots decides which roots are kept and merges what they keep into
-// p.keep and p.keepNARs; it returns the keys of the roots to delete.
-func (g *collector) roots(ctx context.Context, p *plan) ([]string, error) {
-	byName := map[string][]cachefmt.RootRef{}
-	count := 0
-	for k, e := range p.objects {
-		if !strings.HasPrefix(k, cachefmt.RootsPrefix) {
-			continue
-		}
-		if count++; count > maxRoots {
-			return nil, fmt.Errorf("cache gc: more than %d objects under %s; refusing to run", maxRoots, cachefmt.RootsPrefix)
-		}
-		ref, ok := cachefmt.ParseRootKey(e.info)
-		if !ok {
-			g.sum.Other++
-			continue
-		}
-		p.seenRoot[k] = true
-		byName[ref.Name] = append(byName[ref.Name], ref)
-	}
-	var expired []string
-	for _, refs := range byName {
-		exp, err := g.nameRoots(ctx, p, refs)
-		if err != nil {
-			return nil, err
-		}
-		expired = append(expired, exp...)
-	}
-	if g.sum.Roots.Kept == 0 {
-		return nil, fmt.Errorf("%w: %d objects under %s, none verifies with %s (a cache pushed before roots existed, or the wrong NIX_CACHE_PUBKEY); push the closures to keep first", errNoRoots, count, cachefmt.RootsPrefix, g.pk.Name)
-	}
-	sort.Strings(expired)
-	return expired, nil
-}
-
-// errNoRoots: GC found nothing it may trust to say what to keep, so it
-// deletes nothing.
-var errNoRoots = errors.New("cache gc: no root to keep anything by")
-
-// nameRoots settles the roots of one name: in-flight roots live while
-// young, pinned and recent ones are kept, and so are the newest KeepLast
-// that verify; the others expire. A root that does not verify is ignored
-// (neither kept nor counted) and left in place.
-//
-// A root's age is the store's (how long ago the store stamped it), never
-// the time it names: that is the pushing machine's clock, which may be
-// off. The time it names (signed) only orders the roots of a name for
-// KeepLast, so a root copied again later does not displace newer ones.
-func (g *collector) nameRoots(ctx context.Context, p *plan, refs []cachefmt.RootRef) ([]string, error) {
-	sort.Slice(refs, func(i, j int) bool { return refs[i].Time.After(refs[j].Time) })
-	keepDays := time.Duration(g.opt.KeepDays) * 24 * time.Hour
-	var expired []string
-	counted := 0
-	for _, ref := range refs {
-		age := g.now.Sub(ref.Info.Updated)
-		var keep bool
-		switch {
-		case ref.InFlight:
-			keep = age < g.opt.Grace
-		default:
-			keep = ref.Pinned || age < keepDays || counted < g.opt.KeepLast
-		}
-		if !keep {
-			if ref.InFlight || age >= g.opt.Grace {
-				expired = append(expired, ref.Info.Key)
-			}
-			continue
-		}
-		r, err := cachefmt.ReadRoot(ctx, g.store, ref, g.pk)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			g.opt.Log.Warn("cache gc: ignoring a root", "root", ref.Info.Key, "err", err)
-			g.sum.Roots.Ignored++
-			continue
-		}
-		if !ref.InFlight {
-			counted++
-		}
-		g.sum.Roots.Kept++
-		p.merge(r)
-	}
-	return expired, nil
-}
-
-// merge adds what r keeps.
-func (p *plan) merge(r *cachefmt.Root) {
-	for _, h := range r.Closure {
-		p.keep[h] = true
-	}
-	for _, k := range r.NARs {
-		p.keepNARs[k] = true
-	}
-}
-
-// young says whether an object is within the grace period.
-func (g *collector) young(e *entry) bool { return g.now.Sub(e.info.Updated) < g.opt.Grace }
-
-// narinfos decides which narinfos go: those no root keeps, older than
-// the grace period, and not referred to (transitively) by a young one.
-// It reads the narinfos it needs the references or NAR of.
-func (g *collector) narinfos(ctx context.Context, p *plan) error {
-	var toRead []*entry
-	for k, e := range p.objects {
-		if !cachefmt.IsNarinfoKey(k) {
-			continue
-		}
-		if p.keep[cachefmt.HashOfKey(k)] && g.urlFromProof(e) {
-			continue
-		}
-		toRead = append(toRead, e)
-	}
-	g.readAll(ctx, toRead)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var young []string
-	for k, e := range p.objects {
-		if cachefmt.IsNarinfoKey(k) && g.young(e) {
-			young = append(young, cachefmt.HashOfKey(k))
-		}
-	}
-	p.spare(young)
-	for k := range p.objects {
-		if cachefmt.IsNarinfoKey(k) && !p.keep[cachefmt.HashOfKey(k)] {
-			p.narinfos = append(p.narinfos, k)
-		}
-	}
-	sort.Strings(p.narinfos)
-	return nil
-}
-
-// urlFromProof fills in the NAR of a narinfo from its push proof; false
-// when the store keeps none or the proof does not verify.
-func (g *collector) urlFromProof(e *entry) bool {
-	if !g.proving {
-		return false
-	}
-	proof, err := cachefmt.CheckProof(g.pk, e.info)
-	if err != nil {
-		return false
-	}
-	e.url, e.read = proof.NAR.Key, true
-	return true
-}
-
-// readAll reads narinfos for their references and NAR (bounded, parsed
-// strictly). Only a narinfo signed by the cache's key is followed: one
-// planted by anyone who can write the bucket keeps nothing alive and holds
-// no memory.
-func (g *collector) readAll(ctx context.Context, entries []*entry) {
-	work.Parallel(ctx, len(entries), g.opt.Workers, func(i int) {
-		e := entries[i]
-		_, ni, err := cachefmt.ReadNarinfo(ctx, g.store, e.info.Key)
-		e.read = true
-		if err != nil || !cachefmt.Verifies(ni, g.pk) {
-			return
-		}
-		e.url = ni.URL
-		for _, r := range ni.References {
-			e.refs = append(e.refs, nixstore.HashPart(r))
-		}
-	})
-}
-
-// spare keeps the paths of hashes and, transitively, what their narinfos
-// refer to, with the NARs they name.
-func (p *plan) spare(hashes []string) {
-	stack := append([]string(nil), hashes...)
-	for len(stack) > 0 {
-		h := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if p.spared[h] {
-			continue
-		}
-		p.spared[h] = true
-		p.keep[h] = true
-		e, ok := p.objects[h+".narinfo"]
-		if !ok {
-			continue
-		}
-		if e.url != "" {
-			p.keepNARs[e.url] = true
-		}
-		for _, r := range e.refs {
-			if !p.spared[r] {
-				stack = append(stack, r)
-			}
-		}
-	}
-}
-
-// nars decides which NARs go: those that no kept narinfo names, that no
-// in-flight root keeps, and that are older than the grace period.
-func (g *collector) nars(p *plan) {
-	for k, e := range p.objects {
-		if cachefmt.IsNarinfoKey(k) && p.keep[cachefmt.HashOfKey(k)] && e.url != "" {
-			p.keepNARs[e.url] = true
-		}
-	}
-	for k, e := range p.objects {
-		if strings.HasPrefix(k, "nar/") && !p.keepNARs[k] && !g.young(e) {
-			p.nars = append(p.nars, k)
-		}
-	}
-	sort.Strings(p.nars)
-	for k := range p.objects {
-		switch {
-		case cachefmt.IsNarinfoKey(k):
-			if p.keep[cachefmt.HashOfKey(k)] {
-				g.sum.Narinfos.Kept++
-			}
-		case strings.HasPrefix(k, "nar/"):
-			if p.keepNARs[k] || g.young(p.objects[k]) {
-				g.sum.NARs.Kept++
-			}
-		case k == cachefmt.CacheInfoKey, strings.HasPrefix(k, cachefmt.RootsPrefix), strings.HasPrefix(k, lease.Prefix):
-		default:
-			g.sum.Other++
-		}
-	}
 }
 
 // JSON is the one-line summary printed at the end of a GC.
