@@ -217,9 +217,20 @@ func GC(ctx context.Context, o Options) (GCSummary, error) {
 		AfterPlan: testAfterPlan, BeforeDelete: testBeforeDelete})
 }
 
-// Verify audits the cache (deep: every NAR downloaded and checked too);
-// see package audit.
+// Verify audits the whole cache (deep: every NAR downloaded and checked
+// too); see package audit. With the secret key, a clean run records the
+// watermark VerifyIncremental starts from.
 func Verify(ctx context.Context, o Options, deep bool) (Report, error) {
+	return verify(ctx, o, deep, false)
+}
+
+// VerifyIncremental audits what was written since the last clean run (the
+// whole cache when no watermark verifies); see package audit.
+func VerifyIncremental(ctx context.Context, o Options) (Report, error) {
+	return verify(ctx, o, false, true)
+}
+
+func verify(ctx context.Context, o Options, deep, incremental bool) (Report, error) {
 	o = o.withDefaults()
 	pk, err := o.publicKey()
 	if err != nil {
@@ -229,6 +240,14 @@ func Verify(ctx context.Context, o Options, deep bool) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("cache verify: %w", err)
 	}
-	return audit.Run(ctx, audit.Options{Store: store, PubKey: pk, Deep: deep, Upstreams: o.Upstreams,
-		UpstreamTimeout: o.UpstreamTimeout, HTTPClient: o.HTTPClient, Jobs: o.Jobs, Log: o.Log})
+	ao := audit.Options{Store: store, PubKey: pk, Deep: deep, Incremental: incremental, Upstreams: o.Upstreams,
+		UpstreamTimeout: o.UpstreamTimeout, HTTPClient: o.HTTPClient, Jobs: o.Jobs, Log: o.Log, Now: o.Now}
+	if o.SecretKey.IsSet() {
+		sk, err := o.secretKey()
+		if err != nil {
+			return Report{}, err
+		}
+		ao.SecretKey = &sk
+	}
+	return audit.Run(ctx, ao)
 }

@@ -16,6 +16,9 @@ const Nix32Alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
 // CacheInfoKey is the object naming the cache's store directory.
 const CacheInfoKey = "nix-cache-info"
 
+// AuditPrefix holds what cache:verify records (its watermark).
+const AuditPrefix = "audit/"
+
 // NarPrefix is where NARs are stored.
 const NarPrefix = "nar/"
 

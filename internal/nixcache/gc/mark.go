@@ -52,7 +52,8 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 			mu.Lock()
 			m.objects++
 			mu.Unlock()
-			if i.Key != cachefmt.CacheInfoKey && !strings.HasPrefix(i.Key, cachefmt.RootsPrefix) && !strings.HasPrefix(i.Key, lease.Prefix) {
+			if i.Key != cachefmt.CacheInfoKey && !strings.HasPrefix(i.Key, cachefmt.RootsPrefix) && !strings.HasPrefix(i.Key, lease.Prefix) &&
+				!strings.HasPrefix(i.Key, cachefmt.AuditPrefix) {
 				g.count(func(s *Summary) { s.Other++ })
 			}
 			return nil
