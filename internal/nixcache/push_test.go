@@ -16,6 +16,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/nixcache/lease"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -256,6 +257,43 @@ func TestPushPresenceByListing(t *testing.T) {
 	n := len(testrig.Closure(t, system))
 	if s.Present != n || s.Pushed != len(testrig.Closure(t, netboot))-n {
 		t.Fatalf("push after a listing: %s, want %d present", s.JSON(), n)
+	}
+	mustVerify(t, o, true)
+}
+
+// In a cache GC recorded as larger than the listing budget, a push lists
+// nothing: it looks the closure's narinfos and their NARs up in batches,
+// with the same result as a listing.
+func TestPushSkipsTheListingOfALargeCache(t *testing.T) {
+	isolateNix(t)
+	system, netboot := fixture(t)
+	link := testrig.StartLink(t, testrig.LinkOptions{Buckets: []string{"cache"}})
+	nixcache.SetListThreshold(t, 1)
+	o := gcsOptions(newKey(t, "large-1"))
+	if _, err := nixcache.Push(tctx(t), o, []string{system}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := blob.Open(tctx(t), "gs://cache/nix-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.WriteStats(tctx(t), store, lease.Stats{Objects: 1_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	before := link.Stats()
+	s, err := nixcache.Push(tctx(t), o, []string{netboot})
+	got := link.Stats().Sub(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(testrig.Closure(t, system))
+	if s.Present != n || s.Pushed != len(testrig.Closure(t, netboot))-n {
+		t.Fatalf("push into a large cache: %s, want %d present", s.JSON(), n)
+	}
+	// Metadata look-ups: gc/epoch, gc/running and gc/stats before, and the
+	// GC check before publishing relies on present paths.
+	if got.Kinds["list"] != 0 || got.Kinds["batch"] < 2 || got.Kinds["stat"] > 5 {
+		t.Fatalf("push into a cache of a million objects: %v requests %v, want no listing, batched look-ups", got.Requests, got.Kinds)
 	}
 	mustVerify(t, o, true)
 }

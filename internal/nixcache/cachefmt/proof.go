@@ -182,6 +182,16 @@ func CheckProofWith(pk signature.PublicKey, sk *signature.SecretKey, info blob.I
 	return p, nil
 }
 
+// ProofNARKey is the NAR key the push proof of info names, unverified:
+// what to look up before checking the proof.
+func ProofNARKey(info blob.Info) (string, bool) {
+	f := strings.Fields(info.Metadata[ProofKey])
+	if len(f) != 5 || !IsNARKey(f[1]) {
+		return "", false
+	}
+	return f[1], true
+}
+
 // ErrNoProof means a narinfo object carries no push proof.
 var ErrNoProof = errors.New("carries no push proof")
 

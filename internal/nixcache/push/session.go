@@ -167,15 +167,17 @@ func (s *Session) externals(ctx context.Context, fresh []*node, infos []nixstore
 		}
 	}
 	s.mu.Unlock()
+	keys := make([]string, len(outside))
+	for i, p := range outside {
+		keys[i] = cachefmt.NarinfoKey(p)
+	}
 	missing := map[string]bool{}
-	var mu sync.Mutex
-	work.Parallel(ctx, len(outside), 32, func(i int) {
-		if _, err := s.p.store.Stat(ctx, cachefmt.NarinfoKey(outside[i])); err != nil {
-			mu.Lock()
+	_, errs := blob.StatMany(ctx, s.p.store, keys, 32)
+	for i, err := range errs {
+		if err != nil {
 			missing[outside[i]] = true
-			mu.Unlock()
 		}
-	})
+	}
 	return missing
 }
 
@@ -587,11 +589,15 @@ type prefetch struct {
 }
 
 // listing is the narinfos at the cache root and the NARs below nar/; ok
-// is false when the listing failed or stopped at its budget.
+// is false when the listing failed or stopped at its budget, or was not
+// made: skipped, because GC recorded more objects than the budget allows
+// (objects).
 type listing struct {
 	objects map[string]blob.Info
 	seen    int
 	ok      bool
+	skipped bool
+	count   int64
 }
 
 func (l listing) lookup(_ context.Context, key string) (blob.Info, bool) {
@@ -609,7 +615,22 @@ func (p *pusher) startPrefetch(ctx context.Context) *prefetch {
 	f.budget.Store(prefetchBudget)
 	go func() { f.info <- p.writeCacheInfo(ctx) }()
 	go func() {
+		// The object count the last GC recorded is read beside the GC
+		// check (no added round trip): a cache known to hold more than
+		// the budget is not listed (see presence).
+		stats := make(chan lease.Stats, 1)
+		go func() {
+			s, ok := lease.ReadStats(lctx, p.store)
+			if !ok {
+				s.Objects = -1
+			}
+			stats <- s
+		}()
 		f.gc <- p.checkGC(lctx) // before the listing: see guard.go
+		if s := <-stats; s.Objects > prefetchBudget {
+			f.list <- listing{skipped: true, count: s.Objects}
+			return
+		}
 		f.list <- p.listObjects(lctx, &f.budget)
 	}()
 	return f
@@ -695,20 +716,12 @@ func listBudget(paths int) int { return 16*paths + 1000 }
 // presence marks the nodes that are provably in the cache already (see
 // proven), deciding from the session's listing of the cache (ranges
 // listed at once, 1000 names per request) when it is there or the batch
-// is large, and from a look-up per object otherwise. A node whose name
-// holds something unproven gets the generation to replace.
+// is large and the cache within the listing budget, and from batched
+// look-ups otherwise (100 objects a request on GCS: the narinfos, then
+// the NARs their proofs name). A node whose name holds something unproven
+// gets the generation to replace.
 func (s *Session) presence(ctx context.Context, fresh []*node) []Outcome {
-	look := lookup(s.p.stat)
-	large := len(fresh) >= s.p.o.ListThreshold
-	if large {
-		s.mu.Lock()
-		held := len(s.nodes)
-		s.mu.Unlock()
-		s.pre.budget.Store(int64(max(prefetchBudget, listBudget(held))))
-	}
-	if l, ok := s.pre.snapshot(ctx, large); ok && l.ok {
-		look = s.fresh(ctx, l).lookup
-	}
+	look := s.lookups(ctx, fresh)
 	outcome := make([]Outcome, len(fresh))
 	work.Parallel(ctx, len(fresh), max(32, 2*s.p.o.Jobs), func(i int) {
 		v := s.p.judge(ctx, fresh[i].pi, look)
@@ -721,6 +734,78 @@ func (s *Session) presence(ctx context.Context, fresh []*node) []Outcome {
 		s.p.o.Log.Info("cache push: narinfos in the cache that are not provably ours (unsigned, another key or path, no push proof, or their NAR gone or changed) are published again", "paths", n)
 	}
 	return outcome
+}
+
+// lookups decides how presence looks objects up for fresh: the listing,
+// or batched look-ups.
+func (s *Session) lookups(ctx context.Context, fresh []*node) lookup {
+	large := len(fresh) >= s.p.o.ListThreshold
+	var held int
+	if large {
+		s.mu.Lock()
+		held = len(s.nodes)
+		s.mu.Unlock()
+		s.pre.budget.Store(int64(max(prefetchBudget, listBudget(held))))
+	}
+	l, ok := s.pre.snapshot(ctx, large)
+	switch {
+	case ok && l.ok:
+		return s.fresh(ctx, l).lookup
+	case ok && l.skipped && large && l.count <= int64(listBudget(held)):
+		// A closure large enough to make the recorded cache worth listing.
+		if nl := s.p.listObjects(ctx, &s.pre.budget); nl.ok {
+			s.pre.lmu.Lock()
+			s.pre.got = &nl
+			s.pre.lmu.Unlock()
+			return nl.lookup
+		}
+	}
+	return s.p.batchLookup(ctx, fresh)
+}
+
+// batchLookup looks up, in batches, the narinfos of fresh and the NARs
+// their proofs name, and returns a lookup answering from what it found
+// (and asking the store about any other key).
+func (p *pusher) batchLookup(ctx context.Context, fresh []*node) lookup {
+	keys := make([]string, len(fresh))
+	for i, n := range fresh {
+		keys[i] = cachefmt.NarinfoKey(n.pi.Path)
+	}
+	found := make(map[string]blob.Info, 2*len(keys))
+	asked := make(map[string]bool, 2*len(keys))
+	add := func(keys []string) []blob.Info {
+		infos, errs := blob.StatMany(ctx, p.store, keys, 32)
+		var got []blob.Info
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				found[keys[i]] = infos[i]
+				asked[keys[i]] = true
+				got = append(got, infos[i])
+			case errors.Is(err, blob.ErrNotFound):
+				asked[keys[i]] = true
+			}
+		}
+		return got
+	}
+	var nars []string
+	seen := map[string]bool{}
+	for _, i := range add(keys) {
+		if k, ok := cachefmt.ProofNARKey(i); ok && !seen[k] {
+			seen[k] = true
+			nars = append(nars, k)
+		}
+	}
+	add(nars)
+	return func(ctx context.Context, key string) (blob.Info, bool) {
+		if i, ok := found[key]; ok {
+			return i, true
+		}
+		if asked[key] {
+			return blob.Info{}, false
+		}
+		return p.stat(ctx, key)
+	}
 }
 
 // fresh returns l, or a new listing of the cache if a GC may have
