@@ -119,24 +119,67 @@ func RootRanges() []Range {
 	return out
 }
 
+// probePage is what one listing request returns at most.
+const probePage = 1000
+
+// errMore stops a probe that found a full page: more may follow.
+var errMore = errors.New("more than a page")
+
+// listSmall lists the span of ranges in one page, calling fn, if that
+// is all there is; done is false (and fn not called) otherwise.
+func listSmall(ctx context.Context, s blob.Store, ranges []Range, fn func(blob.Info) error) (done bool, err error) {
+	lo, hi := ranges[0].Start, ranges[0].End
+	for _, r := range ranges[1:] {
+		lo = min(lo, r.Start)
+		if hi != "" && (r.End == "" || r.End > hi) {
+			hi = r.End
+		}
+	}
+	var got []blob.Info
+	err = s.ListRange(ctx, lo, hi, func(i blob.Info) error {
+		if got = append(got, i); len(got) >= probePage {
+			return errMore
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errMore):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	for _, i := range got {
+		if err := fn(i); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
 // contains says whether key lies in r.
 func (r Range) contains(key string) bool { return key >= r.Start && (r.End == "" || key < r.End) }
 
 // ListEach lists ranges, up to workers at once, calling fn for each
 // object from the goroutine of its range: fn must be safe for concurrent
 // use, and the work it does (decoding, checking) spreads over the CPUs. A
-// directory is walked once, not once per range. An error from fn stops
-// every range and is returned.
+// directory is walked once, not once per range. On a remote store the
+// span of the ranges is first listed alone, up to one page: a small cache
+// (or few roots) costs one request, not one per range. An error from fn
+// stops every range and is returned.
 func ListEach(ctx context.Context, s blob.Store, ranges []Range, workers int, fn func(blob.Info) error) error {
-	if _, ok := s.(*blob.Dir); ok {
-		return s.ListRange(ctx, "", "", func(i blob.Info) error {
-			for _, r := range ranges {
-				if r.contains(i.Key) {
-					return fn(i)
-				}
+	in := func(i blob.Info) error {
+		for _, r := range ranges {
+			if r.contains(i.Key) {
+				return fn(i)
 			}
-			return nil
-		})
+		}
+		return nil
+	}
+	if _, ok := s.(*blob.Dir); ok {
+		return s.ListRange(ctx, "", "", in)
+	}
+	if done, err := listSmall(ctx, s, ranges, in); done || err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

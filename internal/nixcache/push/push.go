@@ -78,6 +78,7 @@ func Push(ctx context.Context, o Options, installables []string) (Summary, error
 		return Summary{}, fmt.Errorf("cache push: %w", err)
 	}
 	s.Add(ctx, infos)
+	s.pre.stop() // presence is decided: a listing still under way is of no more use
 	return s.Close(ctx, tops(infos, installables))
 }
 
@@ -124,6 +125,7 @@ func PushPaths(ctx context.Context, o Options, infos []nixstore.PathInfo) (Summa
 	}
 	defer s.Abandon()
 	s.Add(ctx, infos)
+	s.pre.stop() // presence is decided: a listing still under way is of no more use
 	return s.Close(ctx, Maximal(infos))
 }
 

@@ -626,7 +626,8 @@ func (p *pusher) startPrefetch(ctx context.Context) *prefetch {
 			}
 			stats <- s
 		}()
-		f.gc <- p.checkGC(lctx) // before the listing: see guard.go
+		// The check is the session's (stop cancels only the listing).
+		f.gc <- p.checkGC(ctx) // before the listing: see guard.go
 		if s := <-stats; s.Objects > prefetchBudget {
 			f.list <- listing{skipped: true, count: s.Objects}
 			return
@@ -685,7 +686,8 @@ func (f *prefetch) snapshot(ctx context.Context, wait bool) (listing, bool) {
 	}
 }
 
-// stop abandons a listing nobody waits for.
+// stop abandons a listing nobody waits for (not the GC check made
+// before it, which the session relies on).
 func (f *prefetch) stop() { f.cancel() }
 
 // listObjects lists the narinfos at the cache root and the NARs below
