@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/socioprophet/sourceos/internal/blob"
@@ -58,13 +57,91 @@ func (s *Session) guard(ctx context.Context, n *node) error {
 	s.mu.Lock()
 	r := s.reliedOn(n)
 	s.mu.Unlock()
+	r = s.unconfirmed(r)
 	if r.empty() || s.fastPath(ctx) {
 		return nil
 	}
 	if err := s.protect(ctx, r); err != nil {
 		return err
 	}
-	return s.stillThere(ctx, r)
+	missing, err := s.stillThere(ctx, r)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 1 && len(r.nars) == 1 && missing[0] == r.nars[0] {
+		return errNARGone // only the NAR another push had stored: the caller uploads it again
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// errNARGone means the NAR a push found already stored (and relied on)
+// was deleted by a concurrent GC before it was protected.
+var errNARGone = errors.New("the NAR found stored was deleted by a concurrent GC")
+
+// secure protects, while a GC may run, the paths presence found in the
+// cache before anything relies on them: it records them in the session's
+// in-flight root, waits a window, and looks them up again. A path a GC
+// deleted meanwhile is pushed again (its outcome cleared) instead of
+// failing the paths that rely on it; the others are confirmed: from then
+// on no GC deletes them while the in-flight root lives, and publishing
+// what relies on them needs no further wait.
+func (s *Session) secure(ctx context.Context, fresh []*node, outcome []Outcome) {
+	var found []*node
+	var idx []int
+	for i, n := range fresh {
+		if outcome[i] == Present {
+			found = append(found, n)
+			idx = append(idx, i)
+		}
+	}
+	if len(found) == 0 || s.fastPath(ctx) {
+		return
+	}
+	r := reliance{}
+	for _, n := range found {
+		r.paths = append(r.paths, n.pi.Path)
+	}
+	if err := s.protect(ctx, r); err != nil {
+		return // the paths stay found; guard protects them again, or fails them
+	}
+	look := s.p.batchLookup(ctx, found)
+	gone := 0
+	work.Parallel(ctx, len(found), 32, func(k int) {
+		v := s.p.judge(ctx, found[k].pi, look)
+		if v.present {
+			return
+		}
+		outcome[idx[k]], found[k].gen = "", v.gen
+		s.gcMu.Lock()
+		gone++
+		s.gcMu.Unlock()
+	})
+	s.gcMu.Lock()
+	for k, n := range found {
+		if outcome[idx[k]] == Present {
+			s.confirmed[nixstore.HashPart(n.pi.Path)] = true
+		}
+	}
+	s.gcMu.Unlock()
+	if gone > 0 {
+		s.p.o.Log.Info("cache push: paths found in the cache were deleted by a concurrent GC before they were protected; pushing them again", "paths", gone)
+	}
+}
+
+// unconfirmed is what r names that secure has not confirmed.
+func (s *Session) unconfirmed(r reliance) reliance {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	out := reliance{nars: r.nars}
+	for _, p := range r.paths {
+		if !s.confirmed[nixstore.HashPart(p)] {
+			out.paths = append(out.paths, p)
+		}
+	}
+	return out
 }
 
 // fastPath says whether a check within Window/2 found no GC running
@@ -79,7 +156,10 @@ func (s *Session) fastPath(ctx context.Context) bool {
 	if !first.OK {
 		return false
 	}
-	if s.gcLast.At.IsZero() || time.Since(s.gcLast.At) >= s.p.o.Window/2 {
+	if s.gcLast.At.IsZero() {
+		s.gcLast = first // a check too: relied on as long as any other
+	}
+	if time.Since(s.gcLast.At) >= s.p.o.Window/2 {
 		s.gcLast = s.p.checkGC(ctx)
 	}
 	last := s.gcLast
@@ -137,26 +217,21 @@ func (s *Session) writeInFlight(ctx context.Context) error {
 	return nil
 }
 
-// stillThere checks that what r names is still stored.
-func (s *Session) stillThere(ctx context.Context, r reliance) error {
+// stillThere returns what r names that is no longer stored.
+func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) {
 	keys := append([]string(nil), r.nars...)
 	for _, p := range r.paths {
 		keys = append(keys, cachefmt.NarinfoKey(p))
 	}
 	var missing []string
-	var mu sync.Mutex
-	work.Parallel(ctx, len(keys), 32, func(i int) {
-		if _, err := s.p.store.Stat(ctx, keys[i]); errors.Is(err, blob.ErrNotFound) {
-			mu.Lock()
+	_, errs := blob.StatMany(ctx, s.p.store, keys, 32)
+	for i, err := range errs {
+		if errors.Is(err, blob.ErrNotFound) {
 			missing = append(missing, keys[i])
-			mu.Unlock()
 		}
-	})
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
 	}
-	return ctx.Err()
+	sort.Strings(missing)
+	return missing, ctx.Err()
 }
 
 // dropInFlight removes the session's in-flight root once its final root

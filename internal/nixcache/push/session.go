@@ -59,6 +59,9 @@ type Session struct {
 	gcBase   *lease.Check
 	gcLast   lease.Check
 	inflight inFlight
+	// confirmed: paths found present, recorded in the in-flight root and
+	// found again a window later (secure).
+	confirmed map[string]bool
 }
 
 // node is one path of the session.
@@ -90,7 +93,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Session{p: p, start: o.Now(), ctx: sctx, cancel: cancel, queue: newNarQueue(),
-		nodes: map[string]*node{}, inflight: inFlight{paths: map[string]bool{}, nars: map[string]bool{}},
+		nodes: map[string]*node{}, inflight: inFlight{paths: map[string]bool{}, nars: map[string]bool{}}, confirmed: map[string]bool{},
 		depths: map[int]int{}, settled: make(chan struct{})}
 	s.pre = p.startPrefetch(sctx)
 	go s.dispatch()
@@ -115,6 +118,7 @@ func (s *Session) Add(ctx context.Context, infos []nixstore.PathInfo) {
 		return
 	}
 	outcome := s.presence(ctx, fresh)
+	s.secure(ctx, fresh, outcome)
 	s.upstream(ctx, fresh, outcome)
 	missing := s.externals(ctx, fresh, infos)
 	todo, bytes := s.wire(fresh, outcome, missing)
@@ -394,11 +398,36 @@ func (s *Session) publishNode(n *node) {
 		return
 	}
 	err := s.guard(s.ctx, n)
+	if errors.Is(err, errNARGone) {
+		err = s.reupload(n)
+	}
 	if err == nil {
 		err = s.p.publish(s.ctx, n, n.st)
 	}
 	<-s.p.meta
 	s.finish(n, err)
+}
+
+// reupload stores n's NAR again, after a concurrent GC deleted the copy
+// another push had stored and n relied on: the new one is this push's
+// own (no reliance), GC spares it as young.
+func (s *Session) reupload(n *node) error {
+	w := weight(n.pi.NarSize)
+	if err := s.p.lim.AcquireBytes(s.ctx, w); err != nil {
+		return err
+	}
+	st, err := s.p.uploadNAR(s.ctx, n.pi)
+	s.p.lim.ReleaseBytes(err == nil, w)
+	if err != nil {
+		return err
+	}
+	if st.existing {
+		return fmt.Errorf("%w (%s, stored again meanwhile)", errRelied, st.URL)
+	}
+	s.mu.Lock()
+	n.st = st
+	s.mu.Unlock()
+	return nil
 }
 
 // failure is a node that failed, for the progress.
