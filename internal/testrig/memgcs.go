@@ -348,7 +348,8 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 		limit = n
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	unlock := sync.OnceFunc(m.mu.Unlock)
+	defer unlock()
 	b, ok := m.buckets[bucket]
 	if !ok {
 		return errNoBucket
@@ -399,6 +400,7 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 	if i < len(names) && strings.HasPrefix(names[i], prefix) && (end == "" || names[i] < end) {
 		page["nextPageToken"] = last
 	}
+	unlock() // the page is built: the (paced) answer does not hold the bucket
 	writeJSON(w, page)
 	return nil
 }

@@ -210,10 +210,13 @@ func (g *collector) run(ctx context.Context) (Summary, error) {
 		return g.sum, fmt.Errorf("cache gc: %w", err)
 	}
 	g.now = now
+	t0 := time.Now()
 	m, err := g.mark(ctx)
 	if err != nil {
 		return g.summary(), err
 	}
+	g.opt.Log.Info("cache gc: marked", "objects_listed", m.objects, "narinfos", m.narinfos, "kept_paths", len(m.keep),
+		"kept_nars", len(m.keepNARs), "candidates", m.cands.len(), "seconds", time.Since(t0).Seconds())
 	if g.opt.AfterPlan != nil {
 		g.opt.AfterPlan()
 	}

@@ -31,15 +31,22 @@ type marks struct {
 }
 
 // listWorkers bounds the ranges GC lists at once: enough for the link's
-// bandwidth, few enough that the pages in flight stay small.
-const listWorkers = 16
+// bandwidth and the CPUs decoding, few enough that the pages in flight
+// (a thousand decoded objects each) stay small.
+const listWorkers = 8
 
 // mark reads the roots and lists every object but the NARs: what the kept
 // roots' closures name is kept (with the NARs their narinfos name), every
 // other narinfo becomes a candidate, and what young narinfos refer to,
 // transitively, is spared.
 func (g *collector) mark(ctx context.Context) (*marks, error) {
-	m := &marks{keep: map[cachefmt.Hash]struct{}{}, keepNARs: map[string]struct{}{}, seenRoot: map[string]bool{}, cands: newTable()}
+	// The count the last GC recorded sizes the table (about half the
+	// objects are narinfos).
+	hint := 0
+	if s, ok := lease.ReadStats(ctx, g.store); ok {
+		hint = int(min(s.Objects/2+s.Objects/16, 1<<26))
+	}
+	m := &marks{keep: map[cachefmt.Hash]struct{}{}, keepNARs: map[string]struct{}{}, seenRoot: map[string]bool{}, cands: newTable(hint)}
 	if err := g.markRoots(ctx, m); err != nil {
 		return nil, err
 	}

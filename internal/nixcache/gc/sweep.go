@@ -39,9 +39,12 @@ const maxFutile = 3
 // sweep deletes narinfos in reference order, then NARs range by range,
 // then expired roots.
 func (sw *sweeper) sweep(ctx context.Context) error {
+	t0 := time.Now()
 	if err := sw.narinfos(ctx); err != nil {
 		return err
 	}
+	sw.g.opt.Log.Info("cache gc: narinfos swept", "deleted", sw.g.summary().Narinfos.Deleted, "seconds", time.Since(t0).Seconds())
+	t0 = time.Now()
 	if err := sw.firstErr(); err != nil {
 		// A narinfo that could not be deleted may name any NAR: keep them
 		// all this run.
@@ -50,6 +53,7 @@ func (sw *sweeper) sweep(ctx context.Context) error {
 	if err := sw.nars(ctx, false); err != nil {
 		return err
 	}
+	sw.g.opt.Log.Info("cache gc: NARs swept", "deleted", sw.g.summary().NARs.Deleted, "seconds", time.Since(t0).Seconds())
 	if err := sw.roots(ctx); err != nil {
 		return err
 	}
@@ -234,26 +238,42 @@ func (sw *sweeper) keepNARsOf(ctx context.Context, spared []int32) {
 }
 
 // nars lists the NARs one range at a time and deletes (or, for a dry run,
-// prints) those older than the grace period that nothing kept names.
+// prints) those older than the grace period that nothing kept names. The
+// listing hands batches to deleters as it goes: neither waits for the
+// other, and what is held is a few batches per range.
 func (sw *sweeper) nars(ctx context.Context, dry bool) error {
 	var mu sync.Mutex
-	var listed, deletable int
+	listed := 0
+	batches := make(chan []blob.Info, sw.batchWorkers())
+	var wg sync.WaitGroup
+	for range sw.batchWorkers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				if dry {
+					for _, i := range b {
+						fmt.Fprintf(sw.g.opt.Plan, "delete nar %s %d\n", i.Key, i.Size)
+						sw.freed(i.Key, i.Size)
+					}
+					continue
+				}
+				_ = sw.deleteObjects(ctx, b, nil)
+			}
+		}()
+	}
 	err := parallelRanges(ctx, cachefmt.NARRanges(), listWorkers, func(r cachefmt.Range) error {
 		var batch []blob.Info
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			b := batch
-			batch = nil
-			if dry {
-				for _, i := range b {
-					fmt.Fprintf(sw.g.opt.Plan, "delete nar %s %d\n", i.Key, i.Size)
-					sw.freed(i.Key, i.Size)
+		send := func() error {
+			if len(batch) > 0 {
+				select {
+				case batches <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
-				return nil
+				batch = nil
 			}
-			return sw.deleteObjects(ctx, b, nil)
+			return nil
 		}
 		err := sw.g.store.ListRange(ctx, r.Start, r.End, func(i blob.Info) error {
 			sw.mu.Lock()
@@ -261,23 +281,22 @@ func (sw *sweeper) nars(ctx context.Context, dry bool) error {
 			sw.mu.Unlock()
 			mu.Lock()
 			listed++
-			if !kept && !sw.g.young(i) {
-				deletable++
-			}
 			mu.Unlock()
 			if kept || sw.g.young(i) {
 				return nil
 			}
 			if batch = append(batch, i); len(batch) == blob.MaxBatch {
-				return flush()
+				return send()
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return flush()
+		return send()
 	})
+	close(batches)
+	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("cache gc: %w", err)
 	}
@@ -296,13 +315,16 @@ func (sw *sweeper) roots(ctx context.Context) error {
 // errSpared: a refresh found that something kept needs the object.
 var errSpared = errors.New("spared")
 
+// batchWorkers is how many delete batches are in flight at once.
+func (sw *sweeper) batchWorkers() int { return max(1, sw.g.opt.Workers/8) }
+
 // deleteObjects deletes items, each at its listed generation, batch by
-// batch (up to Workers/8 batches at once), each sent only while the last
+// batch (up to batchWorkers at once), each sent only while the last
 // refresh is fresh; done, when set, gets each item's outcome (errSpared
 // for one a refresh spared).
 func (sw *sweeper) deleteObjects(ctx context.Context, items []blob.Info, done func(k int, err error)) error {
 	n := (len(items) + blob.MaxBatch - 1) / blob.MaxBatch
-	work.Parallel(ctx, n, max(1, sw.g.opt.Workers/8), func(b int) {
+	work.Parallel(ctx, n, sw.batchWorkers(), func(b int) {
 		lo, hi := b*blob.MaxBatch, min(len(items), (b+1)*blob.MaxBatch)
 		errs := sw.deleteBatch(ctx, items[lo:hi])
 		for k, err := range errs {

@@ -20,13 +20,16 @@ type table struct {
 	gen  []int64
 	size []uint32
 	flag []uint8
-	// off[i]:off[i+1] are i's references in refs, once finished; while
-	// listing, refs are appended in arrival order and late ones (read
-	// from the narinfo) wait in late.
-	off  []uint32
-	refs []uint64
-	late map[int32][]uint64
-	done bool
+	// off[i]:off[i+1] are i's references in refs, as listed; those read
+	// later from a narinfo are lateRefs[lateOff[j]:lateOff[j+1]] for
+	// j = late[i] (-1: none).
+	off      []uint32
+	refs     []uint64
+	late     []int32
+	lateOff  []uint32
+	lateRefs []uint64
+	// byHash orders the candidates by hash, for look-ups (finish).
+	byHash []int32
 }
 
 const (
@@ -38,7 +41,13 @@ const (
 	fNARKept                   // its NAR is in keepNARs
 )
 
-func newTable() *table { return &table{off: []uint32{0}, late: map[int32][]uint64{}} }
+// newTable makes a table sized for about n candidates (0: unknown), so
+// that it does not grow by doubling (and briefly hold twice its size).
+func newTable(n int) *table {
+	return &table{hash: make([]cachefmt.Hash, 0, n), gen: make([]int64, 0, n), size: make([]uint32, 0, n),
+		flag: make([]uint8, 0, n), late: make([]int32, 0, n), off: append(make([]uint32, 0, n+1), 0),
+		refs: make([]uint64, 0, 2*n), lateOff: []uint32{0}}
+}
 
 func (t *table) len() int { return len(t.hash) }
 
@@ -62,84 +71,59 @@ func (t *table) add(h cachefmt.Hash, info blob.Info, young bool, refs []string, 
 		}
 	}
 	t.flag = append(t.flag, f)
+	t.late = append(t.late, -1)
 	t.off = append(t.off, uint32(len(t.refs)))
 	return i
 }
 
 // setRefs records i's references, learnt after listing (from the narinfo).
 func (t *table) setRefs(i int32, refs []string) {
-	var p []uint64
 	for _, r := range refs {
 		if rh, ok := cachefmt.ParseHash(r); ok && rh != t.hash[i] {
-			p = append(p, rh.Prefix())
+			t.lateRefs = append(t.lateRefs, rh.Prefix())
 		}
 	}
-	t.late[i] = p
+	t.late[i] = int32(len(t.lateOff) - 1)
+	t.lateOff = append(t.lateOff, uint32(len(t.lateRefs)))
 	t.flag[i] |= fKnown
 }
 
-// finish orders the candidates by hash (for look-ups) and folds the late
-// references in, rebuilding one array at a time to bound the peak.
+// finish orders the candidates by hash for look-ups: an index, the rows
+// stay where they are (4 bytes a candidate, nothing copied).
 func (t *table) finish() {
-	n := len(t.hash)
-	perm := make([]int32, n)
-	for i := range perm {
-		perm[i] = int32(i)
+	t.byHash = make([]int32, len(t.hash))
+	for i := range t.byHash {
+		t.byHash[i] = int32(i)
 	}
-	sort.Slice(perm, func(a, b int) bool { return t.hash[perm[a]].Less(t.hash[perm[b]]) })
-	total := len(t.refs)
-	for _, p := range t.late {
-		total += len(p)
-	}
-	off := make([]uint32, n+1)
-	refs := make([]uint64, 0, total)
-	for j, i := range perm {
-		if p, ok := t.late[i]; ok {
-			refs = append(refs, p...)
-		} else {
-			refs = append(refs, t.refs[t.off[i]:t.off[i+1]]...)
-		}
-		off[j+1] = uint32(len(refs))
-	}
-	t.off, t.refs, t.late = off, refs, nil
-	hash := make([]cachefmt.Hash, n)
-	for j, i := range perm {
-		hash[j] = t.hash[i]
-	}
-	t.hash = hash
-	gen := make([]int64, n)
-	for j, i := range perm {
-		gen[j] = t.gen[i]
-	}
-	t.gen = gen
-	size := make([]uint32, n)
-	flag := make([]uint8, n)
-	for j, i := range perm {
-		size[j], flag[j] = t.size[i], t.flag[i]
-	}
-	t.size, t.flag, t.done = size, flag, true
+	sort.Slice(t.byHash, func(a, b int) bool { return t.hash[t.byHash[a]].Less(t.hash[t.byHash[b]]) })
 }
 
 // find is the candidate with hash h, or -1.
 func (t *table) find(h cachefmt.Hash) int32 {
-	i := sort.Search(len(t.hash), func(i int) bool { return !t.hash[i].Less(h) })
-	if i < len(t.hash) && t.hash[i] == h {
-		return int32(i)
+	o := t.byHash
+	k := sort.Search(len(o), func(k int) bool { return !t.hash[o[k]].Less(h) })
+	if k < len(o) && t.hash[o[k]] == h {
+		return o[k]
 	}
 	return -1
 }
 
 // matches calls fn for every candidate whose hash has prefix p.
 func (t *table) matches(p uint64, fn func(i int32)) {
-	i := sort.Search(len(t.hash), func(i int) bool { return t.hash[i].Prefix() >= p })
-	for ; i < len(t.hash) && t.hash[i].Prefix() == p; i++ {
-		fn(int32(i))
+	o := t.byHash
+	k := sort.Search(len(o), func(k int) bool { return t.hash[o[k]].Prefix() >= p })
+	for ; k < len(o) && t.hash[o[k]].Prefix() == p; k++ {
+		fn(o[k])
 	}
 }
 
 // refsOf calls fn for every candidate i refers to (i excluded).
 func (t *table) refsOf(i int32, fn func(j int32)) {
-	for _, p := range t.refs[t.off[i]:t.off[i+1]] {
+	refs := t.refs[t.off[i]:t.off[i+1]]
+	if l := t.late[i]; l >= 0 {
+		refs = t.lateRefs[t.lateOff[l]:t.lateOff[l+1]]
+	}
+	for _, p := range refs {
 		t.matches(p, func(j int32) {
 			if j != i {
 				fn(j)

@@ -45,7 +45,7 @@ func deleteAll(t *table) []int {
 func TestWavesFollowReferences(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for round := range 20 {
-		tb := newTable()
+		tb := newTable(0)
 		n := 200 + r.IntN(800)
 		hashes := make([]cachefmt.Hash, n)
 		for i := range hashes {
@@ -96,7 +96,7 @@ func TestSpareHoldAndPrefixCollisions(t *testing.T) {
 	a, b, c, d := randomHash(r), randomHash(r), randomHash(r), randomHash(r)
 	twin := c
 	twin[19] ^= 1 // same prefix as c
-	tb := newTable()
+	tb := newTable(0)
 	tb.add(a, blob.Info{Generation: 1}, true, []string{b.String()}, true) // young: keeps b and what b needs
 	tb.add(b, blob.Info{Generation: 2}, false, []string{c.String()}, true)
 	tb.add(c, blob.Info{Generation: 3}, false, nil, true)
@@ -112,7 +112,7 @@ func TestSpareHoldAndPrefixCollisions(t *testing.T) {
 	if !tb.doomed(tb.find(d)) {
 		t.Error("d spared")
 	}
-	tb2 := newTable()
+	tb2 := newTable(0)
 	tb2.add(a, blob.Info{Generation: 1}, false, []string{b.String()}, true)
 	tb2.add(b, blob.Info{Generation: 2}, false, []string{c.String()}, true)
 	tb2.add(c, blob.Info{Generation: 3}, false, nil, true)
