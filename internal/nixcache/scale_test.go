@@ -275,6 +275,6 @@ func (c *scaleCache) run(b *testing.B, spec childSpec, during func()) childResul
 		s, _ := strconv.ParseFloat(f[1], 64)
 		res.cpu = u + s
 	}
-	fmt.Printf("%s %.2f s, %.0f MiB, %d requests\n", strings.SplitN(res.out, "\n", 2)[0], res.secs, res.rss, res.stats.Requests)
+	fmt.Printf("%s %.2f s, %.0f MiB, %d requests\n", res.out, res.secs, res.rss, res.stats.Requests)
 	return res
 }

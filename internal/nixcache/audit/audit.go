@@ -124,7 +124,7 @@ func (o Options) withDefaults() Options {
 const deepJobs = 2
 
 // listWorkers bounds the ranges listed at once.
-const listWorkers = 16
+const listWorkers = 8
 
 // Run audits the cache: every narinfo parses, names the store path its
 // object name says, carries a signature that verifies with the cache's

@@ -33,7 +33,7 @@ func (a *auditor) full(ctx context.Context) error {
 	nars.sort()
 	a.count(func(r *Report) { r.NARs = n })
 
-	c := &checker{a: a, nars: nars, names: &nameSet{}}
+	c := &checker{a: a, nars: nars, names: &nameSet{hashes: make([]cachefmt.Hash, 0, n)}, refs: make([]refCheck, 0, 2*n)}
 	reads := make(chan blob.Info, 1024)
 	var wg sync.WaitGroup
 	for range a.o.Jobs {
@@ -83,8 +83,15 @@ type checker struct {
 	nars  *narSet
 	names *nameSet
 
-	mu   sync.Mutex
-	refs []refCheck
+	mu      sync.Mutex
+	refs    []refCheck
+	oddRefs []oddRef
+}
+
+// oddRef is a reference of a narinfo whose name is no hash part.
+type oddRef struct {
+	key string
+	ref cachefmt.Hash
 }
 
 // settle checks a listed narinfo from its push proof alone, if it can:
@@ -208,17 +215,24 @@ func (c *checker) checkNAR(key, url string, nar cachefmt.NarRef, exact bool) boo
 	return false
 }
 
-func (c *checker) addRefs(owner string, refs []string) {
+func (c *checker) addRefs(key string, refs []string) {
+	owner, ok := cachefmt.ParseHash(cachefmt.HashOfKey(key))
 	var add []refCheck
+	var odd []oddRef
 	for _, r := range refs {
-		if h, ok := cachefmt.ParseHash(r); ok {
+		h, rok := cachefmt.ParseHash(r)
+		switch {
+		case !rok:
+			c.a.problem(key, "reference "+r+" is not a store path")
+		case !ok: // a narinfo named otherwise (a problem already)
+			odd = append(odd, oddRef{key, h})
+		default:
 			add = append(add, refCheck{ref: h, owner: owner})
-		} else {
-			c.a.problem(owner, "reference "+r+" is not a store path")
 		}
 	}
 	c.mu.Lock()
 	c.refs = append(c.refs, add...)
+	c.oddRefs = append(c.oddRefs, odd...)
 	c.mu.Unlock()
 }
 
@@ -227,7 +241,12 @@ func (c *checker) addRefs(owner string, refs []string) {
 func (c *checker) checkRefs(ctx context.Context) {
 	for _, r := range c.refs {
 		if !c.names.has(r.ref) && !c.a.ups.Has(ctx, r.ref.String()) {
-			c.a.problem(r.owner, "reference "+r.ref.String()+" has no narinfo")
+			c.a.problem(r.owner.String()+".narinfo", "reference "+r.ref.String()+" has no narinfo")
+		}
+	}
+	for _, r := range c.oddRefs {
+		if !c.names.has(r.ref) && !c.a.ups.Has(ctx, r.ref.String()) {
+			c.a.problem(r.key, "reference "+r.ref.String()+" has no narinfo")
 		}
 	}
 }

@@ -95,8 +95,7 @@ func (s *narSet) matches(nar cachefmt.NarRef) bool {
 // refCheck is a reference to check once every narinfo is listed: the
 // packed hash it names and the narinfo that refers to it.
 type refCheck struct {
-	ref   cachefmt.Hash
-	owner string
+	ref, owner cachefmt.Hash
 }
 
 // nameSet is the narinfos listed, packed (20 bytes each).
