@@ -217,6 +217,31 @@ func GC(ctx context.Context, o Options) (GCSummary, error) {
 		AfterPlan: testAfterPlan, BeforeDelete: testBeforeDelete})
 }
 
+// AdoptReport is what Adopt did.
+type AdoptReport = audit.AdoptReport
+
+// Adopt makes a cache written with the cache's key by another pipeline
+// (nix copy and an upload: no push proofs, no roots) ours without
+// uploading its NARs: each narinfo is checked deeply, its push proof
+// recorded, and a root (o.Root.Name, default "adopted"; pinned with
+// o.Root.Pin) names what was adopted; see package audit.
+func Adopt(ctx context.Context, o Options) (AdoptReport, error) {
+	o = o.withDefaults()
+	if !o.SecretKey.IsSet() {
+		return AdoptReport{}, &NotConfiguredError{Missing: []string{"NIX_CACHE_SECRET_KEY"}}
+	}
+	sk, err := o.secretKey()
+	if err != nil {
+		return AdoptReport{}, err
+	}
+	store, err := o.open(ctx, nil)
+	if err != nil {
+		return AdoptReport{}, fmt.Errorf("cache adopt: %w", err)
+	}
+	return audit.Adopt(ctx, audit.AdoptOptions{Store: store, SecretKey: &sk, RootName: o.Root.Name, Pin: o.Root.Pin,
+		BuildID: o.Root.BuildID, Now: o.Now})
+}
+
 // Verify audits the whole cache (deep: every NAR downloaded and checked
 // too); see package audit. With the secret key, a clean run records the
 // watermark VerifyIncremental starts from.

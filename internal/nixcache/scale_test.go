@@ -40,8 +40,7 @@ import (
 )
 
 var (
-	scaleSizes = flag.String("nixcache.scale", "25000,100000", "BenchmarkCacheScale: the cache sizes (objects), comma separated")
-	scaleOps   = flag.String("nixcache.scale-ops", "push,verify,gc,incremental", "BenchmarkCacheScale: the operations measured at each size")
+	scaleSizes = flag.String("nixcache.scale", "25000,100000", "BenchmarkCacheScale: the cache sizes (objects), comma separated; N:op+op measures only those operations (push, verify, gc, incremental) at N")
 	raceSize   = flag.Int("nixcache.race", 0, "BenchmarkCacheScale: the size of the push-racing-GC run (0: none)")
 )
 
@@ -54,16 +53,23 @@ func BenchmarkCacheScale(b *testing.B) {
 	fresh, freshInfos := benchBuild(b, "small-b")
 	raced, _ := benchBuild(b, "small-c")
 	k := newKey(b, "scale-1")
-	ops := map[string]bool{}
-	for _, op := range strings.Split(*scaleOps, ",") {
-		ops[strings.TrimSpace(op)] = true
-	}
 	for b.Loop() {
 		t := &benchTable{title: fmt.Sprintf("Cache at scale on the simulated link (%s per request, %d MB/s); live set %d paths", linkLatency, linkBandwidth/1_000_000, len(liveInfos))}
 		for _, f := range strings.Split(*scaleSizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			size, only, _ := strings.Cut(f, ":")
+			n, err := strconv.Atoi(size)
 			if err != nil {
 				b.Fatalf("-nixcache.scale: %v", err)
+			}
+			ops := map[string]bool{"push": true, "verify": true, "gc": true, "incremental": true}
+			if only != "" {
+				ops = map[string]bool{}
+				for _, op := range strings.Split(only, "+") {
+					ops[op] = true
+				}
 			}
 			scaleRun(b, t, n, ops, k, live, fresh, len(freshInfos))
 		}

@@ -14,6 +14,12 @@ import (
 
 // deepCheck runs checkNAR in one of the deepJobs slots.
 func (a *auditor) deepCheck(ctx context.Context, ni *narinfo.NarInfo) error {
+	return a.deepCheckTo(ctx, ni, nil)
+}
+
+// deepCheckTo is deepCheck that also writes the compressed bytes it reads
+// to also (when not nil).
+func (a *auditor) deepCheckTo(ctx context.Context, ni *narinfo.NarInfo, also io.Writer) error {
 	select {
 	case a.deepSlots <- struct{}{}:
 	case <-ctx.Done():
@@ -28,13 +34,13 @@ func (a *auditor) deepCheck(ctx context.Context, ni *narinfo.NarInfo) error {
 		}
 		size = info.Size
 	}
-	return a.checkNAR(ctx, ni, size)
+	return a.checkNAR(ctx, ni, size, also)
 }
 
 // checkNAR downloads, decompresses and hashes one NAR, reading at most
 // one byte more than size (its FileSize, which the listing matched, or
 // its listed size) and decompressing at most one byte more than NarSize.
-func (a *auditor) checkNAR(ctx context.Context, ni *narinfo.NarInfo, size int64) error {
+func (a *auditor) checkNAR(ctx context.Context, ni *narinfo.NarInfo, size int64, also io.Writer) error {
 	c, err := cachefmt.CodecFor(ni.Compression)
 	if err != nil {
 		return fmt.Errorf("NAR %s not checked: %w", ni.URL, err)
@@ -46,7 +52,11 @@ func (a *auditor) checkNAR(ctx context.Context, ni *narinfo.NarInfo, size int64)
 	defer rc.Close()
 	compressed := &counter{}
 	fileHash := sha256.New()
-	file := io.TeeReader(io.LimitReader(rc, size+1), io.MultiWriter(fileHash, compressed))
+	sinks := []io.Writer{fileHash, compressed}
+	if also != nil {
+		sinks = append(sinks, also)
+	}
+	file := io.TeeReader(io.LimitReader(rc, size+1), io.MultiWriter(sinks...))
 	dr, err := c.NewReader(file)
 	if err != nil {
 		return fmt.Errorf("NAR %s does not decompress: %w", ni.URL, cachefmt.DecodeError(err))
