@@ -1,6 +1,12 @@
 // Package nardump serialises a file system object as a NAR (the Nix
 // archive format), byte for byte as nix-store --dump does, straight into
-// a writer.
+// a writer. It replaces go-nix's NAR writer (nar.DumpPath), which writes
+// the same bytes (BenchmarkDump checks) but through a goroutine and a
+// pipe, with a 32 KiB copy buffer allocated per file: on a tree of many
+// small files ours is about four times as fast (and allocates 2 % of the
+// bytes), on deep directories and symlink farms about twice, on large
+// files the same (both are bound by reading and hashing). See
+// docs/benchmarks.md.
 package nardump
 
 import (
