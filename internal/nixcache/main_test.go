@@ -118,22 +118,7 @@ func runChildGC(o nixcache.Options, spec childSpec) int {
 	o.PubKey = spec.PubKey
 	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond, Workers: spec.GCWorkers, LeaseTTL: spec.GCLease,
 		KeepLast: spec.GCKeepLast, KeepDays: spec.GCKeepDays}
-	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	go func() {
-		var peak uint64
-		for range time.Tick(200 * time.Millisecond) {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak+8<<20 {
-				peak = ms.HeapInuse
-				fmt.Fprintf(os.Stderr, "HEAP %d MiB (sys %d MiB)\n", ms.HeapInuse>>20, ms.Sys>>20)
-				if f, err := os.Create("/tmp/gcheap.prof"); err == nil {
-					pprof.WriteHeapProfile(f)
-					f.Close()
-				}
-			}
-		}
-	}()
+	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)) // the phases, for the benchmarks' output
 	s, err := nixcache.GC(context.Background(), o)
 	fmt.Println("GCSUMMARY " + s.JSON())
 	if err != nil {

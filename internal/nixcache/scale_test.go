@@ -281,6 +281,12 @@ func (c *scaleCache) run(b *testing.B, spec childSpec, during func()) childResul
 		s, _ := strconv.ParseFloat(f[1], 64)
 		res.cpu = u + s
 	}
-	fmt.Printf("%s %.2f s, %.0f MiB, %d requests\n", res.out, res.secs, res.rss, res.stats.Requests)
+	for _, l := range strings.Split(strings.TrimSpace(res.out), "\n") {
+		if len(l) > 300 {
+			l = l[:300] + "…"
+		}
+		fmt.Println("  " + l)
+	}
+	fmt.Printf("  -> %.2f s, %.0f MiB, %d requests\n", res.secs, res.rss, res.stats.Requests)
 	return res
 }

@@ -744,6 +744,10 @@ func (p *pusher) listObjects(ctx context.Context, budget *atomic.Int64) listing 
 // much larger than the closure) the listing stops and look-ups decide.
 func listBudget(paths int) int { return 16*paths + 1000 }
 
+// listWorth is how many objects per path a cache of known size may hold
+// for a listing to be worth more than batched look-ups.
+const listWorth = 4
+
 // presence marks the nodes that are provably in the cache already (see
 // proven), deciding from the session's listing of the cache (ranges
 // listed at once, 1000 names per request) when it is there or the batch
@@ -782,8 +786,10 @@ func (s *Session) lookups(ctx context.Context, fresh []*node) lookup {
 	switch {
 	case ok && l.ok:
 		return s.fresh(ctx, l).lookup
-	case ok && l.skipped && large && l.count <= int64(listBudget(held)):
-		// A closure large enough to make the recorded cache worth listing.
+	case ok && l.skipped && large && l.count <= int64(listWorth*held):
+		// A closure large enough to make the recorded cache worth listing:
+		// a listing reads (and decodes) every object, batched look-ups
+		// two per path.
 		if nl := s.p.listObjects(ctx, &s.pre.budget); nl.ok {
 			s.pre.lmu.Lock()
 			s.pre.got = &nl
