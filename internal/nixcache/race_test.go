@@ -1,11 +1,15 @@
 package nixcache_test
 
 import (
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+
 	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -60,5 +64,61 @@ func TestPushRacingGCSweepLosesNothing(t *testing.T) {
 	mustVerify(t, c.options(), false)
 	if out, err := substitute(t, c.url(), c.k.public, live, raced); err != nil {
 		t.Fatalf("nix could not substitute the live and the raced closures: %v\n%s", err, out)
+	}
+}
+
+// A push adds what it comes to rely on to its in-flight root, rewriting
+// the same object. A GC that read the root before it was rewritten reads
+// it again: the NAR the rewrite names is spared, though the narinfo that
+// named it was garbage and is deleted.
+func TestGCReReadsARewrittenInFlightRoot(t *testing.T) {
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
+	live, raced := built[0], built[1]
+	c := newGCCache(t, "gcs")
+	now := time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced) // expired: its paths are garbage
+	c.push("live", "new", now.Add(-2*day), false, live)
+	_, ni, err := cachefmt.ReadNarinfo(tctx(t), c.store, cachefmt.NarinfoKey(raced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := signature.LoadSecretKey(c.k.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &cachefmt.Root{Version: cachefmt.RootVersion, Name: "race", BuildID: "push-1", Time: now.UTC().Truncate(time.Second), InFlight: true}
+	write := func() {
+		if err := root.Sign(sk); err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plant(t, c.store, root.Key(), body)
+	}
+	c.setStoreTime(now)
+	write() // what the push relied on first: nothing GC would delete
+
+	var once sync.Once
+	nixcache.BeforeGCDelete(t, func(key string) {
+		once.Do(func() {
+			root.NARs = []string{ni.URL} // then a NAR it found stored
+			write()
+		})
+	})
+	o := c.options()
+	o.GC = nixcache.GCOptions{Grace: time.Hour, KeepLast: 1, KeepDays: 45, Settle: time.Millisecond}
+	sum, err := nixcache.GC(tctx(t), o)
+	if err != nil {
+		t.Fatalf("gc: %v", err)
+	}
+	if c.has(cachefmt.NarinfoKey(raced)) {
+		t.Errorf("the garbage narinfo %s was kept", cachefmt.NarinfoKey(raced))
+	}
+	if !c.has(ni.URL) {
+		t.Errorf("gc deleted %s, which the rewritten in-flight root names (%s)", ni.URL, sum.JSON())
 	}
 }

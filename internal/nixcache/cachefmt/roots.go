@@ -183,24 +183,29 @@ func ParseRootKey(info blob.Info) (RootRef, bool) {
 	return RootRef{Info: info, Name: m[1], Time: t, Pinned: m[4] == ".pinned", InFlight: m[4] == ".inflight"}, true
 }
 
+// ErrInvalidRoot marks a root that was read but is not one to trust (it
+// does not parse, verify or match its name), as opposed to one that could
+// not be read: a reader may ignore the first, never the second.
+var ErrInvalidRoot = errors.New("root")
+
 // ParseRoot reads a root strictly and checks it: known members only, none
 // twice, version 1, a valid name, store paths, hash parts and NAR names,
 // the closure sorted without repeats, and a signature by pk over its
 // fingerprint.
 func ParseRoot(b []byte, pk signature.PublicKey) (*Root, error) {
 	if len(b) > MaxRootSize {
-		return nil, fmt.Errorf("root: larger than %d bytes", MaxRootSize)
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidRoot, MaxRootSize)
 	}
 	var r Root
 	if err := strictjson.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("root: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRoot, err)
 	}
 	if err := r.check(); err != nil {
-		return nil, fmt.Errorf("root: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRoot, err)
 	}
 	sig, err := signature.ParseSignature(r.Sig)
 	if err != nil || !pk.Verify(r.Fingerprint(), sig) {
-		return nil, fmt.Errorf("root: no signature by %s", pk.Name)
+		return nil, fmt.Errorf("%w: no signature by %s", ErrInvalidRoot, pk.Name)
 	}
 	return &r, nil
 }
@@ -237,7 +242,8 @@ func (r *Root) check() error {
 }
 
 // ReadRoot reads and checks the root behind ref: it must parse, verify
-// with pk and be stored under the name its content gives.
+// with pk and be stored under the name its content gives (ErrInvalidRoot
+// otherwise; any other error is the store's).
 func ReadRoot(ctx context.Context, s blob.Store, ref RootRef, pk signature.PublicKey) (*Root, error) {
 	rc, err := s.Open(ctx, ref.Info.Key)
 	if err != nil {
@@ -253,7 +259,7 @@ func ReadRoot(ctx context.Context, s blob.Store, ref RootRef, pk signature.Publi
 		return nil, err
 	}
 	if r.Key() != ref.Info.Key {
-		return nil, fmt.Errorf("root: stored as %s, its content names %s", ref.Info.Key, r.Key())
+		return nil, fmt.Errorf("%w: stored as %s, its content names %s", ErrInvalidRoot, ref.Info.Key, r.Key())
 	}
 	return r, nil
 }

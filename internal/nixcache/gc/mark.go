@@ -2,6 +2,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,8 +21,8 @@ import (
 type marks struct {
 	keep     map[cachefmt.Hash]struct{}
 	keepNARs map[string]struct{}
-	seenRoot map[string]bool
-	expired  []blob.Info // roots to delete
+	seenRoot map[string]int64 // the generation of each root object read or judged
+	expired  []blob.Info      // roots to delete
 	cands    *table
 	// odd are narinfo-named objects that name no store path: deleted
 	// when old, like any narinfo no root keeps.
@@ -46,7 +47,7 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 	if s, ok := lease.ReadStats(ctx, g.store); ok {
 		hint = int(min(s.Objects/2+s.Objects/16, 1<<26))
 	}
-	m := &marks{keep: map[cachefmt.Hash]struct{}{}, keepNARs: map[string]struct{}{}, seenRoot: map[string]bool{}, cands: newTable(hint)}
+	m := &marks{keep: map[cachefmt.Hash]struct{}{}, keepNARs: map[string]struct{}{}, seenRoot: map[string]int64{}, cands: newTable(hint)}
 	if err := g.markRoots(ctx, m); err != nil {
 		return nil, err
 	}
@@ -275,7 +276,7 @@ func (g *collector) listRoots(ctx context.Context, m *marks) ([]cachefmt.RootRef
 		if count++; count > maxRoots {
 			return fmt.Errorf("cache gc: more than %d objects under %s; refusing to run", maxRoots, cachefmt.RootsPrefix)
 		}
-		m.seenRoot[i.Key] = true
+		m.seenRoot[i.Key] = i.Generation
 		ref, ok := cachefmt.ParseRootKey(i)
 		if !ok {
 			g.count(func(s *Summary) { s.Other++ })
@@ -347,6 +348,9 @@ func (g *collector) nameRoots(ctx context.Context, refs []cachefmt.RootRef) (kep
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
+			if !ignorable(readErr[i]) {
+				return nil, nil, fmt.Errorf("cache gc: read %s: %w", ref.Info.Key, readErr[i])
+			}
 			g.opt.Log.Warn("cache gc: ignoring a root", "root", ref.Info.Key, "err", readErr[i])
 			g.count(func(s *Summary) { s.Roots.Ignored++ })
 			continue
@@ -358,6 +362,14 @@ func (g *collector) nameRoots(ctx context.Context, refs []cachefmt.RootRef) (kep
 		kept = append(kept, read[i])
 	}
 	return kept, expired, nil
+}
+
+// ignorable says whether a root that could not be used may be ignored:
+// it is not a valid root (planted, or made with another key), or it was
+// deleted since it was listed. Any other failure (the store's) must stop
+// GC: ignoring a root would delete what it keeps.
+func ignorable(err error) bool {
+	return errors.Is(err, cachefmt.ErrInvalidRoot) || errors.Is(err, blob.ErrNotFound)
 }
 
 // count updates the summary.

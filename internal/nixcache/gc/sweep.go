@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -455,9 +456,11 @@ func (sw *sweeper) fresh(ctx context.Context) (time.Time, error) {
 }
 
 // refresh re-reads what can change the plan: the lease (still ours) and
-// the roots. A root not seen before (a push's new root, or the in-flight
-// root of a push relying on objects it found) is read, and what it names
-// is spared, with what that refers to and the NARs of it all.
+// the roots. A root not seen before, or rewritten since (a push adds to
+// its in-flight root what it comes to rely on, under the same name), is
+// read, and what it names is spared, with what that refers to and the
+// NARs of it all. A root that cannot be read fails the refresh (and is
+// read again by the next): nothing is deleted on a plan that missed it.
 func (sw *sweeper) refresh(ctx context.Context) error {
 	g := sw.g
 	if err := g.stillOurs(ctx); err != nil {
@@ -467,10 +470,12 @@ func (sw *sweeper) refresh(ctx context.Context) error {
 	var fresh []cachefmt.RootRef
 	err := cachefmt.ListEach(ctx, g.store, cachefmt.RootRanges(), listWorkers, func(i blob.Info) error {
 		sw.mu.Lock()
-		seen := sw.m.seenRoot[i.Key]
-		sw.m.seenRoot[i.Key] = true
+		gen, seen := sw.m.seenRoot[i.Key]
 		sw.mu.Unlock()
-		if ref, ok := cachefmt.ParseRootKey(i); ok && !seen {
+		if seen && gen == i.Generation {
+			return nil
+		}
+		if ref, ok := cachefmt.ParseRootKey(i); ok {
 			mu.Lock()
 			fresh = append(fresh, ref)
 			mu.Unlock()
@@ -481,12 +486,22 @@ func (sw *sweeper) refresh(ctx context.Context) error {
 		return fmt.Errorf("cache gc: %w", err)
 	}
 	roots := make([]*cachefmt.Root, len(fresh))
+	errs := make([]error, len(fresh))
 	work.Parallel(ctx, len(fresh), 16, func(k int) {
-		roots[k], _ = cachefmt.ReadRoot(ctx, g.store, fresh[k], g.pk)
+		roots[k], errs[k] = cachefmt.ReadRoot(ctx, g.store, fresh[k], g.pk)
 	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var idx []int32
+	var readErr error
 	sw.mu.Lock()
-	for _, r := range roots {
+	for k, r := range roots {
+		if errs[k] != nil && !ignorable(errs[k]) {
+			readErr = cmp.Or(readErr, fmt.Errorf("cache gc: re-read %s: %w", fresh[k].Info.Key, errs[k]))
+			continue
+		}
+		sw.m.seenRoot[fresh[k].Info.Key] = fresh[k].Info.Generation
 		if r == nil {
 			continue
 		}
@@ -502,6 +517,9 @@ func (sw *sweeper) refresh(ctx context.Context) error {
 	spared := sw.m.cands.spare(idx)
 	sw.mu.Unlock()
 	sw.keepNARsOf(ctx, spared)
+	if readErr != nil {
+		return readErr
+	}
 	return ctx.Err()
 }
 

@@ -15,29 +15,33 @@ import (
 	"github.com/socioprophet/sourceos/internal/blob"
 )
 
-// The protocol. GC deletes
-// only objects older than its grace period, so whatever a push writes is
-// safe; what needs care is what a push relies on without writing it: a
-// path it found present (its new narinfos will refer to it) or a NAR it
-// found already stored. GC may be deleting exactly those if they belong
-// to no root any more. The protocol:
+// The protocol. GC deletes only objects older than its grace period, so
+// whatever a push writes is safe; what needs care is what a push relies
+// on without writing it: a path it found present (its new narinfos and
+// its root will name it) or a NAR it found already stored. GC may be
+// deleting exactly those if they belong to no root any more. The
+// protocol:
 //
 //   - GC announces itself before it decides anything: it rewrites
 //     gc/epoch (a new generation every run) and keeps gc/running fresh
-//     while it runs. It then waits twice Window before listing the cache, and
-//     while it deletes it reads the roots and the narinfos again at least
-//     every Window/2, sparing what a new root names and what a new
-//     narinfo refers to.
-//   - A push checks both objects before it lists the cache. A narinfo
+//     while it runs. It then waits twice Window before its mark reads the
+//     roots and lists the cache, and while it sweeps it sends a delete only
+//     within Window/2 of the start of a re-read of the roots (and of its
+//     own lease) that found nothing new keeping it, giving the request
+//     until 3/4 Window after that start: a new root, or a push's in-flight
+//     root, spares what it names and what that refers to.
+//   - A push checks both objects before it looks the cache up. A narinfo
 //     that relies on objects the push did not write is published only
 //     within Window/2 of a check that found no GC running and the same
-//     epoch as before the listing (fast path: GC cannot have decided
+//     epoch as before the look-ups (fast path: GC cannot have decided
 //     anything the push has not seen, and will see the narinfo before it
 //     decides). Otherwise (slow path) the push records an in-flight root
-//     naming those objects, waits Window, and checks that they are
-//     still there: a GC that deletes them later sees the root first, one
-//     that deleted them earlier is caught by the check, and the path
-//     fails instead of being published broken.
+//     naming those objects, waits Window, and looks them up again: a GC
+//     re-read that started after the root was stored spares them; a delete
+//     based on an earlier re-read took effect before the push looked
+//     again (sent within Window/2 of that re-read, cut off at 3/4 Window),
+//     so the push sees the object gone and pushes it again instead of
+//     relying on it.
 //
 // Time. Whether gc/running is fresh, whether an object is within the
 // grace period and whether a root is younger than KeepDays are judged by
