@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/magefile/mage/mg"
 
@@ -21,7 +22,24 @@ func (Bench) Cache(ctx context.Context) error {
 		return err
 	}
 	_, err = a.Run.Run(ctx, execx.Cmd{Name: mg.GoCmd(), Stdout: a.Stdout, Stderr: a.Stderr,
-		Args: []string{"test", "-run", "^$", "-bench", "^BenchmarkCache", "-benchtime", "1x", "-timeout", "60m", "./internal/nixcache/"}})
+		Args: []string{"test", "-run", "^$", "-bench", "^BenchmarkCache(Link|Dir|Watch|GC)$", "-benchtime", "1x", "-timeout", "60m", "./internal/nixcache/"}})
+	return err
+}
+
+// CacheScale measures the cache at the given sizes (objects, comma separated; "N:gc" measures only GC at N) on the GCS stand-in behind the simulated link: a warm push, cache:verify, cache:gc and an incremental verify, with peak RSS and requests (e.g. "25000,100000,400000,1000000,2000000:gc").
+func (Bench) CacheScale(ctx context.Context, sizes string) error { return cacheScale(ctx, sizes, 0) }
+
+// CacheRace seeds the given number of objects, runs cache:gc and pushes an expired closure while it sweeps: afterwards the cache must verify and Nix substitute what was pushed.
+func (Bench) CacheRace(ctx context.Context, objects int) error { return cacheScale(ctx, "", objects) }
+
+func cacheScale(ctx context.Context, sizes string, race int) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	_, err = a.Run.Run(ctx, execx.Cmd{Name: mg.GoCmd(), Stdout: a.Stdout, Stderr: a.Stderr,
+		Args: []string{"test", "-run", "^$", "-bench", "^BenchmarkCacheScale$", "-benchtime", "1x", "-timeout", "180m", "./internal/nixcache/",
+			"-args", "-nixcache.scale=" + sizes, "-nixcache.race=" + strconv.Itoa(race)}})
 	return err
 }
 

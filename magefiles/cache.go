@@ -36,22 +36,54 @@ func (Cache) Push(ctx context.Context, paths string) error {
 	return err
 }
 
-// Verify audits the cache: narinfos parse and verify with NIX_CACHE_PUBKEY, NARs exist with their sizes, references resolve.
-func (Cache) Verify(ctx context.Context) error { return verifyCache(ctx, false) }
+// Verify audits the cache: narinfos parse and verify with NIX_CACHE_PUBKEY, NARs exist with their sizes, references resolve; with NIX_CACHE_SECRET_KEY a clean run records the watermark cache:verifyIncremental starts from.
+func (Cache) Verify(ctx context.Context) error { return verifyCache(ctx, false, false) }
 
 // VerifyDeep is cache:verify plus downloading every NAR and checking its hashes.
-func (Cache) VerifyDeep(ctx context.Context) error { return verifyCache(ctx, true) }
+func (Cache) VerifyDeep(ctx context.Context) error { return verifyCache(ctx, true, false) }
 
-func verifyCache(ctx context.Context, deep bool) error {
+// VerifyIncremental audits only what roots stored since the last clean cache:verify name and was written since (the whole cache when there is no watermark).
+func (Cache) VerifyIncremental(ctx context.Context) error { return verifyCache(ctx, false, true) }
+
+func verifyCache(ctx context.Context, deep, incremental bool) error {
 	a, err := setup()
 	if err != nil {
 		return err
 	}
-	rep, err := nixcache.Verify(ctx, cacheOptions(a), deep)
+	var rep nixcache.Report
+	if incremental {
+		rep, err = nixcache.VerifyIncremental(ctx, cacheOptions(a))
+	} else {
+		rep, err = nixcache.Verify(ctx, cacheOptions(a), deep)
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(a.Stdout, p)
 	}
-	fmt.Fprintf(a.Stdout, "%d narinfos, %d NARs, %d problems\n", rep.Narinfos, rep.NARs, len(rep.Problems))
+	scope := ""
+	if rep.Incremental {
+		scope = " written since " + rep.Since.Format(time.RFC3339)
+	}
+	fmt.Fprintf(a.Stdout, "%d narinfos%s, %d NARs, %d problems\n", rep.Narinfos, scope, rep.NARs, len(rep.Problems))
+	if rep.Adoptable > 0 {
+		fmt.Fprintf(a.Stdout, "%d narinfos are adoptable: signed by the cache's key, their NAR named as nix copy names it and in place, no push proof (an older pipeline's); `mage cache:adopt` makes them ours without uploading them (docs/nix-cache.md)\n", rep.Adoptable)
+	}
+	return err
+}
+
+// Adopt makes a cache an older pipeline wrote with the cache's key (nix copy and an upload: no push proofs, no roots) ours: each narinfo is checked deeply, its push proof recorded, and a root (NIX_CACHE_ROOT, default adopted) names what was adopted. No NAR is uploaded.
+func (Cache) Adopt(ctx context.Context) error {
+	a, err := setup()
+	if err != nil {
+		return err
+	}
+	rep, err := nixcache.Adopt(ctx, cacheOptions(a))
+	for _, p := range rep.Problems {
+		fmt.Fprintln(a.Stderr, p)
+	}
+	fmt.Fprintln(a.Stdout, rep.JSON())
+	if err == nil && len(rep.Problems) > 0 {
+		err = fmt.Errorf("cache adopt: %d narinfos left alone (listed above)", len(rep.Problems))
+	}
 	return err
 }
 

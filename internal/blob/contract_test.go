@@ -2,6 +2,8 @@ package blob_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,4 +58,49 @@ func TestGCSThroughLinkContract(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// Against GCS (the lean stand-in and fake-gcs-server, each behind the
+// link), StatMany and DeleteManyIf send batch requests of up to 100 calls,
+// not a request per object.
+func TestGCSBatchesRequests(t *testing.T) {
+	for _, backend := range []string{"memgcs", "fake-gcs-server"} {
+		t.Run(backend, func(t *testing.T) {
+			o := testrig.LinkOptions{Latency: time.Millisecond, Buckets: []string{"bkt"}}
+			if backend != "memgcs" {
+				o.Backend = testrig.StartGCS(t, "bkt").Host
+			}
+			link := testrig.StartLink(t, o)
+			s, err := blob.Open(context.Background(), "gs://bkt/p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for i := range 250 {
+				k := fmt.Sprintf("k/%03d", i)
+				if err := s.Put(context.Background(), k, strings.NewReader("x"), blob.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, k)
+			}
+			before := link.Stats()
+			infos, errs := blob.StatMany(context.Background(), s, keys, 8)
+			objs := make([]blob.Cond, len(keys))
+			for i, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+				objs[i] = blob.Cond{Key: keys[i], Gen: infos[i].Generation}
+			}
+			for _, err := range blob.DeleteManyIf(context.Background(), s, objs, 8) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := link.Stats().Sub(before)
+			if got.Kinds["batch"] != 6 || got.Requests != 6 {
+				t.Fatalf("250 look-ups and 250 deletes took %v requests (%v), want 6 batches", got.Requests, got.Kinds)
+			}
+		})
+	}
 }

@@ -23,6 +23,7 @@ type GCS struct {
 	name   string
 	prefix string // "" or "a/b" (no trailing slash)
 	opt    options
+	batch  gcsBatch
 }
 
 func openGCS(ctx context.Context, bucket, prefix string, o options) (*GCS, error) {

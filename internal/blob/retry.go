@@ -67,7 +67,7 @@ func (g *GCS) shouldRetry(ctx context.Context, err error) bool {
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
 		if d := retryAfter(ge.Header, time.Now()); d > 0 {
-			sleep(ctx, min(d, g.opt.retry.MaxRetryAfter))
+			sleep(ctx, spread(min(d, g.opt.retry.MaxRetryAfter)))
 		}
 	}
 	return ctx.Err() == nil
@@ -80,6 +80,10 @@ func Transient(err error) bool {
 		return false
 	}
 	if storage.ShouldRetry(err) {
+		return true
+	}
+	var te *transientError
+	if errors.As(err, &te) {
 		return true
 	}
 	var ge *googleapi.Error
@@ -111,7 +115,7 @@ func RetryAfter(err error) time.Duration {
 
 // Backoff is how long to wait before attempt (1 for the first retry):
 // jittered exponential between Initial and Max, or what the server asked
-// for (up to MaxRetryAfter) if that is longer.
+// for (up to MaxRetryAfter), spread, if that is longer.
 func (r Retry) Backoff(attempt int, err error) time.Duration {
 	r = r.withDefaults()
 	d := r.Initial << min(attempt-1, 20)
@@ -120,9 +124,16 @@ func (r Retry) Backoff(attempt int, err error) time.Duration {
 	}
 	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 	if ra := min(RetryAfter(err), r.MaxRetryAfter); ra > d {
-		d = ra
+		d = spread(ra)
 	}
 	return d
+}
+
+// spread lengthens a wait the server asked for by up to half of it, at
+// random: clients told the same Retry-After at the same moment would
+// otherwise all come back at the same instant, into the same overload.
+func spread(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // Attempts is how many times a request is tried at most.
@@ -141,6 +152,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// sleepCtx waits d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	sleep(ctx, d)
+	return ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) {

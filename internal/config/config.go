@@ -108,10 +108,11 @@ type Config struct {
 	CheckHostMode string // SOURCEOS_CHECK_HOST_MODE
 
 	// Environment of the run
-	CI           bool   // CI
-	GitHubEnv    string // GITHUB_ENV
-	GitHubOutput string // GITHUB_OUTPUT
-	GitHubRunID  string // GITHUB_RUN_ID
+	CI              bool   // CI
+	GitHubEnv       string // GITHUB_ENV
+	GitHubOutput    string // GITHUB_OUTPUT
+	GitHubRunID     string // GITHUB_RUN_ID
+	GCSEmulatorHost string // STORAGE_EMULATOR_HOST
 
 	sources map[string]string // variable name -> "env", "file", "default"
 }
@@ -206,6 +207,7 @@ var Vars = []Var{
 	str("GITHUB_ENV", "env", "", "Set by GitHub Actions; `keys:files` adds `<NAME>_FILE` to it.", func(c *Config) *string { return &c.GitHubEnv }),
 	str("GITHUB_OUTPUT", "env", "", "Set by GitHub Actions; `catalog:matrix` writes `matrix=<json>` to it.", func(c *Config) *string { return &c.GitHubOutput }),
 	checked(str("GITHUB_RUN_ID", "env", "", "Set by GitHub Actions: the workflow run, which a custom build's status.json names (`run`).", func(c *Config) *string { return &c.GitHubRunID }), checkRunID),
+	str("STORAGE_EMULATOR_HOST", "env", "", "Set by tests: every GCS request (the client library's, and the batch requests beside it) goes to this emulator, host:port or URL, instead of Google's storage API.", func(c *Config) *string { return &c.GCSEmulatorHost }),
 }
 
 // Env looks a variable up; os.LookupEnv has this shape.
@@ -214,6 +216,15 @@ type Env func(name string) (string, bool)
 // FromEnv loads the configuration from the process environment; <NAME>_FILE
 // secrets are read with ReadSecretFile.
 func FromEnv() (*Config, error) { return Load(ProcessEnv, ReadSecretFile) }
+
+// GCSEmulatorHost is STORAGE_EMULATOR_HOST of the process environment. The
+// GCS client library reads it by itself; code that talks to GCS beside the
+// library (internal/blob's batch requests) asks here, so that it goes
+// where the library goes.
+func GCSEmulatorHost() string {
+	v, _ := ProcessEnv("STORAGE_EMULATOR_HOST")
+	return strings.TrimSpace(v)
+}
 
 // ProcessEnv looks a variable up in the process environment; it is the one
 // Env every lane starts from.

@@ -22,6 +22,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,6 +45,10 @@ const (
 	linkLatency   = 50 * time.Millisecond
 	linkBandwidth = 100_000_000 // bytes per second, each way
 )
+
+// linkBackend is the GCS server BenchmarkCacheLink puts behind the link:
+// the lean stand-in (memgcs) or fake-gcs-server.
+var linkBackend = flag.String("nixcache.link-backend", "memgcs", "BenchmarkCacheLink: memgcs or fake-gcs-server behind the link")
 
 // rsyncWorkers is what gsutil -m runs at once on this machine: min(CPUs,
 // 32) processes of 5 threads each.
@@ -173,7 +178,11 @@ func BenchmarkCacheLink(b *testing.B) {
 func linkClosure(b *testing.B, t *benchTable, attr string, k keyPair, keyFile string) {
 	root, infos := benchBuild(b, attr)
 	depth := depthOf(infos)
-	link := testrig.StartLink(b, testrig.LinkOptions{Latency: linkLatency, Bandwidth: linkBandwidth, Buckets: []string{"cache"}})
+	lo := testrig.LinkOptions{Latency: linkLatency, Bandwidth: linkBandwidth, Buckets: []string{"cache"}}
+	if *linkBackend == "fake-gcs-server" {
+		lo.Backend = testrig.StartGCS(b, "cache").Host
+	}
+	link := testrig.StartLink(b, lo)
 	env := "STORAGE_EMULATOR_HOST=" + link.Host
 	runs := map[string][]float64{}
 	rss := map[string]float64{}

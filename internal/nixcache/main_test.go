@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,9 +41,14 @@ type childSpec struct {
 	// GC makes the child collect the cache instead (ages by the store's
 	// clock, which the parent sets) and print the summary on a
 	// "GCSUMMARY " line.
-	GC        bool
-	GCWorkers int
-	GCLease   time.Duration
+	GC         bool
+	GCWorkers  int
+	GCLease    time.Duration
+	GCKeepLast int
+	GCKeepDays int
+	// Incremental makes a Verify child audit only what was written since
+	// the last clean run.
+	Incremental bool
 	// CPUProfile, when set, is where the child writes its CPU profile.
 	CPUProfile string
 }
@@ -82,6 +89,7 @@ func runChild(raw string) int {
 	}
 	o := nixcache.Options{Bucket: spec.Bucket, Prefix: spec.Prefix, Dir: spec.Dir,
 		SecretKey: config.NewSecret(spec.Secret), Jobs: spec.Jobs, Runner: &execx.Exec{}}
+	defer printSelfCPU()
 	if spec.Verify {
 		return runChildVerify(o, spec)
 	}
@@ -97,9 +105,20 @@ func runChild(raw string) int {
 	return 0
 }
 
+// printSelfCPU prints the CPU time this process spent itself (its
+// children, nix, excluded) on a "SELFCPU <user> <system>" line, seconds.
+func printSelfCPU() {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		fmt.Printf("SELFCPU %.3f %.3f\n", time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds())
+	}
+}
+
 func runChildGC(o nixcache.Options, spec childSpec) int {
 	o.PubKey = spec.PubKey
-	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond, Workers: spec.GCWorkers, LeaseTTL: spec.GCLease}
+	o.GC = nixcache.GCOptions{Grace: time.Hour, Settle: time.Millisecond, Workers: spec.GCWorkers, LeaseTTL: spec.GCLease,
+		KeepLast: spec.GCKeepLast, KeepDays: spec.GCKeepDays}
+	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)) // the phases, for the benchmarks' output
 	s, err := nixcache.GC(context.Background(), o)
 	fmt.Println("GCSUMMARY " + s.JSON())
 	if err != nil {
@@ -111,7 +130,13 @@ func runChildGC(o nixcache.Options, spec childSpec) int {
 
 func runChildVerify(o nixcache.Options, spec childSpec) int {
 	o.PubKey = spec.PubKey
-	rep, err := nixcache.Verify(context.Background(), o, spec.Deep)
+	var rep nixcache.Report
+	var err error
+	if spec.Incremental {
+		rep, err = nixcache.VerifyIncremental(context.Background(), o)
+	} else {
+		rep, err = nixcache.Verify(context.Background(), o, spec.Deep)
+	}
 	b, _ := json.Marshal(rep) // numbers and strings always marshal
 	fmt.Println("REPORT " + string(b))
 	var ve *nixcache.VerifyError

@@ -1,19 +1,14 @@
 // Package nixcache publishes Nix store closures as a Nix binary cache on a
-// blob.Store (a GCS bucket or a local directory) and audits such caches.
+// blob.Store (a GCS bucket or a local directory), collects and audits such
+// caches. It is the configuration-facing side of the subsystems below it,
+// each with its own options, over the shared on-bucket format (cachefmt)
+// and the GC protocol (lease):
 //
-// A push streams each path's NAR (go-nix) through hashing and compression
-// straight into a create-only upload, so memory stays bounded whatever the
-// NAR size and nothing is copied to disk. A path's narinfo is written only
-// after its NAR is stored and after the narinfos of all its references
-// exist, so an interrupted push never publishes a path a client cannot
-// fetch, and the next push completes the job.
-//
-// A push trusts nothing it finds in the cache that it cannot prove is its
-// own (see proofKey): a narinfo counts as present only if it is ours for
-// the path and its NAR is in place, and a NAR name that holds other bytes
-// is routed around (the NAR goes under its file hash's name). Whatever
-// else sits under a path's narinfo name is replaced, conditioned on the
-// version inspected, so concurrent honest pushers never undo each other.
+//   - push: publishes closures under the closure invariant, with push
+//     proofs, and records roots (nardump serialises the NARs);
+//   - watch: pushes paths while Nix builds them (a post-build hook);
+//   - gc: keeps what roots reach and deletes the rest;
+//   - audit: cache:verify and cache:verifyDeep.
 package nixcache
 
 import (
@@ -32,6 +27,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache/push"
 )
 
 // Options configure a push, an audit or the nix.conf printer.
@@ -61,7 +57,7 @@ type Options struct {
 	// Strict makes PushBestEffort return push failures.
 	Strict bool
 	// Jobs is the most requests a push keeps in flight (default 256); it
-	// starts lower and follows the link (see limiter).
+	// starts lower and follows the link (see package push).
 	Jobs int
 	// Retry tunes the retries of a remote store.
 	Retry blob.Retry
@@ -76,7 +72,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is this machine's clock (default time.Now). It names roots and
 	// times summaries; for leases and ages it only measures elapsed time
-	// from a reading of the store's clock (storeClock): an offset (a
+	// from a reading of the store's clock (lease.Clock): an offset (a
 	// skewed machine, a test) cancels out; a clock that stands still makes
 	// every age look younger.
 	Now func() time.Time
@@ -96,13 +92,57 @@ func FromConfig(c *config.Config, run execx.Runner, log *slog.Logger) Options {
 }
 
 // RootOptions say how a push names its root.
-type RootOptions struct {
-	// Name is the root's name (RootNameRe); default "push".
-	Name string
-	// BuildID identifies the build; default a random one per push.
-	BuildID string
-	// Pin makes the root one GC never collects (release builds).
-	Pin bool
+type RootOptions = push.RootOptions
+
+// GCOptions tune cache:gc.
+type GCOptions struct {
+	// KeepLast: the newest this many roots of each name are kept
+	// (default 3).
+	KeepLast int
+	// KeepDays: every root younger than this (by the store's clock) is
+	// kept (default 45).
+	KeepDays int
+	// Grace: no object younger than this (by the store's clock) is
+	// deleted (default 24 hours).
+	Grace time.Duration
+	// DryRun writes the plan to Plan and deletes nothing.
+	DryRun bool
+	// Plan receives one line per object to delete (default: discarded).
+	Plan io.Writer
+	// Settle is how long GC waits between announcing itself and listing
+	// the cache (default twice the protocol's window).
+	Settle time.Duration
+	// Workers bounds the requests in flight (default 128).
+	Workers int
+	// LeaseTTL is how long this GC's gc/running counts after each refresh
+	// (default lease.TTL, which pushes assume).
+	LeaseTTL time.Duration
+}
+
+// Test hooks (export_test.go): the GC protocol's window on both sides,
+// the push's listing threshold and limit observer, GC's plan and delete
+// hooks.
+var (
+	testWindow        time.Duration
+	testListThreshold int
+	testObserveLimit  func(int)
+	testAfterPlan     func()
+	testBeforeDelete  func(string)
+)
+
+// pushOptions is the push subsystem's share of o (validated: checkPush).
+func (o Options) pushOptions() (push.Options, error) {
+	sk, err := o.secretKey()
+	if err != nil {
+		return push.Options{}, err
+	}
+	return push.Options{
+		Open:      func(ctx context.Context, t blob.Throttle) (blob.Store, error) { return o.open(ctx, t) },
+		SecretKey: &sk, Compression: o.Compression, Upstreams: o.Upstreams, UpstreamTimeout: o.UpstreamTimeout,
+		Jobs: o.Jobs, Retry: o.Retry, Root: o.Root, Runner: o.Runner, Log: o.Log, Progress: o.Progress,
+		HTTPClient: o.HTTPClient, Now: o.Now, Window: testWindow, ListThreshold: testListThreshold,
+		ObserveLimit: testObserveLimit,
+	}, nil
 }
 
 // NotConfiguredError says which variables must be set.
@@ -130,9 +170,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.Progress == nil {
-		o.Progress = nopProgress{}
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
@@ -178,7 +215,7 @@ func (o Options) checkPush() error {
 	return nil
 }
 
-// open returns the configured store.
+// open returns the configured store (throttle: told of throttling).
 func (o Options) open(ctx context.Context, throttle blob.Throttle) (blob.Store, error) {
 	if o.Store != nil {
 		return o.Store, nil

@@ -5,14 +5,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/nix-community/go-nix/pkg/narinfo"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
 
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/nixcache/lease"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
@@ -49,6 +53,8 @@ func TestPushToGCSRealNixSubstitutes(t *testing.T) {
 		t.Fatalf("nix-cache-info: %d %q", code, body)
 	}
 
+	checkProofRefs(t, o, publicKey(t, k))
+
 	url := g.URL("cache", "nix-cache")
 	if out, err := substitute(t, url, k.public, netboot); err != nil {
 		t.Fatalf("nix could not substitute from %s: %v\n%s", url, err, out)
@@ -58,6 +64,39 @@ func TestPushToGCSRealNixSubstitutes(t *testing.T) {
 		t.Fatalf("nix substituted with an untrusted key:\n%s", out)
 	} else if !strings.Contains(out, "not signed by any of the keys") {
 		t.Fatalf("refused for another reason: %s", out)
+	}
+}
+
+// checkProofRefs checks that the push proof of every narinfo of the cache
+// records its references (so the listing alone gives the graph), as the
+// narinfo lists them.
+func checkProofRefs(t *testing.T, o nixcache.Options, pk signature.PublicKey) {
+	t.Helper()
+	s, err := blob.Open(tctx(t), "gs://"+o.Bucket+"/"+o.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = s.List(tctx(t), "", func(i blob.Info) error {
+		if !strings.HasSuffix(i.Key, ".narinfo") {
+			return nil
+		}
+		n++
+		p, err := cachefmt.CheckProof(pk, i)
+		ni, perr := nixcache.ParseNarInfo(readObject(t, s, i.Key))
+		if err != nil || perr != nil || !p.RefsKnown {
+			t.Errorf("%s: proof %+v, %v; narinfo %v", i.Key, p, err, perr)
+			return nil
+		}
+		want := cachefmt.RefHashes(ni)
+		sort.Strings(want)
+		if strings.Join(p.Refs, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: the proof records references %v, the narinfo %v", i.Key, p.Refs, want)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("listed %d narinfos: %v", n, err)
 	}
 }
 
@@ -218,6 +257,43 @@ func TestPushPresenceByListing(t *testing.T) {
 	n := len(testrig.Closure(t, system))
 	if s.Present != n || s.Pushed != len(testrig.Closure(t, netboot))-n {
 		t.Fatalf("push after a listing: %s, want %d present", s.JSON(), n)
+	}
+	mustVerify(t, o, true)
+}
+
+// In a cache GC recorded as larger than the listing budget, a push lists
+// nothing: it looks the closure's narinfos and their NARs up in batches,
+// with the same result as a listing.
+func TestPushSkipsTheListingOfALargeCache(t *testing.T) {
+	isolateNix(t)
+	system, netboot := fixture(t)
+	link := testrig.StartLink(t, testrig.LinkOptions{Buckets: []string{"cache"}})
+	nixcache.SetListThreshold(t, 1)
+	o := gcsOptions(newKey(t, "large-1"))
+	if _, err := nixcache.Push(tctx(t), o, []string{system}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := blob.Open(tctx(t), "gs://cache/nix-cache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.WriteStats(tctx(t), store, lease.Stats{Objects: 1_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	before := link.Stats()
+	s, err := nixcache.Push(tctx(t), o, []string{netboot})
+	got := link.Stats().Sub(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(testrig.Closure(t, system))
+	if s.Present != n || s.Pushed != len(testrig.Closure(t, netboot))-n {
+		t.Fatalf("push into a large cache: %s, want %d present", s.JSON(), n)
+	}
+	// Metadata look-ups: gc/epoch, gc/running and gc/stats before, and the
+	// GC check before publishing relies on present paths.
+	if got.Kinds["list"] != 0 || got.Kinds["batch"] < 2 || got.Kinds["stat"] > 5 {
+		t.Fatalf("push into a cache of a million objects: %v requests %v, want no listing, batched look-ups", got.Requests, got.Kinds)
 	}
 	mustVerify(t, o, true)
 }

@@ -48,6 +48,7 @@ type Link struct {
 	handler   http.Handler
 
 	requests, sentBytes, receivedBytes atomic.Int64
+	kinds                              [numKinds]atomic.Int64
 }
 
 // LinkStats counts what crossed the link.
@@ -56,6 +57,47 @@ type LinkStats struct {
 	// Up is request body bytes (client to store), Down response body
 	// bytes.
 	Up, Down int64
+	// Kinds counts the requests by kind: "list" (a listing page), "stat"
+	// (an object's metadata), "read" (an object's bytes), "upload" (an
+	// upload or a chunk of one), "delete", "batch" (a batch request) and
+	// "other".
+	Kinds map[string]int64
+}
+
+// Sub is what crossed the link between before and s.
+func (s LinkStats) Sub(before LinkStats) LinkStats {
+	out := LinkStats{Requests: s.Requests - before.Requests, Up: s.Up - before.Up, Down: s.Down - before.Down,
+		Kinds: map[string]int64{}}
+	for k, v := range s.Kinds {
+		if d := v - before.Kinds[k]; d != 0 {
+			out.Kinds[k] = d
+		}
+	}
+	return out
+}
+
+var kindNames = [...]string{"list", "stat", "read", "upload", "delete", "batch", "other"}
+
+const numKinds = len(kindNames)
+
+// requestKind classifies a request to a GCS stand-in.
+func requestKind(r *http.Request) int {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/batch/"):
+		return 5
+	case strings.HasPrefix(p, "/upload/"):
+		return 3
+	case r.Method == http.MethodDelete:
+		return 4
+	case strings.HasPrefix(p, "/storage/v1/b/") && strings.HasSuffix(p, "/o"):
+		return 0
+	case strings.HasPrefix(p, "/storage/v1/b/") && r.URL.Query().Get("alt") != "media":
+		return 1
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return 2
+	}
+	return 6
 }
 
 // StartLink starts the link (and a MemGCS behind it unless o.Backend),
@@ -105,13 +147,20 @@ func (l *Link) SetBandwidth(bytesPerSecond int64) {
 
 // Stats returns what crossed the link so far.
 func (l *Link) Stats() LinkStats {
-	return LinkStats{Requests: l.requests.Load(), Up: l.sentBytes.Load(), Down: l.receivedBytes.Load()}
+	s := LinkStats{Requests: l.requests.Load(), Up: l.sentBytes.Load(), Down: l.receivedBytes.Load(), Kinds: map[string]int64{}}
+	for i, name := range kindNames {
+		if n := l.kinds[i].Load(); n > 0 {
+			s.Kinds[name] = n
+		}
+	}
+	return s
 }
 
 // ServeHTTP implements http.Handler: latency, then the request with both
 // bodies paced.
 func (l *Link) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.requests.Add(1)
+	l.kinds[requestKind(r)].Add(1)
 	if d := time.Duration(l.latency.Load()); d > 0 {
 		t := time.NewTimer(d)
 		select {

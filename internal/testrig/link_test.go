@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,5 +107,93 @@ func TestMemGCSListsInPages(t *testing.T) {
 	}
 	if n, p := count(&storage.Query{Delimiter: "/"}); n != 0 || p != 2 {
 		t.Fatalf("delimited: %d objects, %d prefixes; want 0, 2", n, p)
+	}
+}
+
+// The stand-in's listings follow seeded objects, writes, deletes and
+// objects deleted then written again, in order and in ranges, without
+// sorting the bucket on every change; a listing that selects fields gets
+// only those; custom metadata past 8 KiB is refused, as GCS refuses it.
+func TestMemGCSListingFollowsChanges(t *testing.T) {
+	link := testrig.StartLink(t, testrig.LinkOptions{Buckets: []string{"b"}})
+	c := testrig.StartLinkClient(t)
+	want := map[string]bool{}
+	var seed []testrig.SeedObject
+	for i := range 3000 {
+		n := fmt.Sprintf("s/%05d", i*3)
+		seed = append(seed, testrig.SeedObject{Name: n, Data: []byte("x"), Metadata: map[string]string{"k": "v"}})
+		want[n] = true
+	}
+	if _, err := link.GCS.Seed("b", seed); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string) {
+		t.Helper()
+		var got []string
+		q := &storage.Query{Prefix: "s/"}
+		if err := q.SetAttrSelection([]string{"Name", "Metadata"}); err != nil {
+			t.Fatal(err)
+		}
+		it := c.Bucket("b").Objects(context.Background(), q)
+		for {
+			a, err := it.Next()
+			if err == iterator.Done {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Size != 0 || a.Metadata["k"] != "v" {
+				t.Fatalf("%s: %s listed with size %d, metadata %v (selected: name, metadata)", step, a.Name, a.Size, a.Metadata)
+			}
+			got = append(got, a.Name)
+		}
+		var exp []string
+		for n := range want {
+			exp = append(exp, n)
+		}
+		sort.Strings(exp)
+		if !sort.StringsAreSorted(got) || strings.Join(got, " ") != strings.Join(exp, " ") {
+			t.Fatalf("%s: listed %d names, want %d (in order)", step, len(got), len(exp))
+		}
+	}
+	check("seeded")
+	ctx := context.Background()
+	for i := range 3000 {
+		switch i % 3 {
+		case 0: // delete a seeded one
+			n := fmt.Sprintf("s/%05d", i*3)
+			if err := c.Bucket("b").Object(n).Delete(ctx); err != nil {
+				t.Fatal(err)
+			}
+			delete(want, n)
+		case 1: // write a new one between seeded ones
+			n := fmt.Sprintf("s/%05d", i*3+1)
+			w := c.Bucket("b").Object(n).NewWriter(ctx)
+			w.Metadata = map[string]string{"k": "v"}
+			if _, err := w.Write([]byte("y")); err != nil || w.Close() != nil {
+				t.Fatal(err)
+			}
+			want[n] = true
+		}
+		if i%500 == 499 {
+			check(fmt.Sprintf("after %d changes", i+1))
+		}
+	}
+	for i := 0; i < 300; i += 3 { // written again after being deleted
+		n := fmt.Sprintf("s/%05d", i*3)
+		w := c.Bucket("b").Object(n).NewWriter(ctx)
+		w.Metadata = map[string]string{"k": "v"}
+		if _, err := w.Write([]byte("z")); err != nil || w.Close() != nil {
+			t.Fatal(err)
+		}
+		want[n] = true
+	}
+	check("rewritten")
+	w := c.Bucket("b").Object("big").NewWriter(ctx)
+	w.Metadata = map[string]string{"k": strings.Repeat("v", 8<<10)}
+	w.Write([]byte("x"))
+	if err := w.Close(); err == nil {
+		t.Fatal("an object with more than 8 KiB of metadata was stored")
 	}
 }

@@ -1,6 +1,7 @@
 package testrig
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/md5"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strconv"
@@ -27,11 +30,16 @@ import (
 // Storage that the pipeline and Nix use: the JSON API's object uploads
 // (multipart and resumable, with generation preconditions), metadata
 // reads, listings (prefix, delimiter, startOffset, endOffset, pages of at
-// most 1000), conditional deletes, and object reads by the XML API path
-// /<bucket>/<object> that both the Go client and Nix use. Every object
-// keeps the MD5 and CRC32C the server computed, a generation that changes
-// with each write, custom metadata and its update time from the server's
-// clock (SetClock).
+// most 1000, the fields a request selects), conditional deletes, batch
+// requests (up to 100 calls in one multipart/mixed request), and object
+// reads by the XML API path /<bucket>/<object> that both the Go client
+// and Nix use. Every object keeps the MD5 and CRC32C the server computed,
+// a generation that changes with each write, custom metadata (at most
+// 8 KiB, as GCS allows) and its update time from the server's clock
+// (SetClock). It holds millions of objects: names are kept in order with
+// deletions and additions folded in lazily, so a listing after a write or
+// a delete does not sort the bucket again, and Seed stores objects
+// without a request.
 //
 // fake-gcs-server stays the reference emulator; this one exists because
 // its in-memory backend scans the whole bucket on every write (its cost
@@ -47,14 +55,20 @@ type MemGCS struct {
 
 type memBucket struct {
 	objects map[string]*memObject
-	sorted  []string // names in order; nil when stale
+	// sorted holds names in order, some of them deleted since (dead
+	// counts them, at least); added holds names created since, unsorted.
+	// A listing merges added in and, when most of sorted is dead,
+	// compacts it.
+	sorted []string
+	added  []string
+	dead   int
 }
 
 type memObject struct {
 	name, contentType, cacheControl string
 	data                            []byte
 	gen                             int64
-	md5                             []byte
+	md5                             [16]byte
 	crc                             uint32
 	meta                            map[string]string
 	updated                         time.Time
@@ -134,8 +148,8 @@ func (o *memObject) resource(bucket string) objectResource {
 	return objectResource{Kind: "storage#object", ID: fmt.Sprintf("%s/%s/%d", bucket, o.name, o.gen),
 		Name: o.name, Bucket: bucket, Generation: strconv.FormatInt(o.gen, 10), Metageneration: "1",
 		ContentType: o.contentType, CacheControl: o.cacheControl, Size: strconv.Itoa(len(o.data)),
-		MD5Hash: base64.StdEncoding.EncodeToString(o.md5), CRC32C: base64.StdEncoding.EncodeToString(crc[:]),
-		Etag: hex.EncodeToString(o.md5), Updated: ts, TimeCreated: ts, StorageClass: "STANDARD", Metadata: o.meta}
+		MD5Hash: base64.StdEncoding.EncodeToString(o.md5[:]), CRC32C: base64.StdEncoding.EncodeToString(crc[:]),
+		Etag: hex.EncodeToString(o.md5[:]), Updated: ts, TimeCreated: ts, StorageClass: "STANDARD", Metadata: o.meta}
 }
 
 // apiError is a JSON API error answer.
@@ -174,6 +188,8 @@ func (m *MemGCS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	var err error
 	switch {
+	case path == "/batch/storage/v1" && r.Method == http.MethodPost:
+		err = m.serveBatch(w, r)
 	case strings.HasPrefix(path, "/upload/storage/v1/b/"):
 		err = m.serveUpload(w, r, strings.TrimPrefix(path, "/upload/storage/v1/b/"))
 	case strings.HasPrefix(path, "/storage/v1/b/"):
@@ -277,13 +293,13 @@ func (m *MemGCS) read(w http.ResponseWriter, r *http.Request, bucket, object str
 	h.Set("Content-Type", o.contentType)
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	h.Set("Last-Modified", o.updated.UTC().Format(http.TimeFormat))
-	h.Set("ETag", `"`+hex.EncodeToString(o.md5)+`"`)
+	h.Set("ETag", `"`+hex.EncodeToString(o.md5[:])+`"`)
 	h.Set("X-Goog-Generation", strconv.FormatInt(o.gen, 10))
 	h.Set("X-Goog-Metageneration", "1")
 	h.Set("X-Goog-Stored-Content-Encoding", "identity")
 	h.Set("X-Goog-Stored-Content-Length", strconv.Itoa(len(o.data)))
 	h.Add("X-Goog-Hash", "crc32c="+base64.StdEncoding.EncodeToString(crc[:]))
-	h.Add("X-Goog-Hash", "md5="+base64.StdEncoding.EncodeToString(o.md5))
+	h.Add("X-Goog-Hash", "md5="+base64.StdEncoding.EncodeToString(o.md5[:]))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(data)
@@ -332,12 +348,14 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 		limit = n
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	unlock := sync.OnceFunc(m.mu.Unlock)
+	defer unlock()
 	b, ok := m.buckets[bucket]
 	if !ok {
 		return errNoBucket
 	}
 	names := b.names()
+	sel := selection(q.Get("fields"))
 	from := max(start, prefix)
 	i := sort.SearchStrings(names, from)
 	if token != "" {
@@ -352,6 +370,10 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 		if !strings.HasPrefix(n, prefix) || (end != "" && n >= end) {
 			break
 		}
+		o, live := b.objects[n]
+		if !live {
+			continue
+		}
 		last = n
 		if delim != "" {
 			if j := strings.Index(n[len(prefix):], delim); j >= 0 {
@@ -363,7 +385,13 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 				continue
 			}
 		}
-		items = append(items, b.objects[n].resource(bucket))
+		items = append(items, sel.apply(o.resource(bucket)))
+	}
+	for i < len(names) { // the next live name decides whether a page follows
+		if _, live := b.objects[names[i]]; live {
+			break
+		}
+		i++
 	}
 	page := map[string]any{"kind": "storage#objects", "items": items}
 	if len(prefixes) > 0 {
@@ -372,19 +400,52 @@ func (m *MemGCS) list(w http.ResponseWriter, bucket string, q url.Values) error 
 	if i < len(names) && strings.HasPrefix(names[i], prefix) && (end == "" || names[i] < end) {
 		page["nextPageToken"] = last
 	}
+	unlock() // the page is built: the (paced) answer does not hold the bucket
 	writeJSON(w, page)
 	return nil
 }
 
+// names returns the names in order, folding in those added since and
+// dropping the dead ones when they are most of them; a caller skips
+// names no longer in objects.
 func (b *memBucket) names() []string {
-	if b.sorted == nil {
-		b.sorted = make([]string, 0, len(b.objects))
-		for n := range b.objects {
-			b.sorted = append(b.sorted, n)
+	if len(b.added) > 0 {
+		sort.Strings(b.added)
+		merged := make([]string, 0, len(b.sorted)+len(b.added))
+		i, j := 0, 0
+		for i < len(b.sorted) || j < len(b.added) {
+			var n string
+			if j == len(b.added) || (i < len(b.sorted) && b.sorted[i] < b.added[j]) {
+				n, i = b.sorted[i], i+1
+			} else {
+				n, j = b.added[j], j+1
+			}
+			if len(merged) > 0 && merged[len(merged)-1] == n {
+				continue // deleted, then created again
+			}
+			merged = append(merged, n)
 		}
-		sort.Strings(b.sorted)
+		b.sorted, b.added = merged, nil
+	}
+	if b.dead > 1024 && b.dead > len(b.sorted)/2 {
+		live := b.sorted[:0]
+		for _, n := range b.sorted {
+			if _, ok := b.objects[n]; ok {
+				live = append(live, n)
+			}
+		}
+		clear(b.sorted[len(live):])
+		b.sorted, b.dead = live, 0
 	}
 	return b.sorted
+}
+
+// store puts o in the bucket; m.mu is held.
+func (b *memBucket) store(o *memObject) {
+	if _, existed := b.objects[o.name]; !existed {
+		b.added = append(b.added, o.name)
+	}
+	b.objects[o.name] = o
 }
 
 func (m *MemGCS) delete(w http.ResponseWriter, bucket, object string, q url.Values) error {
@@ -407,7 +468,7 @@ func (m *MemGCS) delete(w http.ResponseWriter, bucket, object string, q url.Valu
 		}
 	}
 	delete(b.objects, object)
-	b.sorted = nil
+	b.dead++
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -505,9 +566,10 @@ func (m *MemGCS) finish(w http.ResponseWriter, bucket string, attrs objectResour
 	if attrs.Name == "" {
 		return errors.New("upload names no object")
 	}
-	sum := md5.Sum(data)
-	o := &memObject{name: attrs.Name, contentType: attrs.ContentType, cacheControl: attrs.CacheControl,
-		data: data, md5: sum[:], crc: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), meta: attrs.Metadata}
+	if metadataSize(attrs.Metadata) > maxMetadata {
+		return &apiError{http.StatusBadRequest, "invalid", "Metadata part is too large."}
+	}
+	o := newObject(attrs.Name, attrs.ContentType, attrs.CacheControl, data, attrs.Metadata)
 	m.mu.Lock()
 	b, ok := m.buckets[bucket]
 	if !ok {
@@ -520,10 +582,7 @@ func (m *MemGCS) finish(w http.ResponseWriter, bucket string, attrs objectResour
 	}
 	m.gen++
 	o.gen, o.updated = m.gen, m.now()
-	if _, existed := b.objects[o.name]; !existed {
-		b.sorted = nil
-	}
-	b.objects[o.name] = o
+	b.store(o)
 	m.mu.Unlock()
 	writeJSON(w, o.resource(bucket))
 	return nil
@@ -640,4 +699,207 @@ func contentRange(h string) (first, total int64, err error) {
 		}
 	}
 	return first, total, nil
+}
+
+// maxMetadata is the most custom metadata GCS keeps on an object: 8 KiB
+// of keys and values.
+const maxMetadata = 8 << 10
+
+func metadataSize(meta map[string]string) int {
+	n := 0
+	for k, v := range meta {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newObject(name, contentType, cacheControl string, data []byte, meta map[string]string) *memObject {
+	return &memObject{name: name, contentType: contentType, cacheControl: cacheControl,
+		data: data, md5: md5.Sum(data), crc: crc32.Checksum(data, castagnoli), meta: meta}
+}
+
+// SeedObject is an object Seed stores.
+type SeedObject struct {
+	Name, ContentType string
+	Data              []byte
+	Metadata          map[string]string
+	// Updated is its update time (default: the server's clock now).
+	Updated time.Time
+}
+
+// Seed stores objects in bucket as uploads would, without a request:
+// for benchmarks that start from a cache of millions of objects. It
+// returns the generations given, in order.
+func (m *MemGCS) Seed(bucket string, objects []SeedObject) ([]int64, error) {
+	if len(objects) == 0 {
+		return nil, nil
+	}
+	made := make([]*memObject, len(objects))
+	for i, s := range objects {
+		if s.Name == "" || metadataSize(s.Metadata) > maxMetadata {
+			return nil, fmt.Errorf("seed %q: no name, or more than %d bytes of metadata", s.Name, maxMetadata)
+		}
+		made[i] = newObject(s.Name, s.ContentType, "", s.Data, s.Metadata)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.buckets[bucket]
+	if !ok {
+		return nil, errNoBucket
+	}
+	gens := make([]int64, len(made))
+	now := m.now()
+	for i, o := range made {
+		m.gen++
+		o.gen, o.updated = m.gen, now
+		if t := objects[i].Updated; !t.IsZero() {
+			o.updated = t
+		}
+		gens[i] = o.gen
+		b.store(o)
+	}
+	return gens, nil
+}
+
+// fieldSelection is the object fields a listing's "fields" parameter
+// selects (nil: all), as in "nextPageToken,prefixes,items(name,size)".
+type fieldSelection map[string]bool
+
+func selection(fields string) fieldSelection {
+	i := strings.Index(fields, "items(")
+	if i < 0 {
+		return nil
+	}
+	inner, _, ok := strings.Cut(fields[i+len("items("):], ")")
+	if !ok {
+		return nil
+	}
+	sel := fieldSelection{}
+	for _, f := range strings.Split(inner, ",") {
+		sel[strings.TrimSpace(f)] = true
+	}
+	return sel
+}
+
+// apply blanks the fields r does not select (all of them are omitempty).
+func (s fieldSelection) apply(r objectResource) objectResource {
+	if s == nil {
+		return r
+	}
+	out := objectResource{Name: r.Name}
+	for f, dst := range map[string]*string{"kind": &out.Kind, "id": &out.ID, "bucket": &out.Bucket,
+		"generation": &out.Generation, "metageneration": &out.Metageneration, "contentType": &out.ContentType,
+		"cacheControl": &out.CacheControl, "size": &out.Size, "md5Hash": &out.MD5Hash, "crc32c": &out.CRC32C,
+		"etag": &out.Etag, "updated": &out.Updated, "timeCreated": &out.TimeCreated, "storageClass": &out.StorageClass} {
+		if s[f] {
+			*dst = fieldOf(r, f)
+		}
+	}
+	if s["metadata"] {
+		out.Metadata = r.Metadata
+	}
+	return out
+}
+
+func fieldOf(r objectResource, f string) string {
+	switch f {
+	case "kind":
+		return r.Kind
+	case "id":
+		return r.ID
+	case "bucket":
+		return r.Bucket
+	case "generation":
+		return r.Generation
+	case "metageneration":
+		return r.Metageneration
+	case "contentType":
+		return r.ContentType
+	case "cacheControl":
+		return r.CacheControl
+	case "size":
+		return r.Size
+	case "md5Hash":
+		return r.MD5Hash
+	case "crc32c":
+		return r.CRC32C
+	case "etag":
+		return r.Etag
+	case "updated":
+		return r.Updated
+	case "timeCreated":
+		return r.TimeCreated
+	case "storageClass":
+		return r.StorageClass
+	}
+	return ""
+}
+
+// maxBatch is the most calls GCS takes in one batch request.
+const maxBatch = 100
+
+// serveBatch answers a batch request: a multipart/mixed body of up to
+// maxBatch HTTP requests (application/http parts), each served as if it
+// came alone, answered as a multipart/mixed body of their responses in
+// order, each part's Content-ID "response-" and the request's.
+func (m *MemGCS) serveBatch(w http.ResponseWriter, r *http.Request) error {
+	_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	var parts []*http.Request
+	var ids []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(parts) == maxBatch {
+			return fmt.Errorf("a batch holds at most %d calls", maxBatch)
+		}
+		req, err := http.ReadRequest(bufio.NewReader(p))
+		if err != nil {
+			return fmt.Errorf("batch part: %w", err)
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		parts = append(parts, req)
+		ids = append(ids, strings.Trim(p.Header.Get("Content-ID"), "<>"))
+	}
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	for i, req := range parts {
+		rec := httptest.NewRecorder()
+		m.ServeHTTP(rec, req)
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", "application/http")
+		h.Set("Content-ID", "<response-"+ids[i]+">")
+		pw, err := mw.CreatePart(h)
+		if err != nil {
+			return err
+		}
+		res := rec.Result()
+		fmt.Fprintf(pw, "HTTP/1.1 %d %s\r\n", res.StatusCode, http.StatusText(res.StatusCode))
+		res.Header.Set("Content-Length", strconv.Itoa(rec.Body.Len()))
+		if err := res.Header.Write(pw); err != nil {
+			return err
+		}
+		fmt.Fprint(pw, "\r\n")
+		pw.Write(rec.Body.Bytes())
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
+	_, err = w.Write(out.Bytes())
+	return err
 }

@@ -52,6 +52,8 @@ var contract = []struct {
 	{"DeleteIf", testDeleteIf},
 	{"DeferredThenSync", testDeferred},
 	{"Unbuffered", testUnbuffered},
+	{"StatMany", testStatMany},
+	{"DeleteManyIf", testDeleteManyIf},
 }
 
 var ctx = context.Background()
@@ -490,6 +492,88 @@ func testDeleteIf(t *testing.T, s blob.Store) {
 	}
 	if err := s.DeleteIf(ctx, "d/x", g1); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("delete of a missing object: %v, want ErrNotFound", err)
+	}
+}
+
+// StatMany describes many objects as Stat does each (in batches where the
+// store takes them): sizes, generations, checksums and metadata, and
+// ErrNotFound for a missing key.
+func testStatMany(t *testing.T, s blob.Store) {
+	var keys []string
+	want := map[string]blob.Info{}
+	for i := range 230 {
+		k := fmt.Sprintf("many/x-%03d", i)
+		if i%7 == 0 {
+			k = fmt.Sprintf("many-%03d.narinfo", i)
+		}
+		if err := put(t, s, k, strings.Repeat("b", i), blob.PutOptions{Metadata: map[string]string{"m": fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+		want[k] = stat(t, s, k)
+	}
+	keys = append(keys, "many/missing", "missing.narinfo")
+	infos, errs := blob.StatMany(ctx, s, keys, 4)
+	for i, k := range keys {
+		w, ok := want[k]
+		switch {
+		case !ok && !errors.Is(errs[i], blob.ErrNotFound):
+			t.Errorf("%s: %v, want ErrNotFound", k, errs[i])
+		case !ok:
+		case errs[i] != nil:
+			t.Errorf("%s: %v", k, errs[i])
+		case infos[i].Key != k || infos[i].Size != w.Size || infos[i].Generation != w.Generation ||
+			!bytes.Equal(infos[i].MD5, w.MD5) || infos[i].Metadata["m"] != w.Metadata["m"] || !infos[i].Updated.Equal(w.Updated):
+			t.Errorf("%s: StatMany %+v, Stat %+v", k, infos[i], w)
+		}
+	}
+	ctx2, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, errs := blob.StatMany(ctx2, s, keys, 4); errs[len(keys)-1] == nil {
+		t.Error("StatMany with an ended context reported a key as found")
+	}
+}
+
+// DeleteManyIf deletes each object at its generation, as DeleteIf does:
+// ErrChanged for one replaced since, ErrNotFound for one gone.
+func testDeleteManyIf(t *testing.T, s blob.Store) {
+	var objs []blob.Cond
+	for i := range 150 {
+		k := fmt.Sprintf("del/x-%03d", i)
+		if err := put(t, s, k, "one", blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, blob.Cond{Key: k, Gen: stat(t, s, k).Generation})
+	}
+	if err := put(t, s, objs[3].Key, "two", blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, objs[120].Key); err != nil {
+		t.Fatal(err)
+	}
+	errs := blob.DeleteManyIf(ctx, s, objs, 4)
+	for i, o := range objs {
+		switch i {
+		case 3:
+			if !errors.Is(errs[i], blob.ErrChanged) {
+				t.Errorf("%s replaced: %v, want ErrChanged", o.Key, errs[i])
+			}
+		case 120:
+			if !errors.Is(errs[i], blob.ErrNotFound) {
+				t.Errorf("%s gone: %v, want ErrNotFound", o.Key, errs[i])
+			}
+		default:
+			if errs[i] != nil {
+				t.Errorf("%s: %v", o.Key, errs[i])
+			}
+		}
+	}
+	var left []string
+	if err := s.List(ctx, "del/", func(i blob.Info) error { left = append(left, i.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != objs[3].Key {
+		t.Fatalf("after DeleteManyIf: %v, want only %s", left, objs[3].Key)
 	}
 }
 

@@ -1,0 +1,258 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/nixcache/internal/work"
+	"github.com/socioprophet/sourceos/internal/nixcache/lease"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// The push side of the GC protocol (see package lease): a narinfo that
+// relies on objects the session did not write is published at once only
+// on the fast path; otherwise the session records them in an in-flight
+// root, waits a window and checks they are still there.
+
+// checkGC is what the store says of GC runs now.
+func (p *pusher) checkGC(ctx context.Context) lease.Check {
+	return lease.CheckGC(ctx, p.store, p.clock)
+}
+
+// errRelied means a path relied on objects that a concurrent GC deleted.
+var errRelied = errors.New("relies on objects a concurrent GC deleted; push again")
+
+// reliance is what a narinfo relies on that its session did not write.
+type reliance struct {
+	paths []string // store paths found present
+	nars  []string // NAR objects found stored
+}
+
+func (r reliance) empty() bool { return len(r.paths) == 0 && len(r.nars) == 0 }
+
+// reliedOn is what publishing n relies on. Called with s.mu held.
+func (s *Session) reliedOn(n *node) reliance {
+	var r reliance
+	for _, ref := range n.pi.References {
+		if d, ok := s.nodes[ref]; ok && ref != n.pi.Path && d.found {
+			r.paths = append(r.paths, ref)
+		}
+	}
+	if n.st.existing {
+		r.nars = append(r.nars, n.st.URL)
+	}
+	return r
+}
+
+// guard returns once n's narinfo may be published: at once on the fast
+// path, after the slow path otherwise (errRelied if what it relies on
+// is gone).
+func (s *Session) guard(ctx context.Context, n *node) error {
+	s.mu.Lock()
+	r := s.reliedOn(n)
+	s.mu.Unlock()
+	r = s.unconfirmed(r)
+	if r.empty() || s.fastPath(ctx) {
+		return nil
+	}
+	if err := s.protect(ctx, r); err != nil {
+		return err
+	}
+	missing, err := s.stillThere(ctx, r)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 1 && len(r.nars) == 1 && missing[0] == r.nars[0] {
+		return errNARGone // only the NAR another push had stored: the caller uploads it again
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// errNARGone means the NAR a push found already stored (and relied on)
+// was deleted by a concurrent GC before it was protected.
+var errNARGone = errors.New("the NAR found stored was deleted by a concurrent GC")
+
+// secure protects, while a GC may run, the paths presence found in the
+// cache before anything relies on them: it records them in the session's
+// in-flight root, waits a window, and looks them up again. A path a GC
+// deleted meanwhile is pushed again (its outcome cleared) instead of
+// failing the paths that rely on it; the others are confirmed: from then
+// on no GC deletes them while the in-flight root lives, and publishing
+// what relies on them needs no further wait.
+func (s *Session) secure(ctx context.Context, fresh []*node, outcome []Outcome) {
+	var found []*node
+	var idx []int
+	for i, n := range fresh {
+		if outcome[i] == Present {
+			found = append(found, n)
+			idx = append(idx, i)
+		}
+	}
+	if len(found) == 0 || s.fastPath(ctx) {
+		return
+	}
+	r := reliance{}
+	for _, n := range found {
+		r.paths = append(r.paths, n.pi.Path)
+	}
+	if err := s.protect(ctx, r); err != nil {
+		return // the paths stay found; guard protects them again, or fails them
+	}
+	look := s.p.batchLookup(ctx, found)
+	gone := 0
+	work.Parallel(ctx, len(found), 32, func(k int) {
+		v := s.p.judge(ctx, found[k].pi, look)
+		if v.present {
+			return
+		}
+		outcome[idx[k]], found[k].gen = "", v.gen
+		s.gcMu.Lock()
+		gone++
+		s.gcMu.Unlock()
+	})
+	s.gcMu.Lock()
+	for k, n := range found {
+		if outcome[idx[k]] == Present {
+			s.confirmed[nixstore.HashPart(n.pi.Path)] = true
+		}
+	}
+	s.gcMu.Unlock()
+	if gone > 0 {
+		s.p.o.Log.Info("cache push: paths found in the cache were deleted by a concurrent GC before they were protected; pushing them again", "paths", gone)
+	}
+}
+
+// unconfirmed is what r names that secure has not confirmed.
+func (s *Session) unconfirmed(r reliance) reliance {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	out := reliance{nars: r.nars}
+	for _, p := range r.paths {
+		if !s.confirmed[nixstore.HashPart(p)] {
+			out.paths = append(out.paths, p)
+		}
+	}
+	return out
+}
+
+// fastPath says whether a check within Window/2 found no GC running
+// and no GC started since the session listed the cache.
+func (s *Session) fastPath(ctx context.Context) bool {
+	first := s.pre.gcState(ctx)
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	if s.gcBase != nil {
+		first = *s.gcBase
+	}
+	if !first.OK {
+		return false
+	}
+	if s.gcLast.At.IsZero() {
+		s.gcLast = first // a check too: relied on as long as any other
+	}
+	if time.Since(s.gcLast.At) >= s.p.o.Window/2 {
+		s.gcLast = s.p.checkGC(ctx)
+	}
+	last := s.gcLast
+	return last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
+}
+
+// protect adds r to the session's in-flight root, writes it, and returns
+// Window after a write that includes r (writes are shared by the
+// callers that arrive while one is under way).
+func (s *Session) protect(ctx context.Context, r reliance) error {
+	s.gcMu.Lock()
+	for _, p := range r.paths {
+		s.inflight.paths[nixstore.HashPart(p)] = true
+	}
+	for _, k := range r.nars {
+		s.inflight.nars[k] = true
+	}
+	s.gcMu.Unlock()
+	return s.inflight.rounds.Run(func() error {
+		if err := s.writeInFlight(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-time.After(s.p.o.Window):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// writeInFlight writes the session's in-flight root with everything it
+// relies on so far.
+func (s *Session) writeInFlight(ctx context.Context) error {
+	s.gcMu.Lock()
+	hashes := make([]string, 0, len(s.inflight.paths))
+	for h := range s.inflight.paths {
+		hashes = append(hashes, h)
+	}
+	nars := make([]string, 0, len(s.inflight.nars))
+	for k := range s.inflight.nars {
+		nars = append(nars, k)
+	}
+	s.gcMu.Unlock()
+	sort.Strings(nars)
+	r := s.newRoot(nil, hashes)
+	r.Time, r.InFlight, r.Pinned, r.NARs = s.start.UTC().Truncate(time.Second), true, false, nars
+	if err := writeRoot(ctx, s.p, r); err != nil {
+		return fmt.Errorf("record in-flight root: %w", err)
+	}
+	s.gcMu.Lock()
+	s.inflight.key = r.Key()
+	s.gcMu.Unlock()
+	s.p.o.Log.Info("cache push: a GC may be running; recorded what this push relies on", "root", r.Key())
+	return nil
+}
+
+// stillThere returns what r names that is no longer stored.
+func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) {
+	keys := append([]string(nil), r.nars...)
+	for _, p := range r.paths {
+		keys = append(keys, cachefmt.NarinfoKey(p))
+	}
+	var missing []string
+	_, errs := blob.StatMany(ctx, s.p.store, keys, 32)
+	for i, err := range errs {
+		if errors.Is(err, blob.ErrNotFound) {
+			missing = append(missing, keys[i])
+		}
+	}
+	sort.Strings(missing)
+	return missing, ctx.Err()
+}
+
+// dropInFlight removes the session's in-flight root once its final root
+// is recorded.
+func (s *Session) dropInFlight(ctx context.Context) error {
+	s.gcMu.Lock()
+	key := s.inflight.key
+	s.gcMu.Unlock()
+	if key == "" {
+		return nil
+	}
+	if err := s.p.store.Delete(ctx, key); err != nil {
+		return fmt.Errorf("cache push: remove in-flight root: %w", err)
+	}
+	return nil
+}
+
+// inFlight is the session's in-flight root being kept.
+type inFlight struct {
+	paths  map[string]bool
+	nars   map[string]bool
+	key    string
+	rounds blob.Group
+}

@@ -1,0 +1,91 @@
+package push
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+)
+
+// writeRoot signs and stores r (replacing an earlier version of the same
+// name, which only an in-flight root has).
+func writeRoot(ctx context.Context, p *pusher, r *cachefmt.Root) error {
+	if err := r.Sign(p.sk); err != nil {
+		return err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return p.retry(ctx, func() error {
+		return p.store.Put(ctx, r.Key(), bytes.NewReader(body),
+			blob.PutOptions{ContentType: "application/json", SizeHint: int64(len(body)), Unbuffered: len(body) < 1<<20})
+	})
+}
+
+// newRoot is the root of a session at time now.
+func (s *Session) newRoot(tops []string, hashes []string) *cachefmt.Root {
+	ro := s.p.o.Root
+	name := ro.Name
+	if name == "" {
+		name = "push"
+	}
+	id := ro.BuildID
+	if id == "" {
+		id = s.buildID()
+	}
+	sort.Strings(hashes)
+	hashes = dedupe(hashes)
+	paths := append([]string(nil), tops...)
+	sort.Strings(paths)
+	return &cachefmt.Root{Version: cachefmt.RootVersion, Name: name, BuildID: id, Time: s.p.o.Now().UTC().Truncate(time.Second),
+		Pinned: ro.Pin, Paths: dedupe(paths), Closure: hashes}
+}
+
+// buildID is the session's build id when none is configured: random,
+// made once.
+func (s *Session) buildID() string {
+	s.idOnce.Do(func() {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		s.id = "push-" + hex.EncodeToString(b[:])
+	})
+	return s.id
+}
+
+func dedupe(sorted []string) []string {
+	out := sorted[:0]
+	for i, v := range sorted {
+		if i == 0 || sorted[i-1] != v {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// recordRoot writes the root of the session: tops and every path the
+// session holds; then it removes the session's in-flight root, if any.
+func (s *Session) recordRoot(ctx context.Context, tops []string) error {
+	var hashes []string
+	s.mu.Lock()
+	for p, n := range s.nodes {
+		if n.ok {
+			hashes = append(hashes, nixstore.HashPart(p))
+		}
+	}
+	s.mu.Unlock()
+	r := s.newRoot(tops, hashes)
+	if err := writeRoot(ctx, s.p, r); err != nil {
+		return fmt.Errorf("cache push: record root %s: %w", r.Key(), err)
+	}
+	s.p.o.Log.Info("cache root recorded", "root", r.Key(), "paths", len(r.Closure))
+	return s.dropInFlight(ctx)
+}

@@ -1,0 +1,124 @@
+package nixcache_test
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+
+	"github.com/socioprophet/sourceos/internal/nixcache"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/testrig"
+)
+
+// A push of a closure that GC is deleting as garbage, made while the sweep
+// runs through a cache of tens of thousands of objects, loses nothing:
+// what GC deleted before the push protected it is pushed again, what it
+// had not is spared; afterwards the cache verifies, the expired garbage is
+// gone and real Nix substitutes both the live closure and the pushed one.
+// The protocol's window is short, so the sweep re-reads the roots many
+// times (and only the roots: a re-listing of the cache would not fit in
+// half a window).
+func TestPushRacingGCSweepLosesNothing(t *testing.T) {
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-desktop-netboot"), testrig.Attr(t, "sourceos-server-system"))
+	live, raced := built[0], built[1]
+	nixcache.SetGCWindow(t, time.Second)
+	c := newGCCache(t, "gcs")
+	now := time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced) // expired: its paths are garbage
+	c.push("live", "new", now.Add(-2*day), false, live)
+	garbage := seedGarbage(t, c.link, "cache", "nix-cache", c.k, 16000, testrig.Closure(t, live), now.Add(-90*day))
+	c.setStoreTime(now)
+	c.link.SetLatency(10 * time.Millisecond)
+
+	var once sync.Once
+	var pushErr error
+	var pushed nixcache.Summary
+	done := make(chan struct{})
+	nixcache.BeforeGCDelete(t, func(string) {
+		once.Do(func() {
+			go func() {
+				defer close(done)
+				o := c.options()
+				o.Root.Name = "race"
+				pushed, pushErr = nixcache.Push(tctx(t), o, []string{raced})
+			}()
+		})
+	})
+	o := c.options()
+	o.GC = nixcache.GCOptions{Grace: time.Hour, KeepLast: 1, KeepDays: 45, Settle: 10 * time.Millisecond}
+	sum, err := nixcache.GC(tctx(t), o)
+	<-done
+	t.Logf("gc: %s; push during the sweep: %s", sum.JSON(), pushed.JSON())
+	if err != nil || pushErr != nil {
+		t.Fatalf("gc: %v; push during the sweep: %v", err, pushErr)
+	}
+	if want := garbage - garbage/4001; sum.FreedObjects < want {
+		t.Errorf("gc freed %d objects, want at least the %d seeded ones but their roots", sum.FreedObjects, want)
+	}
+	c.link.SetLatency(0)
+	mustVerify(t, c.options(), false)
+	if out, err := substitute(t, c.url(), c.k.public, live, raced); err != nil {
+		t.Fatalf("nix could not substitute the live and the raced closures: %v\n%s", err, out)
+	}
+}
+
+// A push adds what it comes to rely on to its in-flight root, rewriting
+// the same object. A GC that read the root before it was rewritten reads
+// it again: the NAR the rewrite names is spared, though the narinfo that
+// named it was garbage and is deleted.
+func TestGCReReadsARewrittenInFlightRoot(t *testing.T) {
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
+	live, raced := built[0], built[1]
+	c := newGCCache(t, "gcs")
+	now := time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced) // expired: its paths are garbage
+	c.push("live", "new", now.Add(-2*day), false, live)
+	_, ni, err := cachefmt.ReadNarinfo(tctx(t), c.store, cachefmt.NarinfoKey(raced))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := signature.LoadSecretKey(c.k.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &cachefmt.Root{Version: cachefmt.RootVersion, Name: "race", BuildID: "push-1", Time: now.UTC().Truncate(time.Second), InFlight: true}
+	write := func() {
+		if err := root.Sign(sk); err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plant(t, c.store, root.Key(), body)
+	}
+	c.setStoreTime(now)
+	write() // what the push relied on first: nothing GC would delete
+
+	var once sync.Once
+	nixcache.BeforeGCDelete(t, func(key string) {
+		once.Do(func() {
+			root.NARs = []string{ni.URL} // then a NAR it found stored
+			write()
+		})
+	})
+	o := c.options()
+	o.GC = nixcache.GCOptions{Grace: time.Hour, KeepLast: 1, KeepDays: 45, Settle: time.Millisecond}
+	sum, err := nixcache.GC(tctx(t), o)
+	if err != nil {
+		t.Fatalf("gc: %v", err)
+	}
+	if c.has(cachefmt.NarinfoKey(raced)) {
+		t.Errorf("the garbage narinfo %s was kept", cachefmt.NarinfoKey(raced))
+	}
+	if !c.has(ni.URL) {
+		t.Errorf("gc deleted %s, which the rewritten in-flight root names (%s)", ni.URL, sum.JSON())
+	}
+}
