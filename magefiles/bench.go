@@ -26,7 +26,7 @@ func (Bench) Cache(ctx context.Context) error {
 	return err
 }
 
-// CacheScale measures the cache at the given sizes (objects, comma separated; "N:gc" measures only GC at N) on the GCS stand-in behind the simulated link: a warm push, cache:verify, cache:gc and an incremental verify, with peak RSS and requests (e.g. "25000,100000,400000,1000000,2000000:gc").
+// CacheScale measures a warm push, cache:verify, cache:gc, a cold push and an incremental verify on caches of the given sizes (objects, comma separated, as "25000,1000000"; "N:gc+push" measures only those at N), on the GCS stand-in behind the simulated link, with time, peak RSS and requests.
 func (Bench) CacheScale(ctx context.Context, sizes string) error { return cacheScale(ctx, sizes, 0) }
 
 // CacheRace seeds the given number of objects, runs cache:gc and pushes an expired closure while it sweeps: afterwards the cache must verify and Nix substitute what was pushed.

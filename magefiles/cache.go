@@ -70,7 +70,7 @@ func verifyCache(ctx context.Context, deep, incremental bool) error {
 	return err
 }
 
-// Adopt makes a cache an older pipeline wrote with the cache's key (nix copy and an upload: no push proofs, no roots) ours: each narinfo is checked deeply, its push proof recorded, and a root (NIX_CACHE_ROOT, default adopted) names what was adopted. No NAR is uploaded.
+// Adopt makes a cache an older pipeline wrote with the cache's key (nix copy and an upload: no push proofs, no roots) ours without uploading a NAR: each narinfo is checked deeply, its push proof recorded, and a root (NIX_CACHE_ROOT, default adopted) names what was adopted.
 func (Cache) Adopt(ctx context.Context) error {
 	a, err := setup()
 	if err != nil {

@@ -22,11 +22,12 @@
 // refuses everything this package refuses except two things: two keys
 // that differ only in case inside members that take any names (maps, raw
 // and interface values, and Check's untyped documents), and nesting
-// deeper than 512. In Go 1.26 (and still in Go 1.27), though, v2 is
-// built only with GOEXPERIMENT=jsonv2, which go.mod cannot set: every build of the
-// project (go run magefile.go, the build VM's binary, CI) would have to
-// set it. So this package keeps its own rules until v2 is part of the
-// default build; then Unmarshal becomes v2 with RejectUnknownMembers plus
+// deeper than 512. In Go 1.26, the toolchain the project builds with,
+// though, v2 is built only with GOEXPERIMENT=jsonv2, which go.mod cannot
+// set: every build of the project (go run magefile.go, the build VM's
+// binary, CI) would have to set it. Go 1.27 makes v2 part of the default
+// build, so this package keeps its own rules until the project moves to
+// Go 1.27; then Unmarshal becomes v2 with RejectUnknownMembers plus
 // the one-pass walk for case variants and depth (which finds duplicates
 // in the same pass), and the struct field check here goes. Speed does
 // not decide it: on our documents, a few KiB each, either takes tens of
