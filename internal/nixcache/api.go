@@ -210,11 +210,8 @@ func GC(ctx context.Context, o Options) (GCSummary, error) {
 	if err != nil {
 		return GCSummary{}, fmt.Errorf("cache gc: %w", err)
 	}
-	g := o.GC
 	return gc.Run(ctx, gc.Options{Store: store, PubKey: pk, Log: o.Log, Now: o.Now, Window: testWindow,
-		KeepLast: g.KeepLast, KeepDays: g.KeepDays, Grace: g.Grace, DryRun: g.DryRun, Plan: g.Plan,
-		Settle: g.Settle, Workers: g.Workers, LeaseTTL: g.LeaseTTL,
-		AfterPlan: testAfterPlan, BeforeDelete: testBeforeDelete})
+		Policy: o.GC, AfterPlan: testAfterPlan, BeforeDelete: testBeforeDelete})
 }
 
 // AdoptReport is what Adopt did.

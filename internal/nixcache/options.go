@@ -27,6 +27,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/config"
 	"github.com/socioprophet/sourceos/internal/execx"
+	"github.com/socioprophet/sourceos/internal/nixcache/gc"
 	"github.com/socioprophet/sourceos/internal/nixcache/push"
 )
 
@@ -94,30 +95,8 @@ func FromConfig(c *config.Config, run execx.Runner, log *slog.Logger) Options {
 // RootOptions say how a push names its root.
 type RootOptions = push.RootOptions
 
-// GCOptions tune cache:gc.
-type GCOptions struct {
-	// KeepLast: the newest this many roots of each name are kept
-	// (default 3).
-	KeepLast int
-	// KeepDays: every root younger than this (by the store's clock) is
-	// kept (default 45).
-	KeepDays int
-	// Grace: no object younger than this (by the store's clock) is
-	// deleted (default 24 hours).
-	Grace time.Duration
-	// DryRun writes the plan to Plan and deletes nothing.
-	DryRun bool
-	// Plan receives one line per object to delete (default: discarded).
-	Plan io.Writer
-	// Settle is how long GC waits between announcing itself and listing
-	// the cache (default twice the protocol's window).
-	Settle time.Duration
-	// Workers bounds the requests in flight (default 128).
-	Workers int
-	// LeaseTTL is how long this GC's gc/running counts after each refresh
-	// (default lease.TTL, which pushes assume).
-	LeaseTTL time.Duration
-}
+// GCOptions tune cache:gc (see package gc).
+type GCOptions = gc.Policy
 
 // Test hooks (export_test.go): the GC protocol's window on both sides,
 // the push's listing threshold and limit observer, GC's plan and delete

@@ -42,6 +42,12 @@ type Options struct {
 	AfterPlan    func()
 	BeforeDelete func(key string)
 
+	Policy
+}
+
+// Policy is what a GC run keeps and how it runs: what the configuration
+// sets (cache:gc's variables), as opposed to the run's store, key and hooks.
+type Policy struct {
 	// KeepLast: the newest this many roots of each name are kept
 	// (default 3).
 	KeepLast int

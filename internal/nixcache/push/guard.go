@@ -166,29 +166,68 @@ func (s *Session) fastPath(ctx context.Context) bool {
 	return last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
 }
 
-// protect adds r to the session's in-flight root, writes it, and returns
-// Window after a write that includes r (writes are shared by the
-// callers that arrive while one is under way).
+// protect adds r to the session's in-flight root, writes it unless an
+// earlier write already holds all of r, and returns Window after the
+// first write that held the last of r's objects.
 func (s *Session) protect(ctx context.Context, r reliance) error {
+	if err := s.record(ctx, r); err != nil {
+		return err
+	}
 	s.gcMu.Lock()
+	var latest time.Time
 	for _, p := range r.paths {
-		s.inflight.paths[nixstore.HashPart(p)] = true
+		latest = later(latest, s.inflight.paths[nixstore.HashPart(p)])
 	}
 	for _, k := range r.nars {
-		s.inflight.nars[k] = true
+		latest = later(latest, s.inflight.nars[k])
 	}
 	s.gcMu.Unlock()
-	return s.inflight.rounds.Run(func() error {
-		if err := s.writeInFlight(ctx); err != nil {
-			return err
+	select {
+	case <-time.After(time.Until(latest.Add(s.p.o.Window))):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// record adds r to the session's in-flight root and returns once a write
+// holds all of it (writes are shared by the callers that arrive while one
+// is under way). It does not wait: upload calls it as soon as it finds a
+// NAR already stored, so that the window a push must wait before relying
+// on that NAR runs while the rest of the closure uploads, not level by
+// level of the closure as its narinfos are published.
+func (s *Session) record(ctx context.Context, r reliance) error {
+	s.gcMu.Lock()
+	pending := false
+	for _, p := range r.paths {
+		h := nixstore.HashPart(p)
+		at, ok := s.inflight.paths[h]
+		if !ok {
+			s.inflight.paths[h] = time.Time{}
 		}
-		select {
-		case <-time.After(s.p.o.Window):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		pending = pending || at.IsZero()
+	}
+	for _, k := range r.nars {
+		at, ok := s.inflight.nars[k]
+		if !ok {
+			s.inflight.nars[k] = time.Time{}
 		}
-	})
+		pending = pending || at.IsZero()
+	}
+	s.gcMu.Unlock()
+	if !pending {
+		return nil
+	}
+	s.relying.Store(true)
+	return s.inflight.rounds.Run(func() error { return s.writeInFlight(ctx) })
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // writeInFlight writes the session's in-flight root with everything it
@@ -210,8 +249,21 @@ func (s *Session) writeInFlight(ctx context.Context) error {
 	if err := writeRoot(ctx, s.p, r); err != nil {
 		return fmt.Errorf("record in-flight root: %w", err)
 	}
+	// What this write held is protected from now on: a GC re-read of the
+	// roots that starts later sees it (see package lease).
+	written := time.Now()
 	s.gcMu.Lock()
 	s.inflight.key = r.Key()
+	for _, h := range hashes {
+		if s.inflight.paths[h].IsZero() {
+			s.inflight.paths[h] = written
+		}
+	}
+	for _, k := range nars {
+		if s.inflight.nars[k].IsZero() {
+			s.inflight.nars[k] = written
+		}
+	}
 	s.gcMu.Unlock()
 	s.p.o.Log.Info("cache push: a GC may be running; recorded what this push relies on", "root", r.Key())
 	return nil
@@ -251,8 +303,10 @@ func (s *Session) dropInFlight(ctx context.Context) error {
 
 // inFlight is the session's in-flight root being kept.
 type inFlight struct {
-	paths  map[string]bool
-	nars   map[string]bool
+	// paths (by hash part) and nars map what the root names to when a
+	// write that held it was stored (zero until one was).
+	paths  map[string]time.Time
+	nars   map[string]time.Time
 	key    string
 	rounds blob.Group
 }

@@ -35,6 +35,10 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	queue  *narQueue
+	// relying: the session has recorded objects it relies on in its
+	// in-flight root (a GC may run); uploads then run ahead of the
+	// frontier without bound (see waitFrontier).
+	relying atomic.Bool
 
 	mu      sync.Mutex
 	nodes   map[string]*node
@@ -93,7 +97,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Session{p: p, start: o.Now(), ctx: sctx, cancel: cancel, queue: newNarQueue(),
-		nodes: map[string]*node{}, inflight: inFlight{paths: map[string]bool{}, nars: map[string]bool{}}, confirmed: map[string]bool{},
+		nodes: map[string]*node{}, inflight: inFlight{paths: map[string]time.Time{}, nars: map[string]time.Time{}}, confirmed: map[string]bool{},
 		depths: map[int]int{}, settled: make(chan struct{})}
 	s.pre = p.startPrefetch(sctx)
 	go s.dispatch()
@@ -322,7 +326,11 @@ func (s *Session) waitFrontier(n *node) bool {
 		}
 		ch := s.settled
 		s.mu.Unlock()
-		if n.depth <= front+lookahead {
+		// Once a GC may run, the narinfos a level relies on wait a window
+		// each (see guard): uploads held behind them would find the NARs
+		// other pushes stored, and start their windows, only level after
+		// level.
+		if n.depth <= front+lookahead || s.relying.Load() {
 			return true
 		}
 		select {
@@ -379,6 +387,11 @@ func (s *Session) upload(n *node, w int64) {
 	if err != nil {
 		s.finish(n, err)
 		return
+	}
+	if st.existing && !s.fastPath(s.ctx) {
+		// Another push stored this NAR: protect it now (see record).
+		// A failure here is guard's to handle when n is published.
+		_ = s.record(s.ctx, reliance{nars: []string{st.URL}})
 	}
 	s.mu.Lock()
 	n.uploaded, n.st = true, st
