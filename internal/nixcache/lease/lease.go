@@ -36,7 +36,9 @@ import (
 //     epoch as before the look-ups (fast path: GC cannot have decided
 //     anything the push has not seen, and will see the narinfo before it
 //     decides). Otherwise (slow path) the push records an in-flight root
-//     naming those objects, waits Window, and looks them up again: a GC
+//     naming those objects (rewriting it as it finds more; GC re-reads a
+//     root whose generation changed), waits until Window after the first
+//     write that held them, and looks them up again: a GC
 //     re-read that started after the root was stored spares them; a delete
 //     based on an earlier re-read took effect before the push looked
 //     again (sent within Window/2 of that re-read, cut off at 3/4 Window),
