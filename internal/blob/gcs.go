@@ -248,8 +248,11 @@ func (g *GCS) DeleteIf(ctx context.Context, key string, gen int64) error {
 	case isPrecondition(err):
 		return fmt.Errorf("%s: %w", g.URL(key), ErrChanged)
 	case errors.Is(err, storage.ErrObjectNotExist):
-		if _, serr := g.Stat(ctx, key); serr == nil {
+		switch _, serr := g.Stat(ctx, key); {
+		case serr == nil:
 			return fmt.Errorf("%s: %w", g.URL(key), ErrChanged)
+		case !errors.Is(serr, ErrNotFound):
+			return fmt.Errorf("blob: delete %s: look-up after a 404: %w", g.URL(key), serr)
 		}
 		return fmt.Errorf("%s: %w", g.URL(key), ErrNotFound)
 	}

@@ -151,8 +151,11 @@ func (g *GCS) DeleteIfBatch(ctx context.Context, objs []Cond) ([]error, error) {
 			errs[i] = err
 		case serrs[j] == nil:
 			errs[i] = fmt.Errorf("%s: %w", g.URL(objs[i].Key), ErrChanged)
-		default:
+		case errors.Is(serrs[j], ErrNotFound):
 			errs[i] = fmt.Errorf("%s: %w", g.URL(objs[i].Key), ErrNotFound)
+		default:
+			// Unknown: neither gone nor changed (a caller would act on either).
+			errs[i] = fmt.Errorf("blob: delete %s: look-up after a 404: %w", g.URL(objs[i].Key), serrs[j])
 		}
 	}
 	return errs, nil
@@ -284,6 +287,10 @@ type transientError struct{ err error }
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
+// maxPartBody bounds one answer of a batch response: an object resource
+// with the most metadata GCS keeps (8 KiB) is far smaller.
+const maxPartBody = 1 << 20
+
 // readBatch reads the answers of a batch response, matching them to the
 // calls of todo by Content-ID.
 func readBatch(resp *http.Response, todo []int) ([]answer, error) {
@@ -296,6 +303,7 @@ func readBatch(resp *http.Response, todo []int) ([]answer, error) {
 		pos[i] = j
 	}
 	answers := make([]answer, len(todo))
+	filled := make([]bool, len(todo))
 	seen := 0
 	mr := multipart.NewReader(resp.Body, params["boundary"])
 	for {
@@ -312,12 +320,19 @@ func readBatch(resp *http.Response, todo []int) ([]answer, error) {
 		if err != nil || !ok {
 			return nil, fmt.Errorf("blob: batch response: unknown Content-ID %q", id)
 		}
+		if filled[j] {
+			return nil, fmt.Errorf("blob: batch response: Content-ID %q answered twice", id)
+		}
+		filled[j] = true
 		r, err := http.ReadResponse(bufio.NewReader(p), nil)
 		if err != nil {
 			return nil, &transientError{fmt.Errorf("blob: batch response part: %w", err)}
 		}
-		b, err := io.ReadAll(r.Body)
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxPartBody+1))
 		r.Body.Close()
+		if err == nil && len(b) > maxPartBody {
+			return nil, fmt.Errorf("blob: batch response part over %d bytes", maxPartBody)
+		}
 		if err != nil {
 			return nil, &transientError{fmt.Errorf("blob: batch response part: %w", err)}
 		}

@@ -2,6 +2,9 @@ package nixcache_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"errors"
+	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +67,8 @@ func TestAdoptACacheWrittenTheOldWay(t *testing.T) {
 	n := len(testrig.Closure(t, old))
 
 	rep, err := nixcache.Verify(tctx(t), c.options(), false)
-	if err != nil || rep.Adoptable != n || rep.Narinfos != n {
+	var ve *nixcache.VerifyError
+	if !errors.As(err, &ve) || ve.Problems != 0 || rep.Adoptable != n || rep.Narinfos != n || len(rep.Problems) != 0 {
 		t.Fatalf("verify of a cache written the old way: %v, %d of %d narinfos adoptable\n%v", err, rep.Adoptable, rep.Narinfos, rep.Problems)
 	}
 	if _, err := nixcache.GC(tctx(t), c.options()); err == nil || !strings.Contains(err.Error(), "no root") {
@@ -125,5 +129,44 @@ func TestAdoptACacheWrittenTheOldWay(t *testing.T) {
 	mustVerify(t, c.options(), true)
 	if out, err := substitute(t, c.url(), c.k.public, old); err != nil {
 		t.Fatalf("nix could not substitute the adopted closure: %v\n%s", err, out)
+	}
+}
+
+// A narinfo of ours whose proof is stripped and whose URL (not covered by
+// its signature) points at planted bytes named as nix copy names NARs
+// looks adoptable: cache:verify does not call that clean, and cache:adopt,
+// which checks the NAR against NarHash, leaves it alone.
+func TestPlantedAdoptableNarinfoIsNotClean(t *testing.T) {
+	isolateNix(t)
+	_, netboot := fixture(t)
+	k := newKey(t, "adopt-plant-1")
+	tg := openTarget(t, "gcs", k)
+	if _, err := nixcache.Push(tctx(t), tg.o, []string{netboot}); err != nil {
+		t.Fatal(err)
+	}
+	v := victims(t, closureInfos(t, netboot), 1)[0]
+	ni := storedNarinfo(t, tg.store, v.Path)
+	junk := randomBytes(t, 4096)
+	sum := sha256.Sum256(junk)
+	c, err := cachefmt.CodecFor(ni.Compression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cachefmt.FileKey(sum[:], c, "")
+	plant(t, tg.store, key, junk)
+	pointAt(ni, key, junk)
+	plant(t, tg.store, nixstore.HashPart(v.Path)+".narinfo", []byte(ni.String())) // no metadata: no proof
+
+	rep, err := nixcache.Verify(tctx(t), tg.o, false)
+	var ve *nixcache.VerifyError
+	if !errors.As(err, &ve) || rep.Adoptable != 1 {
+		t.Fatalf("verify with a planted adoptable narinfo: %v %+v, want an error naming it unadopted", err, rep)
+	}
+	ad, err := nixcache.Adopt(tctx(t), tg.o)
+	if err != nil || ad.Adopted != 0 || len(ad.Problems) != 1 || ad.Problems[0].Key != nixstore.HashPart(v.Path)+".narinfo" {
+		t.Fatalf("adopt of a planted narinfo: %v %s, want it left alone and listed (the target fails on it)", err, ad.JSON())
+	}
+	if _, err := nixcache.Verify(tctx(t), tg.o, false); !errors.As(err, &ve) {
+		t.Fatalf("verify after the adoption left it alone: %v, want it still not clean", err)
 	}
 }

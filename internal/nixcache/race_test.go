@@ -1,7 +1,12 @@
 package nixcache_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/nixstore"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -178,5 +183,46 @@ func TestPushWaitsOneWindowForNARsFoundStored(t *testing.T) {
 	mustVerify(t, c.options(), true)
 	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
 		t.Fatalf("nix could not substitute the chain: %v\n%s", err, out)
+	}
+}
+
+// failingOpen is a store whose reads of one key fail (the store's
+// failure, not a missing object).
+type failingOpen struct {
+	blob.Store
+	key string
+}
+
+func (f failingOpen) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if key == f.key {
+		return nil, errors.New("injected: the store did not answer")
+	}
+	return f.Store.Open(ctx, key)
+}
+
+// A young narinfo whose references GC must read (a directory keeps no
+// push proofs) and cannot, for a failure of the store, stops GC: deleting
+// on would take the references a push just published it with.
+func TestGCStopsWhenAYoungNarinfoCannotBeRead(t *testing.T) {
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
+	live, raced := built[0], built[1]
+	c := newGCCache(t, "dir")
+	now := time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced) // expired: garbage
+	c.push("live", "new", now.Add(-2*day), false, live)
+	top := nixstore.HashPart(raced) + ".narinfo"
+	c.plantAt(top, readObject(t, c.store, top), now) // young again: a push just published it
+	before := listKeys(t, c.store)
+	c.setStoreTime(now)
+	o := c.options()
+	o.Store = failingOpen{Store: c.store, key: top}
+	o.GC = nixcache.GCOptions{Grace: time.Hour, KeepLast: 1, KeepDays: 45, Settle: time.Millisecond}
+	if sum, err := nixcache.GC(tctx(t), o); err == nil {
+		t.Fatalf("gc went on without the references of %s: %s", top, sum.JSON())
+	}
+	if after := listKeys(t, c.store); len(after) < len(before) {
+		t.Errorf("gc deleted %d objects though it could not read a young narinfo", len(before)-len(after))
 	}
 }

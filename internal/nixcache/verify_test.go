@@ -90,6 +90,9 @@ func TestIncrementalVerifyChecksWhatIsNew(t *testing.T) {
 	if err != nil || !rep.Incremental || rep.Narinfos != s.Pushed || rep.Read != 0 {
 		t.Fatalf("incremental audit after %d new paths: %v %+v", s.Pushed, err, rep)
 	}
+	if rep.Watermark {
+		t.Errorf("an incremental audit moved the watermark: what it did not check (older objects overwritten since) would leave the next one's reach")
+	}
 	// The roots listing (one request per range), a few reads (roots, the
 	// watermark, the clock) and batches: no request per path.
 	if got.Kinds["stat"] != 0 || got.Kinds["batch"] > 4 {

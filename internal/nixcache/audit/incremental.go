@@ -126,16 +126,24 @@ func (a *auditor) incremental(ctx context.Context, since time.Time) error {
 	return a.checkFresh(ctx, fresh, present)
 }
 
+// maxNewRoots bounds the roots an incremental audit reads (each up to
+// cachefmt.MaxRootSize): past it, the full audit is the one to run.
+const maxNewRoots = 10_000
+
 // newRootClosures is the union of the closures of the roots (not in
 // flight) stored since since.
 func (a *auditor) newRootClosures(ctx context.Context, since time.Time) ([]string, error) {
 	var mu sync.Mutex
 	var refs []cachefmt.RootRef
 	err := cachefmt.ListEach(ctx, a.store, cachefmt.RootRanges(), listWorkers, func(i blob.Info) error {
+		i.Metadata = nil
 		if ref, ok := cachefmt.ParseRootKey(i); ok && !ref.InFlight && !i.Updated.Before(since) {
 			mu.Lock()
+			defer mu.Unlock()
+			if len(refs) >= maxNewRoots {
+				return fmt.Errorf("more than %d roots stored since the watermark: run the full cache:verify", maxNewRoots)
+			}
 			refs = append(refs, ref)
-			mu.Unlock()
 		}
 		return nil
 	})

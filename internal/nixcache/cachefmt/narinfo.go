@@ -156,8 +156,21 @@ func MergeSignatures(existing []string, ours signature.Signature) []signature.Si
 // MaxNarinfoSize bounds the bytes read of one narinfo.
 const MaxNarinfoSize = 1 << 20
 
+// ErrInvalidNarinfo marks a narinfo that was read but does not parse, as
+// opposed to one that could not be read (the store's error): a reader
+// may take the first for "not ours", never the second.
+var ErrInvalidNarinfo = errors.New("invalid narinfo")
+
+// invalidNarinfo is a parse error that is also ErrInvalidNarinfo.
+type invalidNarinfo struct{ err error }
+
+func (e invalidNarinfo) Error() string        { return e.err.Error() }
+func (e invalidNarinfo) Unwrap() error        { return e.err }
+func (e invalidNarinfo) Is(target error) bool { return target == ErrInvalidNarinfo }
+
 // ReadNarinfo reads and parses the narinfo object key (at most
-// MaxNarinfoSize bytes), returning the bytes read too.
+// MaxNarinfoSize bytes), returning the bytes read too. A narinfo that
+// does not parse is ErrInvalidNarinfo; any other error is the store's.
 func ReadNarinfo(ctx context.Context, s blob.Store, key string) ([]byte, *narinfo.NarInfo, error) {
 	rc, err := s.Open(ctx, key)
 	if err != nil {
@@ -169,7 +182,17 @@ func ReadNarinfo(ctx context.Context, s blob.Store, key string) ([]byte, *narinf
 		return nil, nil, err
 	}
 	ni, err := ParseNarInfo(b)
-	return b, ni, err
+	if err != nil {
+		return b, nil, invalidNarinfo{err}
+	}
+	return b, ni, nil
+}
+
+// Unreadable says whether err, from ReadNarinfo or a look-up, is a
+// failure of the store (the object may well be there) rather than an
+// object that is gone or is not a narinfo.
+func Unreadable(err error) bool {
+	return err != nil && !errors.Is(err, ErrInvalidNarinfo) && !errors.Is(err, blob.ErrNotFound)
 }
 
 // ParseNarInfo parses and checks a narinfo: known fields only, valid store

@@ -45,7 +45,9 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 	// objects are narinfos).
 	hint := 0
 	if s, ok := lease.ReadStats(ctx, g.store); ok {
-		hint = int(min(s.Objects/2+s.Objects/16, 1<<26))
+		// Anyone who can write the bucket can write gc/stats: the hint
+		// is capped (at 2M narinfos, about 90 MB), the table grows past it.
+		hint = int(min(s.Objects/2+s.Objects/16, maxHint))
 	}
 	m := &marks{keep: map[cachefmt.Hash]struct{}{}, keepNARs: map[string]struct{}{}, seenRoot: map[string]int64{}, cands: newTable(hint)}
 	if err := g.markRoots(ctx, m); err != nil {
@@ -75,6 +77,7 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 		if ok && g.proving {
 			proof, perr = cachefmt.CheckProof(g.pk, i)
 		}
+		i.Metadata = nil // read: what is kept of an object is its name, size and generation
 		mu.Lock()
 		defer mu.Unlock()
 		m.objects++
@@ -103,9 +106,10 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache gc: %w", err)
 	}
-	g.readKept(ctx, m, needNAR)
-	g.readCandidates(ctx, m, needRead, readInfo)
-	if err := ctx.Err(); err != nil {
+	if err := g.readKept(ctx, m, needNAR); err != nil {
+		return nil, err
+	}
+	if err := g.readCandidates(ctx, m, needRead, readInfo); err != nil {
 		return nil, err
 	}
 	m.cands.finish()
@@ -117,7 +121,11 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 	}
 	spared := m.cands.spare(young)
 	keys, idx := m.narsWanted(spared)
-	for k, nar := range g.narsOf(ctx, keys) {
+	nars, err := g.narsOf(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for k, nar := range nars {
 		if nar != "" {
 			m.keepNARs[nar] = struct{}{}
 			m.cands.flag[idx[k]] |= fNARKept
@@ -129,40 +137,60 @@ func (g *collector) mark(ctx context.Context) (*marks, error) {
 	return m, nil
 }
 
+// maxHint bounds the candidate table's first size.
+const maxHint = 1 << 21
+
 // young says whether an object is within the grace period.
 func (g *collector) young(i blob.Info) bool { return g.now.Sub(i.Updated) < g.opt.Grace }
 
 // readKept learns the NAR of kept narinfos that carry no valid proof by
 // reading them (only one signed by the cache's key names a NAR to keep).
-func (g *collector) readKept(ctx context.Context, m *marks, infos []blob.Info) {
-	for _, nar := range g.readNARs(ctx, infos) {
+func (g *collector) readKept(ctx context.Context, m *marks, infos []blob.Info) error {
+	nars, err := g.readNARs(ctx, infos)
+	for _, nar := range nars {
 		if nar != "" {
 			m.keepNARs[nar] = struct{}{}
 		}
 	}
+	return err
 }
 
-// readNARs reads narinfos for the NAR each names ("" for one that does
-// not verify with the cache's key, or is stored under another name).
-func (g *collector) readNARs(ctx context.Context, infos []blob.Info) []string {
+// readNARs reads narinfos for the NAR each names ("" for one gone, one
+// that does not verify with the cache's key, or one stored under another
+// name). A narinfo the store could not give is an error: what it names
+// would otherwise be deleted.
+func (g *collector) readNARs(ctx context.Context, infos []blob.Info) ([]string, error) {
 	out := make([]string, len(infos))
+	errs := make([]error, len(infos))
 	work.Parallel(ctx, len(infos), g.opt.Workers, func(k int) {
 		_, ni, err := cachefmt.ReadNarinfo(ctx, g.store, infos[k].Key)
-		if err == nil && cachefmt.Verifies(ni, g.pk) && cachefmt.NarinfoKey(ni.StorePath) == infos[k].Key {
+		switch {
+		case cachefmt.Unreadable(err):
+			errs[k] = fmt.Errorf("cache gc: read %s: %w", infos[k].Key, err)
+		case err == nil && cachefmt.Verifies(ni, g.pk) && cachefmt.NarinfoKey(ni.StorePath) == infos[k].Key:
 			out[k] = ni.URL
 		}
 	})
-	return out
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	return out, errors.Join(errs...)
 }
 
 // readCandidates reads the narinfos whose proofs do not give their
 // references (caches written before proofs recorded them, narinfos of
 // another tool): only one signed by the cache's key is followed, so a
 // planted one keeps nothing alive.
-func (g *collector) readCandidates(ctx context.Context, m *marks, idx []int32, infos []blob.Info) {
+func (g *collector) readCandidates(ctx context.Context, m *marks, idx []int32, infos []blob.Info) error {
 	var mu sync.Mutex
+	errs := make([]error, len(idx))
 	work.Parallel(ctx, len(idx), g.opt.Workers, func(k int) {
 		_, ni, err := cachefmt.ReadNarinfo(ctx, g.store, infos[k].Key)
+		if cachefmt.Unreadable(err) {
+			// A young one's references would go unprotected.
+			errs[k] = fmt.Errorf("cache gc: read %s: %w", infos[k].Key, err)
+			return
+		}
 		if err != nil || !cachefmt.Verifies(ni, g.pk) || cachefmt.NarinfoKey(ni.StorePath) != infos[k].Key {
 			return
 		}
@@ -174,6 +202,10 @@ func (g *collector) readCandidates(ctx context.Context, m *marks, idx []int32, i
 			m.cands.flag[idx[k]] |= fNARKept
 		}
 	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // narsWanted is the narinfo keys of the spared candidates whose NAR is
@@ -190,18 +222,25 @@ func (m *marks) narsWanted(spared []int32) (keys []string, idx []int32) {
 
 // narsOf looks narinfos up (batched) for the NAR each names, from its
 // proof or, without one, by reading it; "" for one gone or not ours. The
-// table holds no NAR names: spared candidates are few.
-func (g *collector) narsOf(ctx context.Context, keys []string) []string {
+// table holds no NAR names: spared candidates are few. A look-up the
+// store failed is an error: the NAR of a spared narinfo would otherwise
+// be deleted.
+func (g *collector) narsOf(ctx context.Context, keys []string) ([]string, error) {
 	out := make([]string, len(keys))
 	if len(keys) == 0 {
-		return out
+		return out, nil
 	}
 	infos, errs := blob.StatMany(ctx, g.store, keys, g.opt.Workers)
 	var read []blob.Info
 	var at []int
+	var failed []error
 	for k, err := range errs {
-		if err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
 			continue // gone: nothing to keep
+		}
+		if err != nil {
+			failed = append(failed, fmt.Errorf("cache gc: look up %s: %w", keys[k], err))
+			continue
 		}
 		if g.proving {
 			if p, perr := cachefmt.CheckProof(g.pk, infos[k]); perr == nil {
@@ -212,10 +251,14 @@ func (g *collector) narsOf(ctx context.Context, keys []string) []string {
 		read = append(read, infos[k])
 		at = append(at, k)
 	}
-	for j, nar := range g.readNARs(ctx, read) {
+	nars, err := g.readNARs(ctx, read)
+	for j, nar := range nars {
 		out[at[j]] = nar
 	}
-	return out
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	return out, errors.Join(append(failed, err)...)
 }
 
 // markRoots lists the roots, decides which are kept (see nameRoots) and
@@ -277,6 +320,7 @@ func (g *collector) listRoots(ctx context.Context, m *marks) ([]cachefmt.RootRef
 			return fmt.Errorf("cache gc: more than %d objects under %s; refusing to run", maxRoots, cachefmt.RootsPrefix)
 		}
 		m.seenRoot[i.Key] = i.Generation
+		i.Metadata = nil
 		ref, ok := cachefmt.ParseRootKey(i)
 		if !ok {
 			g.count(func(s *Summary) { s.Other++ })

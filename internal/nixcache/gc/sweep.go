@@ -178,7 +178,7 @@ func (sw *sweeper) narinfoDone(ctx context.Context, i int32, err error) {
 		spared := t.spare([]int32{i})
 		sw.mu.Unlock()
 		sw.keepChanged(ctx, t.key(i))
-		sw.keepNARsOf(ctx, spared)
+		_ = sw.keepNARsOf(ctx, spared) // a failure fails the run
 	default:
 		sw.fail(err)
 		sw.mu.Lock()
@@ -189,9 +189,14 @@ func (sw *sweeper) narinfoDone(ctx context.Context, i int32, err error) {
 
 // keepChanged keeps what the current version of a narinfo that changed
 // while GC ran names: its NAR and its references.
+// What cannot be learnt for a failure of the store fails the run (no NAR
+// is deleted then).
 func (sw *sweeper) keepChanged(ctx context.Context, key string) {
 	info, err := sw.g.store.Stat(ctx, key)
 	if err != nil {
+		if cachefmt.Unreadable(err) {
+			sw.fail(fmt.Errorf("cache gc: look up %s: %w", key, err))
+		}
 		return
 	}
 	var nar string
@@ -200,6 +205,9 @@ func (sw *sweeper) keepChanged(ctx context.Context, key string) {
 		nar, refs = p.NAR.Key, p.Refs
 	} else if _, ni, rerr := cachefmt.ReadNarinfo(ctx, sw.g.store, key); rerr == nil && cachefmt.Verifies(ni, sw.g.pk) {
 		nar, refs = ni.URL, cachefmt.RefHashes(ni)
+	} else if cachefmt.Unreadable(rerr) {
+		sw.fail(fmt.Errorf("cache gc: read %s: %w", key, rerr))
+		return
 	}
 	var idx []int32
 	sw.mu.Lock()
@@ -215,27 +223,33 @@ func (sw *sweeper) keepChanged(ctx context.Context, key string) {
 	}
 	spared := sw.m.cands.spare(idx)
 	sw.mu.Unlock()
-	sw.keepNARsOf(ctx, spared)
+	_ = sw.keepNARsOf(ctx, spared) // a failure fails the run
 }
 
 // keepNARsOf keeps the NARs of newly spared candidates (looked up
-// without holding sw.mu).
-func (sw *sweeper) keepNARsOf(ctx context.Context, spared []int32) {
+// without holding sw.mu). A look-up the store failed fails the run: the
+// candidate stays spared, but its NAR is not known, so no NAR may be
+// deleted any more.
+func (sw *sweeper) keepNARsOf(ctx context.Context, spared []int32) error {
 	sw.mu.Lock()
 	keys, idx := sw.m.narsWanted(spared)
 	sw.mu.Unlock()
-	nars := sw.g.narsOf(ctx, keys)
+	nars, err := sw.g.narsOf(ctx, keys)
 	sw.mu.Lock()
-	defer sw.mu.Unlock()
 	for k, nar := range nars {
 		if nar != "" {
 			sw.m.keepNARs[nar] = struct{}{}
 			sw.m.cands.flag[idx[k]] |= fNARKept
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	sw.mu.Unlock()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		sw.fail(err)
 	}
+	return err
 }
 
 // nars lists the NARs one range at a time and deletes (or, for a dry run,
@@ -368,6 +382,14 @@ func (sw *sweeper) deleteBatch(ctx context.Context, items []blob.Info) []error {
 			}
 			return errs
 		}
+		if err := sw.firstErr(); err != nil {
+			// Something kept may be unknown (a look-up failed): delete
+			// nothing more.
+			for _, k := range todo {
+				errs[k] = err
+			}
+			return errs
+		}
 		var send []int
 		sw.mu.Lock()
 		for _, k := range todo {
@@ -468,13 +490,22 @@ func (sw *sweeper) refresh(ctx context.Context) error {
 	}
 	var mu sync.Mutex
 	var fresh []cachefmt.RootRef
+	count := 0
 	err := cachefmt.ListEach(ctx, g.store, cachefmt.RootRanges(), listWorkers, func(i blob.Info) error {
+		mu.Lock()
+		count++
+		n := count
+		mu.Unlock()
+		if n > maxRoots {
+			return fmt.Errorf("more than %d objects under %s; stopping", maxRoots, cachefmt.RootsPrefix)
+		}
 		sw.mu.Lock()
 		gen, seen := sw.m.seenRoot[i.Key]
 		sw.mu.Unlock()
 		if seen && gen == i.Generation {
 			return nil
 		}
+		i.Metadata = nil
 		if ref, ok := cachefmt.ParseRootKey(i); ok {
 			mu.Lock()
 			fresh = append(fresh, ref)
@@ -516,7 +547,9 @@ func (sw *sweeper) refresh(ctx context.Context) error {
 	}
 	spared := sw.m.cands.spare(idx)
 	sw.mu.Unlock()
-	sw.keepNARsOf(ctx, spared)
+	if err := sw.keepNARsOf(ctx, spared); err != nil {
+		return err
+	}
 	if readErr != nil {
 		return readErr
 	}
