@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/socioprophet/sourceos/internal/blob"
+	"github.com/socioprophet/sourceos/internal/nixcache/lease"
 	"github.com/socioprophet/sourceos/internal/nixstore"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,5 +226,35 @@ func TestGCStopsWhenAYoungNarinfoCannotBeRead(t *testing.T) {
 	}
 	if after := listKeys(t, c.store); len(after) < len(before) {
 		t.Errorf("gc deleted %d objects though it could not read a young narinfo", len(before)-len(after))
+	}
+}
+
+// A GC whose lease refreshes stalled (a paused machine, failing writes)
+// long enough that a push may count gc/running lapsed, and so publish on
+// the fast path relying on garbage, deletes nothing more.
+func TestGCStopsWhenItsLeaseMayHaveLapsed(t *testing.T) {
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
+	live, raced := built[0], built[1]
+	c := newGCCache(t, "dir")
+	now := time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced) // expired: garbage
+	c.push("live", "new", now.Add(-2*day), false, live)
+	before := listKeys(t, c.store)
+	c.setStoreTime(now)
+	// A window that leaves 200 ms between a refresh of the lease and the
+	// point where deleting on would outlast it; the stall is longer.
+	nixcache.SetGCWindow(t, lease.TTL-200*time.Millisecond)
+	var once sync.Once
+	nixcache.BeforeGCDelete(t, func(string) { once.Do(func() { time.Sleep(500 * time.Millisecond) }) })
+	o := c.options()
+	o.GC = nixcache.GCOptions{Grace: time.Hour, KeepLast: 1, KeepDays: 45, Settle: time.Millisecond}
+	sum, err := nixcache.GC(tctx(t), o)
+	if err == nil || !strings.Contains(err.Error(), "lapsed") {
+		t.Fatalf("gc after its lease stalled: %v (%s), want it to stop", err, sum.JSON())
+	}
+	if after := listKeys(t, c.store); len(after) < len(before) {
+		t.Errorf("gc deleted %d objects after its lease may have lapsed", len(before)-len(after))
 	}
 }

@@ -300,6 +300,7 @@ const maxRoots = 100_000
 type leaseHolder struct {
 	mu  sync.Mutex
 	gen int64
+	at  time.Time // this machine's time when the last refresh that took was sent
 }
 
 // announce marks the cache as being collected (gc/running, kept fresh
@@ -325,11 +326,12 @@ func (g *collector) announce(ctx context.Context) (stop func(), err error) {
 			g.lease.mu.Lock()
 			defer g.lease.mu.Unlock()
 		}
+		sent := time.Now()
 		err := g.store.Put(ctx, key, strings.NewReader(body), blob.PutOptions{ContentType: "text/plain", Stored: &stored})
 		if err == nil {
 			g.clock.Observe(stored.Updated)
 			if key == lease.RunningKey {
-				g.lease.gen = stored.Generation
+				g.lease.gen, g.lease.at = stored.Generation, sent
 			}
 		}
 		return err
@@ -356,13 +358,22 @@ func (g *collector) announce(ctx context.Context) (stop func(), err error) {
 }
 
 // stillOurs says whether gc/running is still the version this run wrote
-// last (another GC has not taken the cache over after a stall of ours).
+// last (another GC has not taken the cache over after a stall of ours),
+// and fresh enough for what follows: the store stamped the last refresh
+// no earlier than it was sent, and a push counts gc/running for lease.TTL
+// after that stamp (whatever this run's LeaseTTL), so deletes sent within Window of this check (see
+// sweeper.deleteBatch) end while every push still sees a GC running. A
+// run whose refreshes stalled or failed for lease.TTL less Window stops.
 func (g *collector) stillOurs(ctx context.Context) error {
 	if g.lease == nil {
 		return nil
 	}
 	g.lease.mu.Lock()
 	defer g.lease.mu.Unlock()
+	if since := time.Since(g.lease.at); since > lease.TTL-g.opt.Window {
+		return fmt.Errorf("cache gc: %s was last refreshed %s ago, so a push may count it lapsed (after %s); stopping", lease.RunningKey,
+			since.Round(time.Millisecond), lease.TTL)
+	}
 	info, err := g.store.Stat(ctx, lease.RunningKey)
 	switch {
 	case err != nil:
