@@ -121,14 +121,19 @@ func (c *checker) settle(i blob.Info) bool {
 // proof where the store keeps them; a deep audit then checks its NAR.
 func (c *checker) readAndCheck(ctx context.Context, i blob.Info) {
 	a := c.a
-	if _, ok := cachefmt.ParseHash(cachefmt.HashOfKey(i.Key)); !ok {
+	h, named := cachefmt.ParseHash(cachefmt.HashOfKey(i.Key))
+	if !named {
 		a.count(func(r *Report) { r.Narinfos++ })
 	}
 	a.count(func(r *Report) { r.Read++ })
 	_, ni, err := cachefmt.ReadNarinfo(ctx, a.store, i.Key)
 	if err != nil {
-		if !errors.Is(err, blob.ErrNotFound) { // deleted since it was listed: nothing to check
+		if !errors.Is(err, blob.ErrNotFound) {
 			a.problem(i.Key, err.Error())
+		} else if named {
+			// Deleted since it was listed: nothing to check, and nothing
+			// to resolve a reference either.
+			c.names.drop(h)
 		}
 		return
 	}

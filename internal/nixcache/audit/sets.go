@@ -98,10 +98,23 @@ type refCheck struct {
 	ref, owner cachefmt.Hash
 }
 
-// nameSet is the narinfos listed, packed (20 bytes each).
+// nameSet is the narinfos listed, packed (20 bytes each), less those
+// found deleted when read (gone).
 type nameSet struct {
 	mu     sync.Mutex
 	hashes []cachefmt.Hash
+	gone   map[cachefmt.Hash]struct{}
+}
+
+// drop removes h: listed, but deleted before it could be read (a name
+// that resolves references must be of a narinfo that was checked).
+func (s *nameSet) drop(h cachefmt.Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone == nil {
+		s.gone = map[cachefmt.Hash]struct{}{}
+	}
+	s.gone[h] = struct{}{}
 }
 
 func (s *nameSet) add(h cachefmt.Hash) {
@@ -115,6 +128,9 @@ func (s *nameSet) sort() {
 }
 
 func (s *nameSet) has(h cachefmt.Hash) bool {
+	if _, gone := s.gone[h]; gone {
+		return false
+	}
 	i := sort.Search(len(s.hashes), func(i int) bool { return !s.hashes[i].Less(h) })
 	return i < len(s.hashes) && s.hashes[i] == h
 }
