@@ -269,7 +269,9 @@ func (s *Session) writeInFlight(ctx context.Context) error {
 	return nil
 }
 
-// stillThere returns what r names that is no longer stored.
+// stillThere returns what r names that is no longer stored. A look-up
+// that fails otherwise is an error: what it was about is not known to be
+// there, so nothing may rely on it.
 func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) {
 	keys := append([]string(nil), r.nars...)
 	for _, p := range r.paths {
@@ -278,8 +280,12 @@ func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) 
 	var missing []string
 	_, errs := blob.StatMany(ctx, s.p.store, keys, 32)
 	for i, err := range errs {
-		if errors.Is(err, blob.ErrNotFound) {
+		switch {
+		case err == nil:
+		case errors.Is(err, blob.ErrNotFound):
 			missing = append(missing, keys[i])
+		default:
+			return nil, fmt.Errorf("look up %s again: %w", keys[i], err)
 		}
 	}
 	sort.Strings(missing)
