@@ -14,6 +14,7 @@ import (
 	"github.com/socioprophet/sourceos/internal/blob"
 	"github.com/socioprophet/sourceos/internal/nixcache"
 	"github.com/socioprophet/sourceos/internal/nixcache/cachefmt"
+	"github.com/socioprophet/sourceos/internal/nixstore"
 	"github.com/socioprophet/sourceos/internal/testrig"
 )
 
@@ -105,5 +106,62 @@ func TestPushDoesNotRelyOnAFailedLookUp(t *testing.T) {
 	}
 	if c.has(cachefmt.NarinfoKey(top)) {
 		t.Errorf("%s was published, naming %s, which is gone", cachefmt.NarinfoKey(top), ni.URL)
+	}
+}
+
+// gcDeletes does what a GC run that found the paths of infos garbage
+// does to them: it announces itself (a new gc/epoch) and deletes their
+// narinfos and NARs.
+func gcDeletes(t *testing.T, c *gcCache, infos []nixstore.PathInfo) {
+	t.Helper()
+	plant(t, c.store, "gc/epoch", []byte("a GC ran\n"))
+	for _, pi := range infos {
+		ni := storedNarinfo(t, c.store, pi.Path)
+		for _, k := range []string{cachefmt.NarinfoKey(pi.Path), ni.URL} {
+			if err := c.store.Delete(tctx(t), k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// A push whose paths were all in the cache already relies on them only
+// through its root. When a GC runs after the push checked and deletes
+// them before the root is written, the push looks them up again and
+// pushes them again: its root names nothing that is gone.
+func TestPushRootNamesNothingAGCDeleted(t *testing.T) {
+	isolateNix(t)
+	top := testrig.Build(t, watchFlake(t)+"#b")[0]
+	infos := closureInfos(t, top)
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, top)
+	const window = 200 * time.Millisecond
+	nixcache.SetGCWindow(t, window)
+
+	o := c.options()
+	o.Root.Name = "again"
+	s, err := nixcache.Open(tctx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abandon()
+	s.Add(tctx(t), infos)
+	if sum := s.Summary(); sum.Present != len(infos) {
+		t.Fatalf("found %d paths present, want %d (%s)", sum.Present, len(infos), sum.JSON())
+	}
+	gcDeletes(t, c, infos)
+	time.Sleep(window) // the push's check no longer holds
+	sum, err := s.Close(tctx(t), []string{top})
+	if err != nil {
+		t.Fatalf("close: %v (%s)", err, sum.JSON())
+	}
+	for _, pi := range infos {
+		if !c.has(cachefmt.NarinfoKey(pi.Path)) {
+			t.Errorf("the push recorded its root, but %s, which it names, is gone", pi.Path)
+		}
+	}
+	mustVerify(t, c.options(), true)
+	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
+		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
 	}
 }

@@ -131,6 +131,72 @@ func (s *Session) secure(ctx context.Context, fresh []*node, outcome []Outcome) 
 	}
 }
 
+// secureFound puts every path of the session found present and not yet
+// confirmed through secure's look-up again: when the session's check no
+// longer holds (a GC may have run since), recorded in the in-flight root,
+// a window later those still there are confirmed and those gone are
+// pushed again (requeue). Nothing relies on a path found under an earlier
+// check after this returns without error.
+func (s *Session) secureFound(ctx context.Context) error {
+	s.mu.Lock()
+	var found []*node
+	for _, n := range s.nodes {
+		if n.found && n.ok {
+			found = append(found, n)
+		}
+	}
+	s.mu.Unlock()
+	found = s.unconfirmedNodes(found)
+	if len(found) == 0 {
+		return nil
+	}
+	r := reliance{}
+	for _, n := range found {
+		r.paths = append(r.paths, n.pi.Path)
+	}
+	if err := s.protect(ctx, r); err != nil {
+		return err
+	}
+	look := s.p.batchLookup(ctx, found)
+	verdicts := make([]verdict, len(found))
+	work.Parallel(ctx, len(found), 32, func(k int) {
+		verdicts[k] = s.p.judge(ctx, found[k].pi, look)
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var gone []*node
+	var gens []int64
+	s.gcMu.Lock()
+	for k, n := range found {
+		if verdicts[k].present {
+			s.confirmed[nixstore.HashPart(n.pi.Path)] = true
+		} else {
+			gone, gens = append(gone, n), append(gens, verdicts[k].gen)
+		}
+	}
+	s.gcMu.Unlock()
+	if len(gone) > 0 {
+		s.p.o.Log.Info("cache push: paths found in the cache were deleted by a concurrent GC before they were protected; pushing them again", "paths", len(gone))
+		s.requeue(gone, gens)
+	}
+	return nil
+}
+
+// unconfirmedNodes is the nodes of found whose paths secure has not
+// confirmed.
+func (s *Session) unconfirmedNodes(found []*node) []*node {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	var out []*node
+	for _, n := range found {
+		if !s.confirmed[nixstore.HashPart(n.pi.Path)] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // unconfirmed is what r names that secure has not confirmed.
 func (s *Session) unconfirmed(r reliance) reliance {
 	s.gcMu.Lock()

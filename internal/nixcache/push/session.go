@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -443,6 +444,40 @@ func (s *Session) reupload(n *node) error {
 	return nil
 }
 
+// requeue pushes again the paths of gone, found present earlier but
+// deleted by a concurrent GC since (gens: the generation of what their
+// names hold now, 0 for nothing): they are no longer found, and what of
+// the session is not yet published waits for them again.
+func (s *Session) requeue(gone []*node, gens []int64) {
+	for k, n := range gone {
+		n.gen = gens[k]
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].seq < gone[j].seq }) // references first
+	var todo []*node
+	var bytes int64
+	var failed []failure
+	s.mu.Lock()
+	for _, n := range gone {
+		n.done, n.ok, n.found, n.uploaded, n.st, n.refsLeft = false, false, false, false, stored{}, 0
+		s.sum.Present--
+		s.pending.Add(1)
+		if err := s.link(n, nil); err != nil {
+			failed = append(failed, s.failLocked(n, err)...)
+			continue
+		}
+		n.queued = true
+		s.depths[n.depth]++
+		todo = append(todo, n)
+		bytes += int64(n.pi.NarSize)
+	}
+	s.mu.Unlock()
+	s.report(failed)
+	s.announce(len(todo), bytes)
+	for _, n := range todo {
+		s.queue.push(n)
+	}
+}
+
 // failure is a node that failed, for the progress.
 type failure struct {
 	n   *node
@@ -559,6 +594,9 @@ func (s *Session) Finish(ctx context.Context) (Summary, error) {
 
 func (s *Session) end(ctx context.Context, tops []string, root bool) (Summary, error) {
 	err := s.Wait(ctx)
+	if err == nil && root {
+		err = s.secureForRoot(ctx)
+	}
 	if err == nil {
 		err = blob.Sync(ctx, s.p.store)
 	}
@@ -575,6 +613,20 @@ func (s *Session) end(ctx context.Context, tops []string, root bool) (Summary, e
 		return sum, &Error{Failed: sum.Failed, Errors: sum.Errors}
 	}
 	return sum, ctx.Err()
+}
+
+// secureForRoot makes sure the root names no path a GC deleted: paths
+// found present that no narinfo of the session relied on never went
+// through guard, so once the session's check no longer holds they are
+// looked up again (see secureFound), and those gone are pushed again.
+func (s *Session) secureForRoot(ctx context.Context) error {
+	if s.fastPath(ctx) {
+		return nil
+	}
+	if err := s.secureFound(ctx); err != nil {
+		return fmt.Errorf("cache push: look up again the paths found present: %w", err)
+	}
+	return s.Wait(ctx)
 }
 
 // Abandon ends the session's background work (the paths in flight
