@@ -28,6 +28,32 @@ type hookStore struct {
 	// stat, when it returns an error, answers a look-up instead of the
 	// store.
 	stat func(key string) error
+	// open, when set, wraps what a read returns.
+	open func(key string, rc io.ReadCloser) io.ReadCloser
+}
+
+func (h *hookStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := h.Store.Open(ctx, key)
+	h.mu.Lock()
+	fn := h.open
+	h.mu.Unlock()
+	if err != nil || fn == nil {
+		return rc, err
+	}
+	return fn(key, rc), nil
+}
+
+// heldCloser signals when its reader is closed and holds Close until
+// released.
+type heldCloser struct {
+	io.ReadCloser
+	closed, release chan struct{}
+}
+
+func (c *heldCloser) Close() error {
+	close(c.closed)
+	<-c.release
+	return c.ReadCloser.Close()
 }
 
 func (h *hookStore) Put(ctx context.Context, key string, r io.Reader, opt blob.PutOptions) error {
@@ -164,4 +190,116 @@ func TestPushRootNamesNothingAGCDeleted(t *testing.T) {
 	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
 		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
 	}
+}
+
+// A session that takes closures as they come and finds, at a later
+// closure, that a GC ran since it listed the cache lists it again. The
+// paths an earlier closure found present may be among what that GC
+// deleted: they are looked up again and pushed again before anything
+// of the new closure relies on them.
+func TestSessionRelistingLooksUpEarlierPathsAgain(t *testing.T) {
+	isolateNix(t)
+	flake := watchFlake(t)
+	built := testrig.Build(t, flake+"#b", flake+"#ok")
+	b, ok := built[0], built[1]
+	first := closureInfos(t, b)
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, b)
+	const window = 200 * time.Millisecond
+	nixcache.SetGCWindow(t, window)
+	nixcache.SetListThreshold(t, 1) // presence from a listing of the cache
+
+	o := c.options()
+	o.Root.Name = "again"
+	s, err := nixcache.Open(tctx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abandon()
+	s.Add(tctx(t), first)
+	if sum := s.Summary(); sum.Present != len(first) {
+		t.Fatalf("found %d paths present, want %d (%s)", sum.Present, len(first), sum.JSON())
+	}
+	gcDeletes(t, c, first)
+	time.Sleep(window) // the session's check no longer holds
+	s.Add(tctx(t), closureInfos(t, ok))
+	if err := s.Wait(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, pi := range first {
+		if !c.has(cachefmt.NarinfoKey(pi.Path)) {
+			t.Errorf("%s was published, but %s, which it refers to, is gone", ok, pi.Path)
+		}
+	}
+	sum, err := s.Close(tctx(t), []string{ok})
+	if err != nil {
+		t.Fatalf("close: %v (%s)", err, sum.JSON())
+	}
+	mustVerify(t, c.options(), true)
+	if out, err := substitute(t, c.url(), c.k.public, ok); err != nil {
+		t.Fatalf("nix could not substitute %s: %v\n%s", ok, err, out)
+	}
+}
+
+// An upload that found its NAR stored under the session's earlier check
+// does not rely on it under a later one: a GC that ran between the two
+// may have deleted it. The narinfo waits for the NAR to be looked up
+// again (and stored again: it is gone).
+func TestSessionRelistingLooksUpNARsFoundStoredAgain(t *testing.T) {
+	isolateNix(t)
+	flake := watchFlake(t)
+	built := testrig.Build(t, flake+"#ok", flake+"#chain")
+	ok, chain := built[0], built[1]
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, ok)
+	nar := storedNarinfo(t, c.store, ok).URL
+	if err := c.store.Delete(tctx(t), cachefmt.NarinfoKey(ok)); err != nil {
+		t.Fatal(err)
+	}
+	const window = 200 * time.Millisecond
+	nixcache.SetGCWindow(t, window)
+	nixcache.SetListThreshold(t, 1) // presence from a listing of the cache
+
+	// The upload of ok finds its NAR stored and reads it; it is held there
+	// until the session has listed the cache again.
+	h := &hookStore{Store: c.store}
+	held := &heldCloser{closed: make(chan struct{}), release: make(chan struct{})}
+	var once sync.Once
+	h.open = func(key string, rc io.ReadCloser) io.ReadCloser {
+		if key != nar {
+			return rc
+		}
+		var out io.ReadCloser = rc
+		once.Do(func() { held.ReadCloser = rc; out = held })
+		return out
+	}
+	o := c.options()
+	o.Store = h
+	o.Root.Name = "again"
+	s, err := nixcache.Open(tctx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Abandon()
+	s.Add(tctx(t), closureInfos(t, ok))
+	select {
+	case <-held.closed:
+	case <-time.After(time.Minute):
+		t.Fatal("the upload of ok never read the NAR it found stored")
+	}
+	plant(t, c.store, "gc/epoch", []byte("a GC ran\n"))
+	if err := c.store.Delete(tctx(t), nar); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(window) // the session's check no longer holds
+	s.Add(tctx(t), closureInfos(t, chain))
+	close(held.release)
+	sum, err := s.Close(tctx(t), []string{ok, chain})
+	if err != nil {
+		t.Fatalf("close: %v (%s)", err, sum.JSON())
+	}
+	if !c.has(nar) {
+		t.Errorf("%s was published, but %s, which it names, is gone", cachefmt.NarinfoKey(ok), nar)
+	}
+	mustVerify(t, c.options(), true)
 }

@@ -55,10 +55,17 @@ func (s *Session) reliedOn(n *node) reliance {
 // is gone).
 func (s *Session) guard(ctx context.Context, n *node) error {
 	s.mu.Lock()
+	if s.waitRequeued(n) {
+		s.mu.Unlock()
+		return errHeld
+	}
 	r := s.reliedOn(n)
+	stale := n.st.existing && n.stBase != s.base()
 	s.mu.Unlock()
 	r = s.unconfirmed(r)
-	if r.empty() || s.fastPath(ctx) {
+	// A NAR found stored under a check the session no longer uses (see
+	// fresh) takes the slow path: a GC may have deleted it since.
+	if r.empty() || (!stale && s.fastPath(ctx)) {
 		return nil
 	}
 	if err := s.protect(ctx, r); err != nil {
@@ -75,6 +82,18 @@ func (s *Session) guard(ctx context.Context, n *node) error {
 		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// errHeld means a node's reference is being pushed again: the node is
+// published once it is (see waitRequeued).
+var errHeld = errors.New("held back by a reference pushed again")
+
+// base counts the checks the session has relied on as its base (see
+// fresh).
+func (s *Session) base() int {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	return s.bases
 }
 
 // errNARGone means the NAR a push found already stored (and relied on)

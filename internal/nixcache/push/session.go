@@ -62,6 +62,7 @@ type Session struct {
 	// use, the latest check, and the in-flight root.
 	gcMu     sync.Mutex
 	gcBase   *lease.Check
+	bases    int // how often gcBase was replaced
 	gcLast   lease.Check
 	inflight inFlight
 	// confirmed: paths found present, recorded in the in-flight root and
@@ -84,6 +85,7 @@ type node struct {
 	found      bool // in the cache before the session: relied on, not written
 	uploaded   bool // the NAR is stored (st)
 	st         stored
+	stBase     int  // the session's base when the upload began (see guard)
 	done, ok   bool // published (or found present), or failed
 	dependents []*node
 }
@@ -383,6 +385,7 @@ func weight(narSize uint64) int64 {
 // upload stores n's NAR, then publishes its narinfo if its references
 // are all published.
 func (s *Session) upload(n *node, w int64) {
+	base := s.base()
 	st, err := s.p.uploadNAR(s.ctx, n.pi)
 	s.p.lim.ReleaseBytes(err == nil, w)
 	if err != nil {
@@ -395,7 +398,7 @@ func (s *Session) upload(n *node, w int64) {
 		_ = s.record(s.ctx, reliance{nars: []string{st.URL}})
 	}
 	s.mu.Lock()
-	n.uploaded, n.st = true, st
+	n.uploaded, n.st, n.stBase = true, st, base
 	ready := !n.done && n.refsLeft == 0
 	s.mu.Unlock()
 	if ready {
@@ -412,6 +415,10 @@ func (s *Session) publishNode(n *node) {
 		return
 	}
 	err := s.guard(s.ctx, n)
+	if errors.Is(err, errHeld) {
+		<-s.p.meta
+		return
+	}
 	if errors.Is(err, errNARGone) {
 		err = s.reupload(n)
 	}
@@ -476,6 +483,19 @@ func (s *Session) requeue(gone []*node, gens []int64) {
 	for _, n := range todo {
 		s.queue.push(n)
 	}
+}
+
+// waitRequeued holds n back, if a reference of n is being pushed again
+// (requeue), until that reference is published (it then publishes n);
+// false if n may be published now. Called with s.mu held.
+func (s *Session) waitRequeued(n *node) bool {
+	for _, r := range n.pi.References {
+		if d, ok := s.nodes[r]; ok && r != n.pi.Path && !d.done {
+			d.dependents = append(d.dependents, n)
+			n.refsLeft++
+		}
+	}
+	return n.refsLeft > 0
 }
 
 // failure is a node that failed, for the progress.
@@ -916,6 +936,13 @@ func (s *Session) fresh(ctx context.Context, l listing) listing {
 	if s.fastPath(ctx) {
 		return l
 	}
+	// The paths found under the check the new one replaces may be among
+	// what a GC deleted since: they are looked up again (and pushed again
+	// if gone) before the new check is relied on. Until then the old check
+	// stands, and it takes every narinfo to the slow path.
+	if err := s.secureFound(ctx); err != nil {
+		return l
+	}
 	check := s.p.checkGC(ctx)
 	nl := s.p.listObjects(ctx, &s.pre.budget)
 	if !nl.ok {
@@ -926,6 +953,7 @@ func (s *Session) fresh(ctx context.Context, l listing) listing {
 	s.pre.lmu.Unlock()
 	s.gcMu.Lock()
 	s.gcBase, s.gcLast = &check, check
+	s.bases++
 	s.gcMu.Unlock()
 	return nl
 }
