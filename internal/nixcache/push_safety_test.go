@@ -25,6 +25,11 @@ type hookStore struct {
 	mu sync.Mutex
 	// put is called with every write before it is made.
 	put func(key string, body []byte)
+	// slow, when it returns more than 0, is how long a write takes before
+	// it is made (or its context ends: it is not made).
+	slow func(key string) time.Duration
+	// wrote is called after every write made.
+	wrote func(key string)
 	// stat, when it returns an error, answers a look-up instead of the
 	// store.
 	stat func(key string) error
@@ -58,17 +63,31 @@ func (c *heldCloser) Close() error {
 
 func (h *hookStore) Put(ctx context.Context, key string, r io.Reader, opt blob.PutOptions) error {
 	h.mu.Lock()
-	fn := h.put
+	fn, slow, wrote := h.put, h.slow, h.wrote
 	h.mu.Unlock()
-	if fn == nil {
-		return h.Store.Put(ctx, key, r, opt)
-	}
 	body, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
-	fn(key, body)
-	return h.Store.Put(ctx, key, bytes.NewReader(body), opt)
+	if fn != nil {
+		fn(key, body)
+	}
+	if slow != nil {
+		if d := slow(key); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	if err := h.Store.Put(ctx, key, bytes.NewReader(body), opt); err != nil {
+		return err
+	}
+	if wrote != nil {
+		wrote(key)
+	}
+	return nil
 }
 
 func (h *hookStore) Stat(ctx context.Context, key string) (blob.Info, error) {
@@ -302,4 +321,67 @@ func TestSessionRelistingLooksUpNARsFoundStoredAgain(t *testing.T) {
 		t.Errorf("%s was published, but %s, which it names, is gone", cachefmt.NarinfoKey(ok), nar)
 	}
 	mustVerify(t, c.options(), true)
+}
+
+// A narinfo published on the fast path lands within half a window of the
+// check that found no GC running: a write slower than that (a slow link,
+// retries) is abandoned and the path goes through the GC protocol again,
+// which now takes the slow path. Here a GC starts and deletes a path found
+// present while the narinfo of a path relying on it is being written: the
+// narinfo must not land after that.
+func TestSlowNarinfoWriteDoesNotOutliveTheGCCheck(t *testing.T) {
+	isolateNix(t)
+	flake := watchFlake(t)
+	ok := testrig.Build(t, flake+"#ok")[0]
+	infos := closureInfos(t, ok)
+	var b string
+	for _, pi := range infos {
+		if strings.HasSuffix(pi.Path, "-watch-b") {
+			b = pi.Path
+		}
+	}
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, ok)
+	okNAR := storedNarinfo(t, c.store, ok).URL
+	for _, k := range []string{cachefmt.NarinfoKey(ok), okNAR} {
+		if err := c.store.Delete(tctx(t), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const window = time.Second
+	nixcache.SetGCWindow(t, window)
+
+	h := &hookStore{Store: c.store}
+	var once sync.Once
+	var landed, bGone atomic.Bool
+	h.slow = func(key string) time.Duration {
+		if key != cachefmt.NarinfoKey(ok) {
+			return 0
+		}
+		d := time.Duration(0)
+		once.Do(func() {
+			// While the first write of ok's narinfo is on its way, a GC
+			// starts and deletes b, which ok refers to.
+			plant(t, c.store, "gc/epoch", []byte("a GC ran\n"))
+			if err := c.store.Delete(tctx(t), cachefmt.NarinfoKey(b)); err != nil {
+				t.Error(err)
+			}
+			d = 2 * window
+		})
+		return d
+	}
+	h.wrote = func(key string) {
+		if key == cachefmt.NarinfoKey(ok) {
+			landed.Store(true)
+			bGone.Store(!c.has(cachefmt.NarinfoKey(b)))
+		}
+	}
+	o := c.options()
+	o.Store = h
+	o.Root.Name = "again"
+	sum, err := nixcache.Push(tctx(t), o, []string{ok})
+	t.Logf("push: %v (%s)", err, sum.JSON())
+	if landed.Load() && bGone.Load() {
+		t.Errorf("%s landed while %s, which it refers to, was gone", cachefmt.NarinfoKey(ok), cachefmt.NarinfoKey(b))
+	}
 }

@@ -51,37 +51,43 @@ func (s *Session) reliedOn(n *node) reliance {
 }
 
 // guard returns once n's narinfo may be published: at once on the fast
-// path, after the slow path otherwise (errRelied if what it relies on
-// is gone).
-func (s *Session) guard(ctx context.Context, n *node) error {
+// path (unless slow), after the slow path otherwise (errRelied if what it
+// relies on is gone). On the fast path the narinfo must be written before
+// deadline (see publishNode); zero: no deadline.
+func (s *Session) guard(ctx context.Context, n *node, slow bool) (deadline time.Time, err error) {
 	s.mu.Lock()
 	if s.waitRequeued(n) {
 		s.mu.Unlock()
-		return errHeld
+		return time.Time{}, errHeld
 	}
 	r := s.reliedOn(n)
 	stale := n.st.existing && n.stBase != s.base()
 	s.mu.Unlock()
 	r = s.unconfirmed(r)
+	if r.empty() {
+		return time.Time{}, nil
+	}
 	// A NAR found stored under a check the session no longer uses (see
 	// fresh) takes the slow path: a GC may have deleted it since.
-	if r.empty() || (!stale && s.fastPath(ctx)) {
-		return nil
+	if !slow && !stale {
+		if until, ok := s.fastUntil(ctx); ok {
+			return until, nil
+		}
 	}
 	if err := s.protect(ctx, r); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	missing, err := s.stillThere(ctx, r)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if len(missing) == 1 && len(r.nars) == 1 && missing[0] == r.nars[0] {
-		return errNARGone // only the NAR another push had stored: the caller uploads it again
+		return time.Time{}, errNARGone // only the NAR another push had stored: the caller uploads it again
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
+		return time.Time{}, fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
 	}
-	return nil
+	return time.Time{}, nil
 }
 
 // errHeld means a node's reference is being pushed again: the node is
@@ -232,6 +238,13 @@ func (s *Session) unconfirmed(r reliance) reliance {
 // fastPath says whether a check within Window/2 found no GC running
 // and no GC started since the session listed the cache.
 func (s *Session) fastPath(ctx context.Context) bool {
+	_, ok := s.fastUntil(ctx)
+	return ok
+}
+
+// fastUntil is fastPath, with the time until which the check it relies
+// on holds: Window/2 after it was made.
+func (s *Session) fastUntil(ctx context.Context) (time.Time, bool) {
 	first := s.pre.gcState(ctx)
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
@@ -239,7 +252,7 @@ func (s *Session) fastPath(ctx context.Context) bool {
 		first = *s.gcBase
 	}
 	if !first.OK {
-		return false
+		return time.Time{}, false
 	}
 	if s.gcLast.At.IsZero() {
 		s.gcLast = first // a check too: relied on as long as any other
@@ -248,7 +261,8 @@ func (s *Session) fastPath(ctx context.Context) bool {
 		s.gcLast = s.p.checkGC(ctx)
 	}
 	last := s.gcLast
-	return last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
+	ok := last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
+	return last.At.Add(s.p.o.Window / 2), ok
 }
 
 // protect adds r to the session's in-flight root, writes it unless an

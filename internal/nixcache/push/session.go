@@ -414,19 +414,42 @@ func (s *Session) publishNode(n *node) {
 		s.finish(n, s.ctx.Err())
 		return
 	}
-	err := s.guard(s.ctx, n)
+	err := s.guardAndPublish(n)
+	<-s.p.meta
 	if errors.Is(err, errHeld) {
-		<-s.p.meta
 		return
 	}
-	if errors.Is(err, errNARGone) {
-		err = s.reupload(n)
-	}
-	if err == nil {
-		err = s.p.publish(s.ctx, n, n.st)
-	}
-	<-s.p.meta
 	s.finish(n, err)
+}
+
+// guardAndPublish writes n's narinfo once guard allows it. On the fast
+// path the write must be made before the check guard relied on expires
+// (GC may have decided since): one that is not (a slow link, retries,
+// a server asking to wait) is abandoned, and the narinfo goes through
+// the slow path instead.
+func (s *Session) guardAndPublish(n *node) error {
+	slow := false
+	for {
+		deadline, err := s.guard(s.ctx, n, slow)
+		if errors.Is(err, errNARGone) {
+			err = s.reupload(n)
+		}
+		if err != nil {
+			return err
+		}
+		if deadline.IsZero() {
+			return s.p.publish(s.ctx, n, n.st)
+		}
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		err = s.p.publish(ctx, n, n.st)
+		expired := ctx.Err() != nil && s.ctx.Err() == nil
+		cancel()
+		if err == nil || !expired {
+			return err
+		}
+		s.p.o.Log.Info("cache push: a narinfo was not written while the GC check held; taking the slow path", "path", n.pi.Path)
+		slow = true
+	}
 }
 
 // reupload stores n's NAR again, after a concurrent GC deleted the copy
