@@ -385,3 +385,57 @@ func TestSlowNarinfoWriteDoesNotOutliveTheGCCheck(t *testing.T) {
 		t.Errorf("%s landed while %s, which it refers to, was gone", cachefmt.NarinfoKey(ok), cachefmt.NarinfoKey(b))
 	}
 }
+
+// The root of a push whose paths were all in the cache already is what
+// keeps them: it lands within half a window of the check that found no GC
+// running, or the paths are looked up again first. Here a GC starts and
+// deletes them while the root is being written, slowly: the root must not
+// land naming them while they are gone.
+func TestSlowRootWriteDoesNotOutliveTheGCCheck(t *testing.T) {
+	isolateNix(t)
+	top := testrig.Build(t, watchFlake(t)+"#b")[0]
+	infos := closureInfos(t, top)
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, top)
+	const window = time.Second
+	nixcache.SetGCWindow(t, window)
+
+	h := &hookStore{Store: c.store}
+	var once sync.Once
+	var landed, gone atomic.Bool
+	prefix := cachefmt.RootsPrefix + "again/"
+	h.slow = func(key string) time.Duration {
+		if !strings.HasPrefix(key, prefix) {
+			return 0
+		}
+		d := time.Duration(0)
+		once.Do(func() {
+			gcDeletes(t, c, infos)
+			d = 2 * window
+		})
+		return d
+	}
+	h.wrote = func(key string) {
+		if strings.HasPrefix(key, prefix) && !strings.Contains(key, "inflight") {
+			landed.Store(true)
+			gone.Store(!c.has(cachefmt.NarinfoKey(top)))
+		}
+	}
+	o := c.options()
+	o.Store = h
+	o.Root.Name = "again"
+	sum, err := nixcache.Push(tctx(t), o, []string{top})
+	if err != nil {
+		t.Fatalf("push: %v (%s)", err, sum.JSON())
+	}
+	if !landed.Load() {
+		t.Fatalf("the push recorded no root (%s)", sum.JSON())
+	}
+	if gone.Load() {
+		t.Errorf("the root landed while %s, which it names, was gone", top)
+	}
+	mustVerify(t, c.options(), true)
+	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
+		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
+	}
+}

@@ -637,15 +637,13 @@ func (s *Session) Finish(ctx context.Context) (Summary, error) {
 
 func (s *Session) end(ctx context.Context, tops []string, root bool) (Summary, error) {
 	err := s.Wait(ctx)
-	if err == nil && root {
-		err = s.secureForRoot(ctx)
-	}
 	if err == nil {
 		err = blob.Sync(ctx, s.p.store)
 	}
 	sum := s.Summary()
 	if err == nil && root && sum.Failed == 0 {
 		err = s.recordRoot(ctx, tops)
+		sum = s.Summary() // paths a GC deleted may have been pushed again
 	}
 	s.Abandon()
 	s.p.o.Progress.Done(sum)
@@ -656,20 +654,6 @@ func (s *Session) end(ctx context.Context, tops []string, root bool) (Summary, e
 		return sum, &Error{Failed: sum.Failed, Errors: sum.Errors}
 	}
 	return sum, ctx.Err()
-}
-
-// secureForRoot makes sure the root names no path a GC deleted: paths
-// found present that no narinfo of the session relied on never went
-// through guard, so once the session's check no longer holds they are
-// looked up again (see secureFound), and those gone are pushed again.
-func (s *Session) secureForRoot(ctx context.Context) error {
-	if s.fastPath(ctx) {
-		return nil
-	}
-	if err := s.secureFound(ctx); err != nil {
-		return fmt.Errorf("cache push: look up again the paths found present: %w", err)
-	}
-	return s.Wait(ctx)
 }
 
 // Abandon ends the session's background work (the paths in flight
