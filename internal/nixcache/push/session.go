@@ -479,16 +479,18 @@ func (s *Session) reupload(n *node) error {
 // names hold now, 0 for nothing): they are no longer found, and what of
 // the session is not yet published waits for them again.
 func (s *Session) requeue(gone []*node, gens []int64) {
-	for k, n := range gone {
-		n.gen = gens[k]
+	order := make([]int, len(gone))
+	for k := range order {
+		order[k] = k
 	}
-	sort.Slice(gone, func(i, j int) bool { return gone[i].seq < gone[j].seq }) // references first
+	sort.Slice(order, func(i, j int) bool { return gone[order[i]].seq < gone[order[j]].seq }) // references first
 	var todo []*node
 	var bytes int64
 	var failed []failure
 	s.mu.Lock()
-	for _, n := range gone {
-		n.done, n.ok, n.found, n.uploaded, n.st, n.refsLeft = false, false, false, false, stored{}, 0
+	for _, k := range order {
+		n := gone[k]
+		n.done, n.ok, n.found, n.uploaded, n.st, n.refsLeft, n.gen = false, false, false, false, stored{}, 0, gens[k]
 		s.sum.Present--
 		s.pending.Add(1)
 		if err := s.link(n, nil); err != nil {
