@@ -439,3 +439,40 @@ func TestSlowRootWriteDoesNotOutliveTheGCCheck(t *testing.T) {
 		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
 	}
 }
+
+// A NAR a push finds stored (its create-only upload refused) and that a
+// GC deletes before the push inspects it is uploaded again: the path is
+// not failed for it.
+func TestNARDeletedAfterItWasFoundStoredIsUploadedAgain(t *testing.T) {
+	isolateNix(t)
+	top := testrig.Build(t, watchFlake(t)+"#ok")[0]
+	c := newGCCache(t, "dir")
+	c.push("first", "1", time.Now(), false, top)
+	nar := storedNarinfo(t, c.store, top).URL
+	if err := c.store.Delete(tctx(t), cachefmt.NarinfoKey(top)); err != nil {
+		t.Fatal(err)
+	}
+	h := &hookStore{Store: c.store}
+	var once sync.Once
+	h.stat = func(key string) error {
+		if key == nar {
+			once.Do(func() {
+				if err := c.store.Delete(tctx(t), nar); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil
+	}
+	o := c.options()
+	o.Store = h
+	o.Root.Name = "again"
+	sum, err := nixcache.Push(tctx(t), o, []string{top})
+	if err != nil {
+		t.Fatalf("push: %v (%s)", err, sum.JSON())
+	}
+	if !c.has(nar) {
+		t.Errorf("%s was published, but %s, which it names, is gone", cachefmt.NarinfoKey(top), nar)
+	}
+	mustVerify(t, c.options(), true)
+}
