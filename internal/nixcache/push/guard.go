@@ -51,30 +51,55 @@ func (s *Session) reliedOn(n *node) reliance {
 }
 
 // guard returns once n's narinfo may be published: at once on the fast
-// path, after the slow path otherwise (errRelied if what it relies on
-// is gone).
-func (s *Session) guard(ctx context.Context, n *node) error {
+// path (unless slow), after the slow path otherwise (errRelied if what it
+// relies on is gone). On the fast path the narinfo must be written before
+// deadline (see publishNode); zero: no deadline.
+func (s *Session) guard(ctx context.Context, n *node, slow bool) (deadline time.Time, err error) {
 	s.mu.Lock()
+	if s.waitRequeued(n) {
+		s.mu.Unlock()
+		return time.Time{}, errHeld
+	}
 	r := s.reliedOn(n)
+	stale := n.st.existing && n.stBase != s.base()
 	s.mu.Unlock()
 	r = s.unconfirmed(r)
-	if r.empty() || s.fastPath(ctx) {
-		return nil
+	if r.empty() {
+		return time.Time{}, nil
+	}
+	// A NAR found stored under a check the session no longer uses (see
+	// fresh) takes the slow path: a GC may have deleted it since.
+	if !slow && !stale {
+		if until, ok := s.fastUntil(ctx); ok {
+			return until, nil
+		}
 	}
 	if err := s.protect(ctx, r); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	missing, err := s.stillThere(ctx, r)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if len(missing) == 1 && len(r.nars) == 1 && missing[0] == r.nars[0] {
-		return errNARGone // only the NAR another push had stored: the caller uploads it again
+		return time.Time{}, errNARGone // only the NAR another push had stored: the caller uploads it again
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
+		return time.Time{}, fmt.Errorf("%w (%s)", errRelied, strings.Join(missing, ", "))
 	}
-	return nil
+	return time.Time{}, nil
+}
+
+// errHeld means a node's reference is being pushed again: the node is
+// published once it is (see waitRequeued).
+var errHeld = errors.New("held back by a reference pushed again")
+
+// base counts the checks the session has relied on as its base (see
+// fresh).
+func (s *Session) base() int {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	return s.bases
 }
 
 // errNARGone means the NAR a push found already stored (and relied on)
@@ -131,6 +156,72 @@ func (s *Session) secure(ctx context.Context, fresh []*node, outcome []Outcome) 
 	}
 }
 
+// secureFound puts every path of the session found present and not yet
+// confirmed through secure's look-up again: when the session's check no
+// longer holds (a GC may have run since), recorded in the in-flight root,
+// a window later those still there are confirmed and those gone are
+// pushed again (requeue). Nothing relies on a path found under an earlier
+// check after this returns without error.
+func (s *Session) secureFound(ctx context.Context) error {
+	s.mu.Lock()
+	var found []*node
+	for _, n := range s.nodes {
+		if n.found && n.ok {
+			found = append(found, n)
+		}
+	}
+	s.mu.Unlock()
+	found = s.unconfirmedNodes(found)
+	if len(found) == 0 {
+		return nil
+	}
+	r := reliance{}
+	for _, n := range found {
+		r.paths = append(r.paths, n.pi.Path)
+	}
+	if err := s.protect(ctx, r); err != nil {
+		return err
+	}
+	look := s.p.batchLookup(ctx, found)
+	verdicts := make([]verdict, len(found))
+	work.Parallel(ctx, len(found), 32, func(k int) {
+		verdicts[k] = s.p.judge(ctx, found[k].pi, look)
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var gone []*node
+	var gens []int64
+	s.gcMu.Lock()
+	for k, n := range found {
+		if verdicts[k].present {
+			s.confirmed[nixstore.HashPart(n.pi.Path)] = true
+		} else {
+			gone, gens = append(gone, n), append(gens, verdicts[k].gen)
+		}
+	}
+	s.gcMu.Unlock()
+	if len(gone) > 0 {
+		s.p.o.Log.Info("cache push: paths found in the cache were deleted by a concurrent GC before they were protected; pushing them again", "paths", len(gone))
+		s.requeue(gone, gens)
+	}
+	return nil
+}
+
+// unconfirmedNodes is the nodes of found whose paths secure has not
+// confirmed.
+func (s *Session) unconfirmedNodes(found []*node) []*node {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	var out []*node
+	for _, n := range found {
+		if !s.confirmed[nixstore.HashPart(n.pi.Path)] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // unconfirmed is what r names that secure has not confirmed.
 func (s *Session) unconfirmed(r reliance) reliance {
 	s.gcMu.Lock()
@@ -147,6 +238,13 @@ func (s *Session) unconfirmed(r reliance) reliance {
 // fastPath says whether a check within Window/2 found no GC running
 // and no GC started since the session listed the cache.
 func (s *Session) fastPath(ctx context.Context) bool {
+	_, ok := s.fastUntil(ctx)
+	return ok
+}
+
+// fastUntil is fastPath, with the time until which the check it relies
+// on holds: Window/2 after it was made.
+func (s *Session) fastUntil(ctx context.Context) (time.Time, bool) {
 	first := s.pre.gcState(ctx)
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
@@ -154,7 +252,7 @@ func (s *Session) fastPath(ctx context.Context) bool {
 		first = *s.gcBase
 	}
 	if !first.OK {
-		return false
+		return time.Time{}, false
 	}
 	if s.gcLast.At.IsZero() {
 		s.gcLast = first // a check too: relied on as long as any other
@@ -163,7 +261,8 @@ func (s *Session) fastPath(ctx context.Context) bool {
 		s.gcLast = s.p.checkGC(ctx)
 	}
 	last := s.gcLast
-	return last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
+	ok := last.OK && !last.Running && !first.Running && last.Epoch == first.Epoch
+	return last.At.Add(s.p.o.Window / 2), ok
 }
 
 // protect adds r to the session's in-flight root, writes it unless an
@@ -269,7 +368,9 @@ func (s *Session) writeInFlight(ctx context.Context) error {
 	return nil
 }
 
-// stillThere returns what r names that is no longer stored.
+// stillThere returns what r names that is no longer stored. A look-up
+// that fails otherwise is an error: what it was about is not known to be
+// there, so nothing may rely on it.
 func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) {
 	keys := append([]string(nil), r.nars...)
 	for _, p := range r.paths {
@@ -278,8 +379,12 @@ func (s *Session) stillThere(ctx context.Context, r reliance) ([]string, error) 
 	var missing []string
 	_, errs := blob.StatMany(ctx, s.p.store, keys, 32)
 	for i, err := range errs {
-		if errors.Is(err, blob.ErrNotFound) {
+		switch {
+		case err == nil:
+		case errors.Is(err, blob.ErrNotFound):
 			missing = append(missing, keys[i])
+		default:
+			return nil, fmt.Errorf("look up %s again: %w", keys[i], err)
 		}
 	}
 	sort.Strings(missing)

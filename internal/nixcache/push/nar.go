@@ -64,8 +64,15 @@ func (p *pusher) uploadNAR(ctx context.Context, pi nixstore.PathInfo) (stored, e
 	if err != nil {
 		return stored{}, err
 	}
-	for attempt := 0; ; attempt++ {
-		st, err := p.uploadAs(ctx, pi, key, attempt == 0)
+	for attempt, vanished := 0, 0; ; attempt++ {
+		st, err := p.uploadAs(ctx, pi, key, attempt == 0 && vanished == 0)
+		if errors.Is(err, errVanished) && vanished < maxVanished {
+			// The NAR found stored was deleted (a concurrent GC) before it
+			// was inspected: the name is free again.
+			vanished++
+			attempt--
+			continue
+		}
 		var sq *squattedError
 		if !errors.As(err, &sq) || attempt == 2 {
 			return st, err
@@ -78,6 +85,14 @@ func (p *pusher) uploadNAR(ctx context.Context, pi nixstore.PathInfo) (stored, e
 		key = cachefmt.FileKey(sq.ours.fileHash, p.codec, suffix)
 	}
 }
+
+// errVanished means a NAR name that refused a create-only upload held
+// nothing any more when it was inspected.
+var errVanished = errors.New("deleted since the upload found it stored")
+
+// maxVanished bounds how often uploadNAR stores a NAR again after the
+// copy it found stored vanished.
+const maxVanished = 3
 
 func randomSuffix() string {
 	var b [8]byte
@@ -236,6 +251,9 @@ func (p *pusher) existing(ctx context.Context, pi nixstore.PathInfo, key string,
 		}
 	}
 	info, err := blob.Checksum(ctx, p.store, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return stored{}, fmt.Errorf("inspect existing %s: %w", key, errVanished)
+	}
 	if err != nil {
 		return stored{}, fmt.Errorf("inspect existing %s: %w", key, err)
 	}

@@ -73,7 +73,36 @@ func dedupe(sorted []string) []string {
 
 // recordRoot writes the root of the session: tops and every path the
 // session holds; then it removes the session's in-flight root, if any.
+// The root is what keeps the paths the session found present: it is
+// written within Window/2 of a GC check that found no GC (fast path), or
+// after those paths were looked up again (slow path: secureForRoot).
 func (s *Session) recordRoot(ctx context.Context, tops []string) error {
+	for slow := false; ; slow = true {
+		deadline, err := s.secureForRoot(ctx, slow)
+		if err != nil {
+			return err
+		}
+		r := s.finalRoot(tops)
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			wctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		err = writeRoot(wctx, s.p, r)
+		expired := !deadline.IsZero() && wctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case err == nil:
+			s.p.o.Log.Info("cache root recorded", "root", r.Key(), "paths", len(r.Closure))
+			return s.dropInFlight(ctx)
+		case !expired:
+			return fmt.Errorf("cache push: record root %s: %w", r.Key(), err)
+		}
+		s.p.o.Log.Info("cache push: the root was not written while the GC check held; looking up again the paths found present", "root", r.Key())
+	}
+}
+
+// finalRoot is the session's root: tops and every path it holds.
+func (s *Session) finalRoot(tops []string) *cachefmt.Root {
 	var hashes []string
 	s.mu.Lock()
 	for p, n := range s.nodes {
@@ -82,10 +111,32 @@ func (s *Session) recordRoot(ctx context.Context, tops []string) error {
 		}
 	}
 	s.mu.Unlock()
-	r := s.newRoot(tops, hashes)
-	if err := writeRoot(ctx, s.p, r); err != nil {
-		return fmt.Errorf("cache push: record root %s: %w", r.Key(), err)
+	return s.newRoot(tops, hashes)
+}
+
+// secureForRoot makes sure the root names no path a GC deleted: paths
+// found present that no narinfo of the session relied on never went
+// through guard. On the fast path (unless slow) it returns when the
+// check it relies on expires: the root must be written by then.
+// Otherwise the paths found present are looked up again (secureFound),
+// those gone are pushed again, and the root needs no deadline.
+func (s *Session) secureForRoot(ctx context.Context, slow bool) (time.Time, error) {
+	if !slow {
+		if until, ok := s.fastUntil(ctx); ok {
+			return until, nil
+		}
 	}
-	s.p.o.Log.Info("cache root recorded", "root", r.Key(), "paths", len(r.Closure))
-	return s.dropInFlight(ctx)
+	if err := s.secureFound(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("cache push: look up again the paths found present: %w", err)
+	}
+	if err := s.Wait(ctx); err != nil {
+		return time.Time{}, err
+	}
+	if err := blob.Sync(ctx, s.p.store); err != nil {
+		return time.Time{}, err
+	}
+	if sum := s.Summary(); sum.Failed > 0 {
+		return time.Time{}, &Error{Failed: sum.Failed, Errors: sum.Errors}
+	}
+	return time.Time{}, nil
 }

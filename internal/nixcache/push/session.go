@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,7 @@ type Session struct {
 	// use, the latest check, and the in-flight root.
 	gcMu     sync.Mutex
 	gcBase   *lease.Check
+	bases    int // how often gcBase was replaced
 	gcLast   lease.Check
 	inflight inFlight
 	// confirmed: paths found present, recorded in the in-flight root and
@@ -83,6 +85,7 @@ type node struct {
 	found      bool // in the cache before the session: relied on, not written
 	uploaded   bool // the NAR is stored (st)
 	st         stored
+	stBase     int  // the session's base when the upload began (see guard)
 	done, ok   bool // published (or found present), or failed
 	dependents []*node
 }
@@ -382,6 +385,7 @@ func weight(narSize uint64) int64 {
 // upload stores n's NAR, then publishes its narinfo if its references
 // are all published.
 func (s *Session) upload(n *node, w int64) {
+	base := s.base()
 	st, err := s.p.uploadNAR(s.ctx, n.pi)
 	s.p.lim.ReleaseBytes(err == nil, w)
 	if err != nil {
@@ -394,7 +398,7 @@ func (s *Session) upload(n *node, w int64) {
 		_ = s.record(s.ctx, reliance{nars: []string{st.URL}})
 	}
 	s.mu.Lock()
-	n.uploaded, n.st = true, st
+	n.uploaded, n.st, n.stBase = true, st, base
 	ready := !n.done && n.refsLeft == 0
 	s.mu.Unlock()
 	if ready {
@@ -410,15 +414,42 @@ func (s *Session) publishNode(n *node) {
 		s.finish(n, s.ctx.Err())
 		return
 	}
-	err := s.guard(s.ctx, n)
-	if errors.Is(err, errNARGone) {
-		err = s.reupload(n)
-	}
-	if err == nil {
-		err = s.p.publish(s.ctx, n, n.st)
-	}
+	err := s.guardAndPublish(n)
 	<-s.p.meta
+	if errors.Is(err, errHeld) {
+		return
+	}
 	s.finish(n, err)
+}
+
+// guardAndPublish writes n's narinfo once guard allows it. On the fast
+// path the write must be made before the check guard relied on expires
+// (GC may have decided since): one that is not (a slow link, retries,
+// a server asking to wait) is abandoned, and the narinfo goes through
+// the slow path instead.
+func (s *Session) guardAndPublish(n *node) error {
+	slow := false
+	for {
+		deadline, err := s.guard(s.ctx, n, slow)
+		if errors.Is(err, errNARGone) {
+			err = s.reupload(n)
+		}
+		if err != nil {
+			return err
+		}
+		if deadline.IsZero() {
+			return s.p.publish(s.ctx, n, n.st)
+		}
+		ctx, cancel := context.WithDeadline(s.ctx, deadline)
+		err = s.p.publish(ctx, n, n.st)
+		expired := ctx.Err() != nil && s.ctx.Err() == nil
+		cancel()
+		if err == nil || !expired {
+			return err
+		}
+		s.p.o.Log.Info("cache push: a narinfo was not written while the GC check held; taking the slow path", "path", n.pi.Path)
+		slow = true
+	}
 }
 
 // reupload stores n's NAR again, after a concurrent GC deleted the copy
@@ -441,6 +472,55 @@ func (s *Session) reupload(n *node) error {
 	n.st = st
 	s.mu.Unlock()
 	return nil
+}
+
+// requeue pushes again the paths of gone, found present earlier but
+// deleted by a concurrent GC since (gens: the generation of what their
+// names hold now, 0 for nothing): they are no longer found, and what of
+// the session is not yet published waits for them again.
+func (s *Session) requeue(gone []*node, gens []int64) {
+	order := make([]int, len(gone))
+	for k := range order {
+		order[k] = k
+	}
+	sort.Slice(order, func(i, j int) bool { return gone[order[i]].seq < gone[order[j]].seq }) // references first
+	var todo []*node
+	var bytes int64
+	var failed []failure
+	s.mu.Lock()
+	for _, k := range order {
+		n := gone[k]
+		n.done, n.ok, n.found, n.uploaded, n.st, n.refsLeft, n.gen = false, false, false, false, stored{}, 0, gens[k]
+		s.sum.Present--
+		s.pending.Add(1)
+		if err := s.link(n, nil); err != nil {
+			failed = append(failed, s.failLocked(n, err)...)
+			continue
+		}
+		n.queued = true
+		s.depths[n.depth]++
+		todo = append(todo, n)
+		bytes += int64(n.pi.NarSize)
+	}
+	s.mu.Unlock()
+	s.report(failed)
+	s.announce(len(todo), bytes)
+	for _, n := range todo {
+		s.queue.push(n)
+	}
+}
+
+// waitRequeued holds n back, if a reference of n is being pushed again
+// (requeue), until that reference is published (it then publishes n);
+// false if n may be published now. Called with s.mu held.
+func (s *Session) waitRequeued(n *node) bool {
+	for _, r := range n.pi.References {
+		if d, ok := s.nodes[r]; ok && r != n.pi.Path && !d.done {
+			d.dependents = append(d.dependents, n)
+			n.refsLeft++
+		}
+	}
+	return n.refsLeft > 0
 }
 
 // failure is a node that failed, for the progress.
@@ -565,6 +645,7 @@ func (s *Session) end(ctx context.Context, tops []string, root bool) (Summary, e
 	sum := s.Summary()
 	if err == nil && root && sum.Failed == 0 {
 		err = s.recordRoot(ctx, tops)
+		sum = s.Summary() // paths a GC deleted may have been pushed again
 	}
 	s.Abandon()
 	s.p.o.Progress.Done(sum)
@@ -864,6 +945,13 @@ func (s *Session) fresh(ctx context.Context, l listing) listing {
 	if s.fastPath(ctx) {
 		return l
 	}
+	// The paths found under the check the new one replaces may be among
+	// what a GC deleted since: they are looked up again (and pushed again
+	// if gone) before the new check is relied on. Until then the old check
+	// stands, and it takes every narinfo to the slow path.
+	if err := s.secureFound(ctx); err != nil {
+		return l
+	}
 	check := s.p.checkGC(ctx)
 	nl := s.p.listObjects(ctx, &s.pre.budget)
 	if !nl.ok {
@@ -874,6 +962,7 @@ func (s *Session) fresh(ctx context.Context, l listing) listing {
 	s.pre.lmu.Unlock()
 	s.gcMu.Lock()
 	s.gcBase, s.gcLast = &check, check
+	s.bases++
 	s.gcMu.Unlock()
 	return nl
 }
