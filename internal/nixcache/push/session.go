@@ -207,18 +207,25 @@ func (s *Session) wire(fresh []*node, outcome []Outcome, missing map[string]bool
 			s.pending.Done()
 			continue
 		}
-		if err := s.link(n, missing); err != nil {
-			failed = append(failed, s.failLocked(n, err)...)
-			continue
-		}
-		n.queued = true
-		s.depths[n.depth]++
-		todo = append(todo, n)
-		bytes += int64(n.pi.NarSize)
+		failed = append(failed, s.queueLocked(n, missing, &todo, &bytes)...)
 	}
 	s.mu.Unlock()
 	s.report(failed)
 	return todo, bytes
+}
+
+// queueLocked links n to its references and adds it to todo and its
+// NAR size to bytes, or fails it (returning what failed with it). s.mu
+// is held.
+func (s *Session) queueLocked(n *node, missing map[string]bool, todo *[]*node, bytes *int64) []failure {
+	if err := s.link(n, missing); err != nil {
+		return s.failLocked(n, err)
+	}
+	n.queued = true
+	s.depths[n.depth]++
+	*todo = append(*todo, n)
+	*bytes += int64(n.pi.NarSize)
+	return nil
 }
 
 // link records n as a dependent of its unpublished references.
@@ -493,14 +500,7 @@ func (s *Session) requeue(gone []*node, gens []int64) {
 		n.done, n.ok, n.found, n.uploaded, n.st, n.refsLeft, n.gen = false, false, false, false, stored{}, 0, gens[k]
 		s.sum.Present--
 		s.pending.Add(1)
-		if err := s.link(n, nil); err != nil {
-			failed = append(failed, s.failLocked(n, err)...)
-			continue
-		}
-		n.queued = true
-		s.depths[n.depth]++
-		todo = append(todo, n)
-		bytes += int64(n.pi.NarSize)
+		failed = append(failed, s.queueLocked(n, nil, &todo, &bytes)...)
 	}
 	s.mu.Unlock()
 	s.report(failed)
