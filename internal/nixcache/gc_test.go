@@ -82,6 +82,16 @@ func (c *gcCache) push(name, id string, at time.Time, pin bool, paths ...string)
 	}
 }
 
+// verifiesAndSubstitutes checks that the cache verifies deeply and that
+// real Nix substitutes paths from it.
+func (c *gcCache) verifiesAndSubstitutes(paths ...string) {
+	c.t.Helper()
+	mustVerify(c.t, c.options(), true)
+	if out, err := substitute(c.t, c.url(), c.k.public, paths...); err != nil {
+		c.t.Fatalf("nix could not substitute %v: %v\n%s", paths, err, out)
+	}
+}
+
 // plantAt stores an object at store time at.
 func (c *gcCache) plantAt(key string, body []byte, at time.Time) {
 	c.t.Helper()

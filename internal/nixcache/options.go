@@ -137,21 +137,11 @@ var ErrNotConfigured = errors.New("Nix binary cache not configured")
 // Is makes errors.Is(err, ErrNotConfigured) true.
 func (e *NotConfiguredError) Is(target error) bool { return target == ErrNotConfigured }
 
+// withDefaults fills in what this package itself uses; the subsystems
+// (push, audit, gc) default the rest of what they are given.
 func (o Options) withDefaults() Options {
-	if o.Compression == "" {
-		o.Compression = "zstd"
-	}
-	if o.Jobs <= 0 {
-		o.Jobs = 256
-	}
-	if o.UpstreamTimeout <= 0 {
-		o.UpstreamTimeout = 3 * time.Second
-	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = http.DefaultClient
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -205,10 +205,7 @@ func TestPushRootNamesNothingAGCDeleted(t *testing.T) {
 			t.Errorf("the push recorded its root, but %s, which it names, is gone", pi.Path)
 		}
 	}
-	mustVerify(t, c.options(), true)
-	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
-		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
-	}
+	c.verifiesAndSubstitutes(top)
 }
 
 // A session that takes closures as they come and finds, at a later
@@ -254,10 +251,7 @@ func TestSessionRelistingLooksUpEarlierPathsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("close: %v (%s)", err, sum.JSON())
 	}
-	mustVerify(t, c.options(), true)
-	if out, err := substitute(t, c.url(), c.k.public, ok); err != nil {
-		t.Fatalf("nix could not substitute %s: %v\n%s", ok, err, out)
-	}
+	c.verifiesAndSubstitutes(ok)
 }
 
 // An upload that found its NAR stored under the session's earlier check
@@ -434,10 +428,7 @@ func TestSlowRootWriteDoesNotOutliveTheGCCheck(t *testing.T) {
 	if gone.Load() {
 		t.Errorf("the root landed while %s, which it names, was gone", top)
 	}
-	mustVerify(t, c.options(), true)
-	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
-		t.Fatalf("nix could not substitute %s: %v\n%s", top, err, out)
-	}
+	c.verifiesAndSubstitutes(top)
 }
 
 // A NAR a push finds stored (its create-only upload refused) and that a

@@ -79,14 +79,7 @@ func TestPushRacingGCSweepLosesNothing(t *testing.T) {
 // it again: the NAR the rewrite names is spared, though the narinfo that
 // named it was garbage and is deleted.
 func TestGCReReadsARewrittenInFlightRoot(t *testing.T) {
-	isolateNix(t)
-	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
-	live, raced := built[0], built[1]
-	c := newGCCache(t, "gcs")
-	now := time.Now()
-	day := 24 * time.Hour
-	c.push("live", "old", now.Add(-100*day), false, raced) // expired: its paths are garbage
-	c.push("live", "new", now.Add(-2*day), false, live)
+	c, raced, now := expiredBesideLive(t, "gcs")
 	_, ni, err := cachefmt.ReadNarinfo(tctx(t), c.store, cachefmt.NarinfoKey(raced))
 	if err != nil {
 		t.Fatal(err)
@@ -182,10 +175,24 @@ func TestPushWaitsOneWindowForNARsFoundStored(t *testing.T) {
 	if err := c.store.Delete(tctx(t), "gc/running"); err != nil {
 		t.Fatal(err)
 	}
-	mustVerify(t, c.options(), true)
-	if out, err := substitute(t, c.url(), c.k.public, top); err != nil {
-		t.Fatalf("nix could not substitute the chain: %v\n%s", err, out)
-	}
+	c.verifiesAndSubstitutes(top)
+}
+
+// expiredBesideLive is a cache of kind holding a live closure under a
+// recent root and raced under an expired one of the same name (its paths
+// garbage), and the time it was made.
+func expiredBesideLive(t *testing.T, kind string) (c *gcCache, raced string, now time.Time) {
+	t.Helper()
+	isolateNix(t)
+	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
+	live := built[0]
+	raced = built[1]
+	c = newGCCache(t, kind)
+	now = time.Now()
+	day := 24 * time.Hour
+	c.push("live", "old", now.Add(-100*day), false, raced)
+	c.push("live", "new", now.Add(-2*day), false, live)
+	return c, raced, now
 }
 
 // failingOpen is a store whose reads of one key fail (the store's
@@ -206,14 +213,7 @@ func (f failingOpen) Open(ctx context.Context, key string) (io.ReadCloser, error
 // push proofs) and cannot, for a failure of the store, stops GC: deleting
 // on would take the references a push just published it with.
 func TestGCStopsWhenAYoungNarinfoCannotBeRead(t *testing.T) {
-	isolateNix(t)
-	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
-	live, raced := built[0], built[1]
-	c := newGCCache(t, "dir")
-	now := time.Now()
-	day := 24 * time.Hour
-	c.push("live", "old", now.Add(-100*day), false, raced) // expired: garbage
-	c.push("live", "new", now.Add(-2*day), false, live)
+	c, raced, now := expiredBesideLive(t, "dir")
 	top := nixstore.HashPart(raced) + ".narinfo"
 	c.plantAt(top, readObject(t, c.store, top), now) // young again: a push just published it
 	before := listKeys(t, c.store)
@@ -233,14 +233,7 @@ func TestGCStopsWhenAYoungNarinfoCannotBeRead(t *testing.T) {
 // long enough that a push may count gc/running lapsed, and so publish on
 // the fast path relying on garbage, deletes nothing more.
 func TestGCStopsWhenItsLeaseMayHaveLapsed(t *testing.T) {
-	isolateNix(t)
-	built := testrig.Build(t, testrig.Attr(t, "sourceos-server-system"), testrig.Attr(t, "sourceos-edge-system"))
-	live, raced := built[0], built[1]
-	c := newGCCache(t, "dir")
-	now := time.Now()
-	day := 24 * time.Hour
-	c.push("live", "old", now.Add(-100*day), false, raced) // expired: garbage
-	c.push("live", "new", now.Add(-2*day), false, live)
+	c, _, now := expiredBesideLive(t, "dir")
 	before := listKeys(t, c.store)
 	c.setStoreTime(now)
 	// A window that leaves 200 ms between a refresh of the lease and the
