@@ -2,11 +2,13 @@ package testrig
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"cloud.google.com/go/storage"
@@ -27,17 +29,28 @@ type GCS struct {
 // end of the test.
 func StartGCS(t testing.TB, buckets ...string) *GCS {
 	t.Helper()
-	port := freePort(t)
-	host := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{
-		Scheme:     "http",
-		Host:       "127.0.0.1",
-		Port:       uint16(port),
-		PublicHost: host,
-		Writer:     io.Discard,
-	})
-	if err != nil {
-		t.Fatalf("start fake GCS: %v", err)
+	// The emulator takes its port up front (its public URLs name it): a
+	// port found free can be taken by another test process before the
+	// emulator binds it, so a bind that finds it taken tries another.
+	var srv *fakestorage.Server
+	var host string
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		var err error
+		srv, err = fakestorage.NewServerWithOptions(fakestorage.Options{
+			Scheme:     "http",
+			Host:       "127.0.0.1",
+			Port:       uint16(port),
+			PublicHost: host,
+			Writer:     io.Discard,
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 4 {
+			t.Fatalf("start fake GCS: %v", err)
+		}
 	}
 	t.Cleanup(srv.Stop)
 	for _, b := range buckets {
